@@ -1,0 +1,89 @@
+"""The agent form: one field per agent property, validated by agents.properties."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from agents import catalog
+from agents.models import Agent
+from agents.properties import AGENT_DEFAULTS, validate_agent_properties
+from agents.tools import TOOLS
+from ontology.tenant_admin import apply_service_errors
+
+
+def _provider_choices(blank: bool = False) -> list:
+    choices = [(p.key, p.label) for p in catalog.PROVIDERS.values()]
+    return [("", "— none —"), *choices] if blank else choices
+
+
+def _model_choices(blank: bool = False) -> list:
+    grouped = [
+        (provider.label, [(m.model, m.model) for m in catalog.chat_models(provider.key)])
+        for provider in catalog.PROVIDERS.values()
+    ]
+    return [("", "— none —"), *grouped] if blank else grouped
+
+
+class AgentForm(forms.ModelForm):
+    provider = forms.ChoiceField(choices=_provider_choices)
+    model = forms.ChoiceField(choices=_model_choices, help_text="Must belong to the provider.")
+    temperature = forms.FloatField(help_text="0 (focused) to 2 (creative).")
+    fallbackProvider = forms.ChoiceField(
+        label="Fallback provider", choices=lambda: _provider_choices(blank=True), required=False
+    )
+    fallbackModel = forms.ChoiceField(
+        label="Fallback model",
+        choices=lambda: _model_choices(blank=True),
+        required=False,
+        help_text="Used when the main model keeps failing.",
+    )
+    systemPrompt = forms.CharField(
+        label="System prompt", widget=forms.Textarea(attrs={"rows": 12}), required=False
+    )
+    tools = forms.MultipleChoiceField(
+        choices=lambda: [(t.name, f"{t.label} — {t.description}") for t in TOOLS.values()],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    maxConsecutiveToolCalls = forms.IntegerField(label="Max consecutive tool calls")
+    toolCallTimeout = forms.FloatField(label="Tool call timeout (s)")
+    ragEnabled = forms.BooleanField(
+        label="Use knowledge automatically",
+        required=False,
+        help_text="Search the group's knowledge for every message and add the passages "
+        "to the context.",
+    )
+    ragTopK = forms.IntegerField(label="Passages per search (top-k)")
+    embeddingModel = forms.ChoiceField(
+        label="Embedding model",
+        choices=lambda: [
+            (m.model, f"{m.model} ({m.provider})") for m in catalog.embedding_models()
+        ],
+    )
+    maxTokens = forms.IntegerField(label="Max output tokens")
+    requestTimeout = forms.FloatField(label="Request timeout (s)")
+
+    property_fields = tuple(AGENT_DEFAULTS)
+
+    class Meta:
+        model = Agent
+        fields = ("group", "name", "status")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = {**AGENT_DEFAULTS, **(self.instance.properties or {})}
+        for key in self.property_fields:
+            self.fields[key].initial = current[key]
+        self.cleaned_properties: dict | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if any(key in self.errors for key in self.property_fields):
+            return cleaned
+        properties = {key: cleaned.get(key) for key in self.property_fields}
+        properties["fallbackProvider"] = properties["fallbackProvider"] or ""
+        properties["fallbackModel"] = properties["fallbackModel"] or ""
+        try:
+            self.cleaned_properties = validate_agent_properties(properties)
+        except ValidationError as error:
+            apply_service_errors(self, error)
+        return cleaned

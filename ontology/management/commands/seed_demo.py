@@ -1,0 +1,73 @@
+"""Seed the demo tenant for `make run`. Safe to run again: existing rows are left alone."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from agents.models import Agent
+from ontology import services
+from ontology.models import Group, Membership, Thing, User
+from ontology.scoping import group_scope
+
+DEMO_USERS = [
+    # username/email, password, display name, role, staff
+    ("owner@acme.example", "parley-owner", "Olivia Owner", Membership.Role.OWNER, True),
+    ("member@acme.example", "parley-member", "Max Member", Membership.Role.MEMBER, False),
+]
+PLATFORM_ADMIN = ("admin@parley.local", "parley-admin")
+
+DEMO_AGENT = {
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "systemPrompt": (
+        "You are Acme Corp's assistant. Answer from the company's knowledge when you can, "
+        "cite your sources as [n], and say plainly when you do not know."
+    ),
+    "temperature": 0.3,
+    "maxTokens": 1024,
+    "tools": ["searchKnowledge", "createTask", "callHuman"],
+    "ragEnabled": False,
+    "ragTopK": 5,
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant (Acme Corp), its owner and member, and one agent."
+
+    def handle(self, *args, **options):
+        if not settings.PARLEY_DEMO_SEED_ALLOWED:
+            raise CommandError(
+                "Demo seeding is off (it creates users with known passwords). "
+                "Set PARLEY_DEMO_SEED_ALLOWED=1 to seed anyway."
+            )
+        with transaction.atomic():
+            self._seed()
+
+    def _seed(self) -> None:
+        username, password = PLATFORM_ADMIN
+        if not User.objects.filter(username=username).exists():
+            User.objects.create_superuser(username=username, email=username, password=password)
+
+        group = Group.objects.filter(slug="acme").first()
+        created_group = group is None
+        if created_group:
+            group = services.group_create(
+                name="Acme Corp", slug="acme", plan=Group.Plan.TEAM, actor=None
+            )
+        with group_scope(group):
+            for email, pw, display_name, role, staff in DEMO_USERS:
+                user = User.objects.filter(username=email).first()
+                if user is None:
+                    user = User.objects.create_user(
+                        username=email, email=email, password=pw,
+                        display_name=display_name, is_staff=staff,
+                    )  # fmt: skip
+                if not Membership.objects.filter(user=user).exists():
+                    services.membership_create(group=group, user=user, role=role, actor=None)
+            if not Agent.objects.exists():
+                services.thing_create(
+                    group=group, type=Thing.Type.AGENT, name="Acme Assistant",
+                    properties=DEMO_AGENT, actor=None,
+                )  # fmt: skip
+        verb = "Created" if created_group else "Checked"
+        self.stdout.write(self.style.SUCCESS(f"{verb} demo tenant Acme Corp."))

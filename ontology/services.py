@@ -1,0 +1,328 @@
+"""Write paths for the ontology. Each change and its audit Event commit together or not at all."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection as db_connection
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from ontology.models import Connection, Event, Group, Membership, Thing, User
+from ontology.properties import validate_properties
+from ontology.scoping import ensure_group_allowed, group_scope
+
+logger = logging.getLogger(__name__)
+
+_UNSET: Any = object()
+MAX_AUDIT_VALUE = 200
+
+
+def _audit_value(value: Any) -> Any:
+    """Keep audit rows small: long strings are cut, everything else is stored as is."""
+    if isinstance(value, str) and len(value) > MAX_AUDIT_VALUE:
+        return value[:MAX_AUDIT_VALUE] + "…"
+    return value
+
+
+def event_record(
+    *,
+    group: Group,
+    type: str,
+    actor: User | None = None,
+    target: Any = None,
+    metadata: dict[str, Any] | None = None,
+) -> Event:
+    """Append one audit row. Call it inside the transaction of the change it records."""
+    target_type = target_id = target_label = ""
+    if target is not None:
+        target_type = target.type if isinstance(target, Thing) else target._meta.model_name
+        target_id = str(target.pk)
+        target_label = str(target)[:200]
+    return Event.objects.create(
+        group=group,
+        type=type,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label,
+        metadata=metadata or {},
+    )
+
+
+# --- Groups ------------------------------------------------------------------------
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:70] or "group"
+    slug, n = base, 2
+    while Group.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def group_create(
+    *,
+    name: str,
+    actor: User | None,
+    slug: str | None = None,
+    type: str = Group.Type.ORGANIZATION,
+    plan: str = Group.Plan.FREE,
+    properties: dict[str, Any] | None = None,
+    owner: User | None = None,
+) -> Group:
+    group = Group(
+        name=name,
+        slug=slug or _unique_slug(name),
+        type=type,
+        plan=plan,
+        properties=properties or {},
+    )
+    group.full_clean()
+    group.save()
+    event_record(
+        group=group, type="group.created", actor=actor, target=group,
+        metadata={"plan": plan, "type": type},
+    )  # fmt: skip
+    if owner is not None:
+        membership_create(group=group, user=owner, role=Membership.Role.OWNER, actor=actor)
+    return group
+
+
+@transaction.atomic
+def group_update(*, group: Group, actor: User | None, **changes: Any) -> Group:
+    allowed = {"name", "slug", "type", "plan", "properties"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} on a group.")
+    ensure_group_allowed(group)
+    before = {key: getattr(group, key) for key in changes}
+    for key, value in changes.items():
+        setattr(group, key, value)
+    group.full_clean()
+    group.save()
+    diff = {
+        k: [_audit_value(before[k]), _audit_value(v)] for k, v in changes.items() if before[k] != v
+    }
+    if diff:
+        event_record(group=group, type="group.updated", actor=actor, target=group,
+                     metadata={"changes": diff})  # fmt: skip
+    return group
+
+
+@transaction.atomic
+def group_delete(*, group: Group, actor: User | None) -> None:
+    """Delete a tenant and everything it owns, its audit trail included (platform operation)."""
+    # The events trigger refuses deletes unless this transaction-local flag is on.
+    with db_connection.cursor() as cursor:
+        cursor.execute("SET LOCAL parley.allow_event_delete = 'on'")
+    logger.warning("group %s (%s) deleted by %s", group.pk, group.slug, actor)
+    group.delete()
+
+
+# --- Memberships -------------------------------------------------------------------
+
+
+def ensure_owner_remains(membership: Membership, *, field: str) -> None:
+    """Refuse to demote or remove the last owner of a group."""
+    if membership.role != Membership.Role.OWNER:
+        return
+    with group_scope(membership.group):
+        others = (
+            Membership.objects.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()
+        )
+    if not others:
+        raise ValidationError({field: "A group needs at least one owner; add another owner first."})
+
+
+def ensure_not_member(*, group: Group, user: User) -> None:
+    with group_scope(group):
+        if Membership.objects.filter(user=user).exists():
+            raise ValidationError({"user": f"{user} is already a member of {group}."})
+
+
+@transaction.atomic
+def membership_create(
+    *, group: Group, user: User, role: str = Membership.Role.MEMBER, actor: User | None
+) -> Membership:
+    ensure_group_allowed(group)
+    membership = Membership(group=group, user=user, role=role)
+    membership.full_clean(validate_unique=False, validate_constraints=False)
+    ensure_not_member(group=group, user=user)
+    membership.save()
+    event_record(group=group, type="membership.created", actor=actor, target=membership,
+                 metadata={"user_id": user.pk, "role": role})  # fmt: skip
+    return membership
+
+
+@transaction.atomic
+def membership_update(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    ensure_group_allowed(membership.group)
+    old_role = membership.role
+    if old_role == role:
+        return membership
+    if role not in Membership.Role.values:
+        raise ValidationError(
+            {"role": f"Role must be one of: {', '.join(Membership.Role.values)}."}
+        )
+    ensure_owner_remains(membership, field="role")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    event_record(group=membership.group, type="membership.updated", actor=actor,
+                 target=membership, metadata={"user_id": membership.user_id,
+                                              "role": [old_role, role]})  # fmt: skip
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, membership: Membership, actor: User | None) -> None:
+    ensure_group_allowed(membership.group)
+    ensure_owner_remains(membership, field="user")
+    event_record(group=membership.group, type="membership.deleted", actor=actor,
+                 target=membership, metadata={"user_id": membership.user_id,
+                                              "role": membership.role})  # fmt: skip
+    membership.delete()
+
+
+# --- Things ---------------------------------------------------------------------------
+
+
+def _validate_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({"name": "Name is required."})
+    if len(name) > 200:
+        raise ValidationError({"name": "Name must be at most 200 characters."})
+    return name.strip()
+
+
+@transaction.atomic
+def thing_create(
+    *,
+    group: Group,
+    type: str,
+    name: str,
+    actor: User | None,
+    properties: dict[str, Any] | None = None,
+    status: str = Thing.Status.ACTIVE,
+) -> Thing:
+    ensure_group_allowed(group)
+    if status not in Thing.Status.values:
+        raise ValidationError(
+            {"status": f"Status must be one of: {', '.join(Thing.Status.values)}."}
+        )
+    thing = Thing.objects.create(
+        group=group,
+        type=type,
+        name=_validate_name(name),
+        properties=validate_properties(type, properties),
+        status=status,
+    )
+    event_record(group=group, type=f"{type}.created", actor=actor, target=thing,
+                 metadata={"name": thing.name, "status": status})  # fmt: skip
+    return thing
+
+
+def _properties_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    keys = sorted(set(before) | set(after))
+    return {
+        k: [_audit_value(before.get(k)), _audit_value(after.get(k))]
+        for k in keys
+        if before.get(k) != after.get(k)
+    }
+
+
+@transaction.atomic
+def thing_update(
+    *,
+    thing: Thing,
+    actor: User | None,
+    name: str = _UNSET,
+    properties: dict[str, Any] = _UNSET,
+    status: str = _UNSET,
+) -> Thing:
+    ensure_group_allowed(thing.group)
+    changes: dict[str, Any] = {}
+    if name is not _UNSET:
+        name = _validate_name(name)
+        if name != thing.name:
+            changes["name"] = [thing.name, name]
+            thing.name = name
+    if status is not _UNSET and status != thing.status:
+        if status not in Thing.Status.values:
+            raise ValidationError(
+                {"status": f"Status must be one of: {', '.join(Thing.Status.values)}."}
+            )
+        changes["status"] = [thing.status, status]
+        thing.status = status
+    if properties is not _UNSET:
+        cleaned = validate_properties(thing.type, properties)
+        diff = _properties_diff(thing.properties, cleaned)
+        if diff:
+            changes["properties"] = diff
+            thing.properties = cleaned
+    if not changes:
+        return thing
+    thing.updated_at = timezone.now()
+    thing.save()
+    event_record(group=thing.group, type=f"{thing.type}.updated", actor=actor, target=thing,
+                 metadata={"changes": changes})  # fmt: skip
+    return thing
+
+
+@transaction.atomic
+def thing_delete(*, thing: Thing, actor: User | None) -> None:
+    ensure_group_allowed(thing.group)
+    event_record(group=thing.group, type=f"{thing.type}.deleted", actor=actor, target=thing,
+                 metadata={"name": thing.name})  # fmt: skip
+    thing.delete()
+
+
+# --- Connections -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    group: Group,
+    type: str,
+    actor: User | None,
+    from_thing: Thing | None = None,
+    from_user: User | None = None,
+    to_thing: Thing | None = None,
+    to_user: User | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Connection:
+    """Connect two things/users of one group; endpoints from another group are refused."""
+    ensure_group_allowed(group)
+    if (from_thing is None) == (from_user is None) or (to_thing is None) == (to_user is None):
+        raise ValidationError("A connection needs exactly one source and exactly one target.")
+    for thing in (from_thing, to_thing):
+        if thing is not None and thing.group_id != group.pk:
+            raise ValidationError("A connection cannot reach a thing of another group.")
+    users = [u for u in (from_user, to_user) if u is not None]
+    if users:
+        with group_scope(group):
+            members = set(
+                Membership.objects.filter(user__in=users).values_list("user_id", flat=True)
+            )
+        if any(u.pk not in members for u in users):
+            raise ValidationError("A connection can only reach members of the group.")
+    conn = Connection.objects.create(
+        group=group, type=type, from_thing=from_thing, from_user=from_user,
+        to_thing=to_thing, to_user=to_user, metadata=metadata or {},
+    )  # fmt: skip
+    event_record(group=group, type="connection.created", actor=actor, target=conn,
+                 metadata={"type": type})  # fmt: skip
+    return conn
+
+
+@transaction.atomic
+def connection_delete(*, connection: Connection, actor: User | None) -> None:
+    ensure_group_allowed(connection.group)
+    event_record(group=connection.group, type="connection.deleted", actor=actor,
+                 target=connection, metadata={"type": connection.type})  # fmt: skip
+    connection.delete()

@@ -1,0 +1,47 @@
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from ontology.middleware import SESSION_KEY
+from ontology.models import Thing
+from ontology.selectors import group_for_user, things_for_group
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    context = {"agents": []}
+    if request.group is not None:
+        context["agents"] = things_for_group(group=request.group, type=Thing.Type.AGENT)
+    return render(request, "ontology/home.html", context)
+
+
+@login_required
+@require_POST
+def switch_group(request: HttpRequest) -> HttpResponse:
+    group = group_for_user(user=request.user, group_id=request.POST.get("group", ""))
+    if group is None:
+        raise Http404("No such group.")
+    request.session[SESSION_KEY] = group.pk
+    return redirect("home")
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness of the two stores this process needs; for load balancers and `make run`."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:
+        checks["database"] = f"error: {type(error).__name__}"
+    try:
+        cache.set("healthz", "1", timeout=5)
+        checks["redis"] = "ok" if cache.get("healthz") == "1" else "error: no round trip"
+    except Exception as error:
+        checks["redis"] = f"error: {type(error).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
