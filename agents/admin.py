@@ -29,6 +29,7 @@ class AgentAdmin(TenantAdmin):
     list_filter = ("status", ProviderFilter, ("group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "properties__systemPrompt")
     list_select_related = ("group",)
+    autocomplete_fields = ("group",)
     fieldsets = (
         (None, {"fields": ("group", "name", "status")}),
         ("Model", {"fields": ("provider", "model", "temperature",

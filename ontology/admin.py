@@ -117,6 +117,7 @@ class MembershipAdmin(TenantAdmin):
     list_filter = ("role", ("group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__username", "user__email", "user__display_name")
     list_select_related = ("user", "group")
+    autocomplete_fields = ("group",)
 
     def get_readonly_fields(self, request, obj=None):
         return ("group", "user") if obj else ()
@@ -172,6 +173,7 @@ class ThingAdmin(TenantAdmin):
     list_filter = ("type", "status", ("group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name",)
     list_select_related = ("group",)
+    autocomplete_fields = ("group",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).exclude(type=Thing.Type.AGENT)

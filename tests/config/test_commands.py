@@ -1,0 +1,87 @@
+"""The two commands' machinery: exit codes reach CI, production settings pass check --deploy."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from agents.models import Agent
+from ontology.models import Group, Membership
+from ontology.scoping import group_scope
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args, tmp_path=None, **env):
+    # DATABASE_URL / REDIS_URL are inherited, so the runner starts no servers of its own.
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "code"), [("assert 1 + 1 == 3", 1), ("assert True", 0)])
+def test_the_test_command_exits_with_pytests_code(tmp_path, body, code):
+    test_file = tmp_path / "test_sample.py"
+    test_file.write_text(f"def test_sample():\n    {body}\n")
+    result = run(
+        ["-m", "config.devservers", "test", str(test_file), "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-c", os.devnull],
+    )  # fmt: skip
+    assert result.returncode == code, result.stdout + result.stderr
+
+
+def test_exec_passes_the_server_urls_and_the_exit_code():
+    script = textwrap.dedent("""
+        import os, sys
+        assert os.environ["DATABASE_URL"].startswith("postgres")
+        assert os.environ["REDIS_URL"].startswith("redis")
+        sys.exit(7)
+    """)
+    result = run(["-m", "config.devservers", "exec", "--", sys.executable, "-c", script])
+    assert result.returncode == 7, result.stderr
+    assert "using DATABASE_URL" in result.stdout
+
+
+def test_production_settings_pass_check_deploy():
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="x7#kP2!vQ9@mZ4$wL8^nR1&tY6*bC3(dF5)gH0_jK-eM+uN=sA",
+        DJANGO_ALLOWED_HOSTS="parley.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_a_missing_secret_key():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env={**env, "DJANGO_DEBUG": "0"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_seed_demo_creates_the_demo_tenant_once(db, settings):
+    settings.PARLEY_DEMO_SEED_ALLOWED = True
+    call_command("seed_demo")
+    call_command("seed_demo")
+    group = Group.objects.get(slug="acme")
+    assert group.name == "Acme Corp"
+    with group_scope(group):
+        roles = dict(Membership.objects.values_list("user__username", "role"))
+        assert roles == {"owner@acme.example": "owner", "member@acme.example": "member"}
+        assert list(Agent.objects.values_list("name", flat=True)) == ["Acme Assistant"]
+
+
+def test_seed_demo_is_off_in_production(db, settings):
+    settings.PARLEY_DEMO_SEED_ALLOWED = False
+    with pytest.raises(Exception, match="Demo seeding is off"):
+        call_command("seed_demo")
+    assert not Group.objects.filter(slug="acme").exists()

@@ -1,0 +1,92 @@
+"""Shared fixtures: two tenants, each with an owner (staff), a member and an agent."""
+
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.cache import cache
+from django.db import connections
+
+from ontology import services
+from ontology.models import Group, Membership, Thing, User
+
+AGENT_PROPERTIES = {"provider": "openai", "model": "gpt-4o-mini", "temperature": 0.2}
+
+
+@dataclass
+class Tenant:
+    group: Group
+    owner: User
+    member: User
+    agent: Thing
+
+
+def make_user(username: str, *, staff: bool = False, superuser: bool = False) -> User:
+    return User.objects.create_user(
+        username=username,
+        email=username,
+        password="pw-" + username,
+        is_staff=staff or superuser,
+        is_superuser=superuser,
+    )
+
+
+def make_tenant(slug: str) -> Tenant:
+    owner = make_user(f"owner@{slug}.example", staff=True)
+    member = make_user(f"member@{slug}.example")
+    group = services.group_create(name=f"{slug.title()} Inc", slug=slug, actor=None, owner=owner)
+    services.membership_create(group=group, user=member, role=Membership.Role.MEMBER, actor=owner)
+    agent = services.thing_create(
+        group=group,
+        type=Thing.Type.AGENT,
+        name=f"{slug.title()} Agent",
+        properties=AGENT_PROPERTIES,
+        actor=owner,
+    )
+    return Tenant(group=group, owner=owner, member=member, agent=agent)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    # Production-safe defaults redirect to HTTPS; the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
+    # No collectstatic before tests: serve static files from the app folders.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # Password hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return make_tenant("alpha")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return make_tenant("bravo")
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return make_user("root@parley.example", superuser=True)
+
+
+@pytest.fixture
+def clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+async def thread_connections():
+    """Close the DB connection the async ORM opened in asgiref's worker thread.
+
+    In production Django closes it when the request ends; in a test nobody
+    does, and the open session would stop the test database from being dropped.
+    """
+    yield
+    await sync_to_async(connections.close_all)()

@@ -1,0 +1,117 @@
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.apps import apps
+from django.db import models
+
+from agents.models import Agent
+from ontology import services
+from ontology.models import Event, Group, Membership, Thing
+from ontology.scoping import (
+    ScopeError,
+    TenantManager,
+    active_group,
+    group_scope,
+    scopes_disabled,
+)
+
+
+def test_every_model_with_a_group_foreign_key_is_tenant_owned():
+    offenders = []
+    for model in apps.get_models():
+        if model is Group:
+            continue
+        group_fks = [
+            f
+            for f in model._meta.get_fields()
+            if isinstance(f, models.ForeignKey) and f.remote_field.model is Group
+        ]
+        if not group_fks:
+            continue
+        has_direct_group = any(f.name == "group" for f in group_fks)
+        if not has_direct_group or not isinstance(model._default_manager, TenantManager):
+            offenders.append(model._meta.label)
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        lambda: list(Thing.objects.all()),
+        lambda: Thing.objects.filter(name="x").count(),
+        lambda: Thing.objects.exists(),
+        lambda: Thing.objects.get(pk=1),
+        lambda: Thing.objects.first(),
+        lambda: Thing.objects.update(name="x"),
+        lambda: Thing.objects.all().delete(),
+        lambda: list(Agent.objects.values_list("name", flat=True)),
+        lambda: list(Membership.objects.all()),
+        lambda: list(Event.objects.all()),
+    ],
+)
+def test_tenant_managers_refuse_to_run_without_an_active_group(tenant_a, query):
+    with pytest.raises(ScopeError, match="no active group"):
+        query()
+
+
+def test_a_scope_shows_only_its_own_groups_rows(tenant_a, tenant_b):
+    with group_scope(tenant_a.group):
+        assert list(Agent.objects.values_list("name", flat=True)) == ["Alpha Agent"]
+        assert not Thing.objects.filter(pk=tenant_b.agent.pk).exists()
+        assert {m.user for m in Membership.objects.all()} == {tenant_a.owner, tenant_a.member}
+        # Even naming the other group explicitly finds nothing.
+        assert not Thing.objects.filter(group=tenant_b.group).exists()
+
+
+def test_the_escape_hatch_returns_every_tenant(tenant_a, tenant_b):
+    with scopes_disabled():
+        assert Agent.objects.count() == 2
+
+
+def test_writing_to_another_group_inside_a_scope_is_refused(tenant_a, tenant_b):
+    with group_scope(tenant_a.group), pytest.raises(ScopeError):
+        services.thing_create(
+            group=tenant_b.group, type="task", name="sneaky", actor=tenant_a.owner
+        )
+    with scopes_disabled():
+        assert not Thing.objects.filter(name="sneaky").exists()
+
+
+async def test_the_scope_follows_sync_to_async_and_tasks():
+    group = Group(pk=42, name="x", slug="x")
+    with group_scope(group):
+        assert await sync_to_async(active_group)() is group
+        assert await asyncio.create_task(_active_group_async()) is group
+    assert active_group() is None
+    assert await sync_to_async(active_group)() is None
+
+
+async def _active_group_async():
+    return active_group()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("thread_connections")
+async def test_scoped_queries_work_from_async_code():
+    tenant_a = await database_sync_to_async(_make_two_tenants)()
+    with group_scope(tenant_a.group):
+        names = await database_sync_to_async(
+            lambda: list(Agent.objects.values_list("name", flat=True))
+        )()
+        assert names == ["Alpha Agent"]
+        assert await Agent.objects.acount() == 1
+    with pytest.raises(ScopeError):
+        await Agent.objects.acount()
+
+
+def _agent_names():
+    return list(Agent.objects.values_list("name", flat=True))
+
+
+def _make_two_tenants():
+    from tests.conftest import make_tenant
+
+    make_tenant("bravo")
+    return make_tenant("alpha")
