@@ -333,29 +333,41 @@ def print_banner(host: str, port: int) -> None:
     say("Demo logins (Acme Corp):")
     say("  owner   owner@acme.example / parley-owner")
     say("  member  member@acme.example / parley-member")
+    say("Platform superuser: admin@parley.local / parley-admin")
     say("Press Ctrl-C to stop every process started here.")
     say("")
 
 
+class _Stop(Exception):
+    """Raised by the signal handler: Ctrl-C, SIGTERM or SIGHUP asked the runner to stop."""
+
+
+def _raise_stop(signum, frame):
+    raise _Stop
+
+
 def supervise(commands: dict[str, list[str]], *, env: dict[str, str], banner) -> int:
-    """Start the processes; when one exits or Ctrl-C arrives, stop them all."""
-    processes = {
-        name: subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
-        for name, command in commands.items()
-    }
-    banner()
+    """Start the processes; when one exits or a stop signal arrives, stop them all."""
+    # Explicit handlers: a shell that starts us in the background leaves SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
+    processes: dict[str, subprocess.Popen] = {}
     exit_code = 0
     try:
-        while True:
+        for name, command in commands.items():
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
+        banner()
+        while exit_code == 0:
             for name, process in processes.items():
                 code = process.poll()
                 if code is not None:
                     say(f"{name} exited with code {code}; stopping the others.")
-                    return code or 1
+                    exit_code = code or 1
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    except _Stop:
         say("Stopping…")
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
