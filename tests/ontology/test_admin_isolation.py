@@ -242,3 +242,38 @@ def test_demoting_the_last_owner_in_the_admin_is_refused(admin_a, tenant_a):
     )
     assert response.status_code == 200
     assert "at least one owner" in response.context["adminform"].form.errors["role"][0]
+
+
+def test_editing_a_task_in_the_admin_validates_properties_and_audits(admin_a, tenant_a):
+    from ontology import services
+
+    task = services.thing_create(
+        group=tenant_a.group, type="task", name="Order chairs", actor=tenant_a.owner
+    )
+    url = reverse("admin:ontology_thing_change", args=[task.pk])
+    bad = admin_a.post(
+        url, {"name": "Order chairs", "status": "active", "properties": '{"state": "lost"}'}
+    )
+    assert "state: State must be one of" in bad.context["adminform"].form.errors["properties"][0]
+    good = admin_a.post(
+        url, {"name": "Order desks", "status": "active", "properties": '{"state": "done"}'}
+    )
+    assert good.status_code == 302
+    with group_scope(tenant_a.group):
+        task.refresh_from_db()
+        event = Event.objects.get(type="task.updated", target_id=str(task.pk))
+    assert (task.name, task.properties["state"]) == ("Order desks", "done")
+    assert event.metadata["changes"]["name"] == ["Order chairs", "Order desks"]
+
+
+def test_a_tenant_admin_renames_their_group_but_cannot_change_its_plan(admin_a, tenant_a):
+    url = reverse("admin:ontology_group_change", args=[tenant_a.group.pk])
+    response = admin_a.post(
+        url, {"name": "Alpha Holdings", "properties": "{}", "plan": "enterprise"}
+    )
+    assert response.status_code == 302
+    tenant_a.group.refresh_from_db()
+    assert (tenant_a.group.name, tenant_a.group.plan) == ("Alpha Holdings", "free")
+    with group_scope(tenant_a.group):
+        event = Event.objects.get(type="group.updated")
+    assert event.metadata["changes"] == {"name": ["Alpha Inc", "Alpha Holdings"]}
