@@ -10,3 +10,4 @@ class AgentsConfig(AppConfig):
         from ontology.properties import register_properties_validator
 
         register_properties_validator("agent", validate_agent_properties)
+        import agents.tools.builtin  # noqa: F401 - registers the built-in tools

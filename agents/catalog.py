@@ -17,6 +17,8 @@ class Provider:
     wire: str  # "openai" (Chat Completions, also every compatible endpoint) or "anthropic"
     base_url: str | None = None
     api_key_env: str | None = None
+    # The simulator picks its behaviour from a "@scenario" suffix on the model id.
+    scenarios: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ PROVIDERS: dict[str, Provider] = {
             "http://localhost:11434/v1",
             "LOCAL_LLM_API_KEY",
         ),
+        Provider("simulator", "Simulator (OpenAI wire)", "openai", scenarios=True),
+        Provider("simulator-anthropic", "Simulator (Anthropic wire)", "anthropic", scenarios=True),
     ]
 }
 
@@ -117,13 +121,42 @@ MODELS: list[ModelInfo] = [
     _m("local", "llama3.1", 131_072, 8_192, "0", "0"),
     _m("local", "qwen2.5", 32_768, 8_192, "0", "0"),
     _m("local", "all-MiniLM-L6-v2", 256, 0, "0", "0", tools=False, embedding_dimensions=384),
+    # The provider simulator: priced like a real model so metering is exercised end to end.
+    _m("simulator", "sim-gpt", 128_000, 16_384, "1.00", "4.00", "0.50"),
+    _m("simulator-anthropic", "sim-claude", 200_000, 64_000, "3.00", "15.00", "0.30"),
 ]
 
 _BY_KEY: dict[tuple[str, str], ModelInfo] = {(m.provider, m.model): m for m in MODELS}
 
 
 def get_model(provider: str, model: str) -> ModelInfo | None:
-    return _BY_KEY.get((provider, model))
+    info = _BY_KEY.get((provider, model))
+    if info is None and provider in PROVIDERS and PROVIDERS[provider].scenarios:
+        info = _BY_KEY.get((provider, model.split("@", 1)[0]))
+    return info
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Dollars per million tokens, as charged at the moment of a call."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal
+
+
+def prices_for(info: ModelInfo) -> Prices:
+    """The catalog price, unless the deployment overrides it (admin: price overrides)."""
+    from agents.models import PriceOverride
+
+    override = PriceOverride.objects.filter(provider=info.provider, model=info.model).first()
+    if override is not None:
+        return Prices(
+            override.input_per_million,
+            override.output_per_million,
+            override.cached_input_per_million,
+        )
+    return Prices(info.input_per_million, info.output_per_million, info.cached_input_per_million)
 
 
 def chat_models(provider: str | None = None) -> list[ModelInfo]:

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from agents import catalog
 from agents.models import Agent
 from agents.properties import AGENT_DEFAULTS, validate_agent_properties
-from agents.tools import TOOLS
+from agents.tools.registry import TOOLS
 from ontology.tenant_admin import apply_service_errors
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from agents import catalog
-from agents.tools import TOOLS
+from agents.tools.registry import TOOLS
 from ontology.properties import reject_unknown_keys
 
 AGENT_DEFAULTS: dict[str, Any] = {
@@ -139,7 +139,8 @@ def validate_agent_properties(properties: dict[str, Any]) -> dict[str, Any]:
             model_key="fallbackModel",
             errors=errors,
         )
-        if fallback is not None and fallback == info:
+        same = (p["fallbackProvider"], p["fallbackModel"]) == (p["provider"], p["model"])
+        if fallback is not None and same:
             errors["fallbackModel"] = "The fallback model must differ from the agent's model."
 
     if errors:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -177,6 +177,47 @@ LOGGING = {
     },
 }
 
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "parley@localhost")
+
+CELERY_TASK_ROUTES = {
+    "agents.run_tool": {"queue": "tools"},
+}
+
 # --- Parley --------------------------------------------------------------------------
 
 PARLEY_DEMO_SEED_ALLOWED = env_bool("PARLEY_DEMO_SEED_ALLOWED", DEBUG)
+
+# Provider API keys and endpoints. A group may also store its own key (encrypted) in the admin.
+PARLEY_PROVIDER_API_KEYS = {
+    "openai": env_str("OPENAI_API_KEY", ""),
+    "anthropic": env_str("ANTHROPIC_API_KEY", ""),
+    "deepseek": env_str("DEEPSEEK_API_KEY", ""),
+    "groq": env_str("GROQ_API_KEY", ""),
+    "mistral": env_str("MISTRAL_API_KEY", ""),
+    "xai": env_str("XAI_API_KEY", ""),
+    "gemini": env_str("GEMINI_API_KEY", ""),
+    "local": env_str("LOCAL_LLM_API_KEY", "local"),
+    "simulator": "simulator",
+    "simulator-anthropic": "simulator",
+}
+PARLEY_PROVIDER_BASE_URLS = {
+    "openai": env_str("OPENAI_BASE_URL", ""),
+    "anthropic": env_str("ANTHROPIC_BASE_URL", ""),
+    "local": env_str("LOCAL_LLM_BASE_URL", ""),
+}
+# The provider simulator (`manage.py simulate_provider`); `make run` starts one when no key is set.
+PARLEY_SIMULATOR_URL = env_str("PARLEY_SIMULATOR_URL", "")
+if PARLEY_SIMULATOR_URL:
+    PARLEY_PROVIDER_BASE_URLS["simulator"] = PARLEY_SIMULATOR_URL.rstrip("/") + "/v1"
+    PARLEY_PROVIDER_BASE_URLS["simulator-anthropic"] = PARLEY_SIMULATOR_URL.rstrip("/")
+
+# Key for encrypting per-group provider keys at rest; derived from SECRET_KEY when unset.
+PARLEY_ENCRYPTION_KEY = env_str("PARLEY_ENCRYPTION_KEY", "")
+
+# Agent loop policy: retries before the first token, with exponential backoff and jitter.
+PARLEY_RETRY_ATTEMPTS = env_int("PARLEY_RETRY_ATTEMPTS", 3)
+PARLEY_RETRY_BASE_DELAY = env_float("PARLEY_RETRY_BASE_DELAY", 0.5)
+PARLEY_RETRY_MAX_DELAY = env_float("PARLEY_RETRY_MAX_DELAY", 8.0)

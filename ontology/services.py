@@ -281,6 +281,42 @@ def thing_delete(*, thing: Thing, actor: User | None) -> None:
     thing.delete()
 
 
+# --- People ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_update_profile(
+    *,
+    user: User,
+    group: Group,
+    actor: User | None,
+    display_name: str | None = None,
+    preferences: dict[str, Any] | None = None,
+) -> User:
+    """Change a person's display name or preferences; audited in the group it happened in."""
+    ensure_group_allowed(group)
+    changes: dict[str, Any] = {}
+    if display_name is not None:
+        display_name = display_name.strip()
+        if not display_name or len(display_name) > 150:
+            raise ValidationError({"display_name": "Display name must be 1 to 150 characters."})
+        if display_name != user.display_name:
+            changes["display_name"] = [user.display_name, display_name]
+            user.display_name = display_name
+    if preferences is not None:
+        if not isinstance(preferences, dict):
+            raise ValidationError({"preferences": "Preferences must be an object."})
+        merged = {**user.preferences, **preferences}
+        if merged != user.preferences:
+            changes["preferences"] = _properties_diff(user.preferences, merged)
+            user.preferences = merged
+    if changes:
+        user.save(update_fields=["display_name", "preferences"])
+        event_record(group=group, type="user.profile_updated", actor=actor, target=user,
+                     metadata={"changes": changes})  # fmt: skip
+    return user
+
+
 # --- Connections -------------------------------------------------------------------------
 
 

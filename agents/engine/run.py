@@ -1,0 +1,504 @@
+"""The agent loop: one run answers one user message, streaming events to a sink.
+
+A run loads the agent and the thread, builds the context, streams the model,
+runs the tools it asks for (on Celery) and feeds their results back until the
+model answers, bounded by the agent's max consecutive tool calls. Before the
+first token, retryable failures are retried with backoff and jitter, then the
+fallback model is tried. `stop()` ends the stream promptly and keeps the
+partial answer. Every provider call becomes one ledger row, whatever its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from agents import catalog
+from agents.engine.context import (
+    estimate_input_tokens,
+    fit_history,
+    history_budget,
+    system_prompt,
+)
+from agents.errors import sentence_for
+from agents.properties import AGENT_DEFAULTS
+from agents.providers import (
+    ChatMessage,
+    ChatRequest,
+    Endpoint,
+    Finished,
+    ProviderError,
+    TextDelta,
+    ToolCallReady,
+    ToolCallRequest,
+    ToolDefinition,
+    UsageReport,
+    chat_provider,
+    resolve_endpoint,
+)
+from agents.selectors import search_knowledge
+from agents.tokens import count_tokens
+from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
+from agents.tools.registry import TOOLS
+from billing.models import AICall
+from billing.services import LedgerEntry, Usage, ai_calls_record
+from chat import services as chat_services
+from chat.models import AIThread, Message
+from ontology.models import Group, Thing, User
+from ontology.scoping import group_scope
+
+logger = logging.getLogger(__name__)
+
+LEDGER_NAMESPACE = uuid.UUID("6f1c3a52-57a4-4c55-9d0e-6b0a1f6c2e11")
+SEARCH_TOOL = "searchKnowledge"
+
+
+class RunSink(Protocol):
+    """Where a run's events go (the chat consumer forwards them; tests record them)."""
+
+    async def emit(self, event: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    endpoint: Endpoint
+    info: catalog.ModelInfo
+    model: str  # as sent, scenario suffix included
+    prices: catalog.Prices
+
+
+@dataclass
+class Setup:
+    thread: AIThread
+    agent: Thing
+    properties: dict[str, Any]
+    message: Message
+    history: list[tuple[str, str]]
+    choices: list[ModelChoice]
+    passages: list[dict[str, Any]]
+    error_code: str = ""  # set when no model could be reached at all (e.g. no API key)
+
+
+@dataclass
+class CallResult:
+    """One provider call: what streamed, how it ended, and what it cost in tokens."""
+
+    text: str = ""
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    finish: str = ""
+    error: ProviderError | None = None
+    stopped: bool = False
+    streamed: bool = False  # any event arrived: the provider accepted the request
+    entry: LedgerEntry | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: uuid.UUID
+    message_id: int | None
+    status: str
+    content: str
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+    error_code: str = ""
+
+
+class AgentRun:
+    def __init__(
+        self,
+        *,
+        group: Group,
+        thread_id: int,
+        user: User | None,
+        sink: RunSink,
+        run_id: uuid.UUID | None = None,
+    ) -> None:
+        self.group = group
+        self.thread_id = thread_id
+        self.user = user
+        self.sink = sink
+        self.run_id = run_id or uuid.uuid4()
+        self._stop = asyncio.Event()
+        self._seq = 0
+        self._entries: list[LedgerEntry] = []
+        self._text: list[str] = []
+        self._tool_log: list[dict[str, Any]] = []
+        self._sources: list[dict[str, Any]] = []
+        self.setup: Setup | None = None
+
+    # --- control ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the run to stop; it ends within one event-loop turn of the stream."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def emit(self, event_type: str, **payload: Any) -> None:
+        self._seq += 1
+        await self.sink.emit({"type": event_type, "run_id": str(self.run_id), "seq": self._seq,
+                              **payload})  # fmt: skip
+
+    # --- the loop ----------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        try:
+            self.setup = await database_sync_to_async(self._prepare)()
+        except _AgentUnavailable:
+            return await self._fail_before_start("agent_unavailable")
+        setup = self.setup
+        await self.emit("run.started", message_id=setup.message.pk)
+        if setup.error_code:
+            return await self._finish(Message.Status.ERROR, setup.error_code)
+        if setup.passages:
+            self._sources = [self._source_item(p) for p in setup.passages]
+            await self.emit("sources", items=self._sources)
+        try:
+            status, error_code = await self._loop(setup)
+        except Exception:
+            logger.exception("run %s crashed", self.run_id)
+            status, error_code = Message.Status.ERROR, "internal"
+        return await self._finish(status, error_code)
+
+    async def _loop(self, setup: Setup) -> tuple[str, str]:
+        props = setup.properties
+        system = system_prompt(props["systemPrompt"], setup.passages)
+        tools = [
+            ToolDefinition(spec.name, spec.description, spec.parameters)
+            for name in props["tools"]
+            if (spec := TOOLS.get(name)) is not None
+        ]
+        budget = history_budget(
+            context_window=setup.choices[0].info.context_window,
+            max_tokens=props["maxTokens"], system=system, tools=tools,
+        )  # fmt: skip
+        conversation = fit_history(setup.history, budget=budget)
+        tool_run = ToolRun(
+            group=self.group, user=self.user, agent=setup.agent, thread=setup.thread,
+            run_id=self.run_id, allowed=frozenset(props["tools"]),
+            timeout=float(props["toolCallTimeout"]),
+        )  # fmt: skip
+        rounds = 0
+        step = 0
+        while True:
+            offered = tools if rounds < props["maxConsecutiveToolCalls"] else []
+            request = ChatRequest(
+                model="", system=system, messages=list(conversation), tools=offered,
+                temperature=props["temperature"], max_tokens=props["maxTokens"],
+                timeout=float(props["requestTimeout"]),
+            )  # fmt: skip
+            result = await self._call_with_policy(setup, request, step)
+            step += 1
+            if result.stopped:
+                return Message.Status.STOPPED, ""
+            if result.error is not None:
+                return Message.Status.ERROR, result.error.code
+            if not (result.tool_calls and offered):
+                return Message.Status.COMPLETE, ""
+            rounds += 1
+            outcomes = await self._run_tools(result.tool_calls, tool_run)
+            if outcomes is None:
+                return Message.Status.STOPPED, ""
+            conversation.append(
+                ChatMessage("assistant", result.text, tool_calls=tuple(result.tool_calls))
+            )
+            conversation += [
+                ChatMessage("tool", o.for_model(), tool_call_id=o.call.id) for o in outcomes
+            ]
+
+    # --- model calls -------------------------------------------------------------
+
+    async def _call_with_policy(self, setup: Setup, request: ChatRequest, step: int) -> CallResult:
+        """Retry retryable failures before the first token, then fall back to the next model."""
+        attempts = max(1, settings.PARLEY_RETRY_ATTEMPTS)
+        result = CallResult()
+        for choice_index, choice in enumerate(setup.choices):
+            request.model = choice.model
+            for attempt in range(attempts):
+                number = choice_index * attempts + attempt
+                result = await self._call_once(setup, choice, request, step, number)
+                if result.error is None or result.streamed or not result.error.retryable:
+                    return result
+                if attempt + 1 < attempts and await self._pause(attempt, result.error):
+                    result.stopped, result.error = True, None
+                    return result
+            if result.error is None or not result.error.retryable:
+                break
+            logger.warning("run %s: %s keeps failing (%s)", self.run_id, choice.model,
+                           result.error.code)  # fmt: skip
+        return result
+
+    async def _pause(self, attempt: int, error: ProviderError) -> bool:
+        """Back off before a retry; True when a stop arrived meanwhile."""
+        base, ceiling = settings.PARLEY_RETRY_BASE_DELAY, settings.PARLEY_RETRY_MAX_DELAY
+        delay = min(ceiling, base * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+        if error.retry_after is not None:
+            delay = min(ceiling, max(delay, error.retry_after))
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _call_once(
+        self,
+        setup: Setup,
+        choice: ModelChoice,
+        request: ChatRequest,
+        step: int,
+        attempt: int,
+    ) -> CallResult:
+        """Stream one provider call (one ledger row); a stop cancels it where it stands."""
+        result = CallResult()
+        reported = UsageReport()
+        texts: list[str] = []
+        started = time.monotonic()
+        first_token_at: float | None = None
+
+        async def consume() -> None:
+            nonlocal reported, first_token_at
+            async for event in chat_provider(choice.endpoint).stream(request):
+                result.streamed = True
+                if isinstance(event, TextDelta):
+                    if first_token_at is None:
+                        first_token_at = time.monotonic()
+                    texts.append(event.text)
+                    self._text.append(event.text)
+                    await self.emit("delta", text=event.text)
+                elif isinstance(event, ToolCallReady):
+                    result.tool_calls.append(event.call)
+                elif isinstance(event, UsageReport):
+                    reported = UsageReport(
+                        input_tokens=_first(event.input_tokens, reported.input_tokens),
+                        output_tokens=_first(event.output_tokens, reported.output_tokens),
+                        cached_tokens=_first(event.cached_tokens, reported.cached_tokens),
+                    )
+                elif isinstance(event, Finished):
+                    result.finish = event.reason
+
+        if self._stop.is_set():
+            result.stopped = True
+            return result
+        consumer = asyncio.create_task(consume())
+        stop_waiter = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({consumer, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if consumer in done:
+            stop_waiter.cancel()
+            error = consumer.exception()
+            if error is not None:
+                result.error = (
+                    error
+                    if isinstance(error, ProviderError)
+                    else ProviderError(
+                        "provider_unavailable", f"Unexpected provider failure: {error!r}"
+                    )
+                )
+        else:
+            result.stopped = True
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProviderError):
+                await consumer
+        result.text = "".join(texts)
+
+        usage = self._usage_for(request, result, reported)
+        status = (
+            AICall.Status.STOPPED if result.stopped
+            else AICall.Status.FAILED if result.error else AICall.Status.OK
+        )  # fmt: skip
+        result.entry = LedgerEntry(
+            id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
+            group_id=self.group.pk, user_id=getattr(self.user, "pk", None),
+            agent_id=setup.agent.pk, thread_id=setup.thread.pk, run_id=self.run_id,
+            purpose=AICall.Purpose.CHAT, provider=choice.info.provider, model=choice.model,
+            step=step, attempt=attempt, usage=usage, prices=choice.prices,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
+            status=status, error_code=result.error.code if result.error else "",
+        )  # fmt: skip
+        self._entries.append(result.entry)
+        await database_sync_to_async(ai_calls_record)(entries=[result.entry])
+        return result
+
+    @staticmethod
+    def _usage_for(request: ChatRequest, result: CallResult, reported: UsageReport) -> Usage:
+        """What the provider reported, else our own count; a refused request costs nothing."""
+        if result.error is not None and not result.streamed:
+            return Usage(exact=True)
+        exact = reported.input_tokens is not None and reported.output_tokens is not None
+        output = reported.output_tokens
+        if output is None:
+            output = count_tokens(result.text) + sum(
+                count_tokens(call.arguments) for call in result.tool_calls
+            )
+        input_tokens = reported.input_tokens
+        if input_tokens is None:
+            input_tokens = estimate_input_tokens(request)
+        return Usage(
+            input_tokens=input_tokens, output_tokens=output,
+            cached_tokens=reported.cached_tokens or 0, exact=exact,
+        )  # fmt: skip
+
+    # --- tools -----------------------------------------------------------------------
+
+    async def _run_tools(
+        self, calls: list[ToolCallRequest], tool_run: ToolRun
+    ) -> list[ToolOutcome] | None:
+        """Run one turn's tool calls; None when a stop arrived before they finished."""
+        for call in calls:
+            await self.emit("tool.started", call_id=call.id, name=call.name,
+                            arguments=_parse_arguments(call.arguments))  # fmt: skip
+        work = asyncio.create_task(run_tool_calls(calls, tool_run))
+        stop_waiter = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({work, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if work not in done:
+            # The calls go on in the workers and keep their records; the answer stops here.
+            work.add_done_callback(lambda task: task.exception())
+            return None
+        stop_waiter.cancel()
+        outcomes = work.result()
+        for outcome in outcomes:
+            if outcome.ok and outcome.call.name == SEARCH_TOOL:
+                await self._number_sources(outcome)
+            self._tool_log.append(
+                {"id": outcome.call.id, "name": outcome.call.name,
+                 "arguments": outcome.arguments, "ok": outcome.ok, "summary": outcome.summary}
+            )  # fmt: skip
+            await self.emit("tool.finished", call_id=outcome.call.id, name=outcome.call.name,
+                            ok=outcome.ok, summary=outcome.summary)  # fmt: skip
+        return outcomes
+
+    async def _number_sources(self, outcome: ToolOutcome) -> None:
+        """Give each passage a run-wide number, so [n] in the answer names one source."""
+        results = (outcome.result or {}).get("results", [])
+        if not results:
+            return
+        start = len(self._sources)
+        for offset, passage in enumerate(results, start=1):
+            passage["n"] = start + offset
+        new = [self._source_item(p) for p in results]
+        self._sources += new
+        await self.emit("sources", items=new)
+
+    @staticmethod
+    def _source_item(passage: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "n": passage["n"],
+            "knowledge_id": passage["knowledge_id"],
+            "title": passage["title"],
+            "score": passage.get("score"),
+        }
+
+    # --- database edges ------------------------------------------------------------------
+
+    def _prepare(self) -> Setup:
+        with group_scope(self.group):
+            thread = AIThread.objects.select_related("agent").filter(pk=self.thread_id).first()
+            agent = thread.agent if thread is not None else None
+            if agent is None or agent.status != Thing.Status.ACTIVE:
+                raise _AgentUnavailable
+            properties = {**AGENT_DEFAULTS, **agent.properties}
+            history = [
+                (m.role, m.content)
+                for m in Message.objects.filter(
+                    thread=thread,
+                    status__in=[Message.Status.COMPLETE, Message.Status.STOPPED],
+                ).exclude(content="")
+            ]
+            choices: list[ModelChoice] = []
+            error_code = ""
+            wanted = [(properties["provider"], properties["model"])]
+            if properties["fallbackProvider"] and properties["fallbackModel"]:
+                wanted.append((properties["fallbackProvider"], properties["fallbackModel"]))
+            for provider, model in wanted:
+                try:
+                    choices.append(self._choice(provider, model))
+                except ProviderError as error:
+                    error_code = error_code or error.code
+            if choices:
+                error_code = ""
+            passages: list[dict[str, Any]] = []
+            if properties["ragEnabled"] and history and history[-1][0] == Message.Role.USER:
+                hits = search_knowledge(
+                    group=self.group, query=history[-1][1], limit=properties["ragTopK"]
+                )
+                passages = [
+                    {"n": n, "knowledge_id": h.pk, "title": h.title, "content": h.content,
+                     "score": round(float(h.score), 6)}
+                    for n, h in enumerate(hits, start=1)
+                ]  # fmt: skip
+            message = chat_services.assistant_message_start(thread=thread, run_id=self.run_id)
+        return Setup(thread, agent, properties, message, history, choices, passages, error_code)
+
+    def _choice(self, provider: str, model: str) -> ModelChoice:
+        info = catalog.get_model(provider, model)
+        if info is None:
+            raise ProviderError("invalid_request", f"{provider}/{model} is not in the catalog.")
+        endpoint = resolve_endpoint(provider, group=self.group)
+        return ModelChoice(endpoint, info, model, catalog.prices_for(info))
+
+    async def _finish(self, status: str, error_code: str) -> RunResult:
+        setup = self.setup
+        totals = Usage(
+            input_tokens=sum(e.usage.input_tokens for e in self._entries),
+            output_tokens=sum(e.usage.output_tokens for e in self._entries),
+        )
+        cost = sum((e.cost for e in self._entries), Decimal(0))
+        usage = {"input": totals.input_tokens, "output": totals.output_tokens, "cost": str(cost),
+                 "calls": len(self._entries)}  # fmt: skip
+        content = "".join(self._text)
+
+        def write() -> None:
+            with group_scope(self.group):
+                chat_services.assistant_message_finish(
+                    message=setup.message, status=status, content=content, actor=self.user,
+                    tool_calls=self._tool_log, sources=self._sources, usage=usage,
+                    error_code=error_code,
+                    ledger_write=lambda: ai_calls_record(entries=self._entries),
+                )  # fmt: skip
+
+        await database_sync_to_async(write)()
+        if status == Message.Status.COMPLETE:
+            await self.emit("run.completed", message_id=setup.message.pk,
+                            usage={"input": totals.input_tokens, "output": totals.output_tokens},
+                            cost=str(cost))  # fmt: skip
+        elif status == Message.Status.STOPPED:
+            await self.emit("run.stopped", message_id=setup.message.pk)
+        else:
+            await self.emit("error", code=error_code, message=sentence_for(error_code),
+                            message_id=setup.message.pk)  # fmt: skip
+        return RunResult(self.run_id, setup.message.pk, status, content, totals.input_tokens,
+                         totals.output_tokens, cost, error_code)  # fmt: skip
+
+    async def _fail_before_start(self, code: str) -> RunResult:
+        await self.emit("error", code=code, message=sentence_for(code))
+        return RunResult(self.run_id, None, Message.Status.ERROR, "", 0, 0, Decimal(0), code)
+
+
+class _AgentUnavailable(Exception):
+    pass
+
+
+def _first(new: int | None, old: int | None) -> int | None:
+    return new if new is not None else old
+
+
+def _parse_arguments(raw: str) -> Any:
+    import json
+
+    try:
+        return json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return raw

@@ -1,0 +1,16 @@
+"""Plain sentences for every error code a user can meet, in one place."""
+
+ERROR_SENTENCES: dict[str, str] = {
+    "rate_limited": "The AI provider is busy right now. Please try again in a moment.",
+    "context_length": "This conversation is too long for the model. Start a new thread.",
+    "provider_unavailable": "The AI provider is not answering right now. Please try again.",
+    "auth": "The AI provider refused our credentials. An administrator needs to check the API key.",
+    "invalid_request": "The AI provider could not handle this request.",
+    "timeout": "The AI provider took too long to answer. Please try again.",
+    "agent_unavailable": "This agent is not available right now.",
+    "internal": "Something went wrong on our side. The answer so far has been kept.",
+}
+
+
+def sentence_for(code: str) -> str:
+    return ERROR_SENTENCES.get(code, ERROR_SENTENCES["internal"])

@@ -1,0 +1,57 @@
+"""Turn the SDKs' exceptions into ProviderError with a stable code."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+
+from agents.providers.base import ProviderError
+
+_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "prompt is too long")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def provider_error_from(exc: Exception) -> ProviderError:
+    """Classify any exception raised while talking to a provider."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError | TimeoutError):
+        return ProviderError("timeout", "The provider took too long to answer.")
+    if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
+        return ProviderError("provider_unavailable", "Could not reach the provider.")
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        # An error while reading a stream: the connection broke part-way.
+        return ProviderError(
+            "provider_unavailable", f"The provider connection was lost ({type(exc).__name__})."
+        )
+    text = str(exc)
+    if status == 429:
+        return ProviderError(
+            "rate_limited", "The provider is rate limiting requests.",
+            retry_after=_retry_after(exc), status=status,
+        )  # fmt: skip
+    if status in (401, 403):
+        return ProviderError("auth", "The provider refused the API key.", status=status)
+    if any(marker in text for marker in _CONTEXT_MARKERS):
+        return ProviderError(
+            "context_length", "The conversation is too long for this model.", status=status
+        )
+    if status >= 500 or status == 408:
+        return ProviderError(
+            "provider_unavailable", f"The provider failed (HTTP {status}).",
+            retry_after=_retry_after(exc), status=status,
+        )  # fmt: skip
+    return ProviderError(
+        "invalid_request", f"The provider refused the request: {text}", status=status
+    )

@@ -1,0 +1,88 @@
+"""Which client talks to which provider, with whose key.
+
+Keys come from the group's own stored credential when it has one, else from the
+environment (settings). Clients are reused per event loop: each holds a
+connection pool, and building one per call would cost milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import weakref
+from dataclasses import dataclass
+
+from anthropic import AsyncAnthropic
+from django.conf import settings
+from openai import AsyncOpenAI
+
+from agents import catalog
+from agents.providers.anthropic_wire import AnthropicWire
+from agents.providers.base import ChatProvider, ProviderError
+from agents.providers.openai_wire import OpenAIWire
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    provider: str
+    wire: str
+    api_key: str
+    base_url: str | None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Endpoint({self.provider!r}, {self.base_url!r})"
+
+
+def resolve_endpoint(provider: str, *, group=None) -> Endpoint:
+    """Find the key and URL for `provider` (sync: may read the group's credential)."""
+    from agents.models import ProviderCredential
+    from agents.secrets import decrypt
+    from ontology.scoping import group_scope
+
+    info = catalog.PROVIDERS.get(provider)
+    if info is None:
+        raise ProviderError("invalid_request", f"Unknown provider {provider!r}.")
+    api_key = ""
+    base_url = settings.PARLEY_PROVIDER_BASE_URLS.get(provider) or info.base_url
+    if group is not None:
+        with group_scope(group):
+            credential = ProviderCredential.objects.filter(provider=provider).first()
+        if credential is not None:
+            api_key = decrypt(credential.encrypted_api_key) or ""
+            base_url = credential.base_url or base_url
+    api_key = api_key or settings.PARLEY_PROVIDER_API_KEYS.get(provider, "")
+    if not api_key:
+        raise ProviderError(
+            "auth", f"No API key is configured for {info.label}. Ask an administrator to add one."
+        )
+    if info.scenarios and not base_url:
+        raise ProviderError(
+            "provider_unavailable", "The provider simulator is not running (PARLEY_SIMULATOR_URL)."
+        )
+    return Endpoint(provider=provider, wire=info.wire, api_key=api_key, base_url=base_url or None)
+
+
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def chat_provider(endpoint: Endpoint) -> ChatProvider:
+    """A provider bound to this event loop's cached client for the endpoint."""
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.setdefault(loop, {})
+    key_digest = hashlib.sha256(endpoint.api_key.encode()).hexdigest()
+    cache_key = (endpoint.wire, endpoint.base_url, key_digest)
+    client = per_loop.get(cache_key)
+    if client is None:
+        if endpoint.wire == "anthropic":
+            client = AsyncAnthropic(
+                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0
+            )
+        else:
+            client = AsyncOpenAI(
+                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0
+            )
+        per_loop[cache_key] = client
+    if endpoint.wire == "anthropic":
+        return AnthropicWire(client)
+    param = "max_completion_tokens" if endpoint.provider == "openai" else "max_tokens"
+    return OpenAIWire(client, max_tokens_param=param)

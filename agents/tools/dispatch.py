@@ -1,0 +1,140 @@
+"""Run a model's tool calls from the agent loop: validate, hand to Celery, wait with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from channels.db import database_sync_to_async
+from django.db import connections, transaction
+from django.utils import timezone
+
+from agents.models import ToolCall
+from agents.providers import ToolCallRequest
+from agents.tools.registry import TOOLS
+from ontology.scoping import group_scope
+
+
+@dataclass
+class ToolRun:
+    """Where tool calls run: the group, the person and the conversation they act for."""
+
+    group: Any
+    user: Any
+    agent: Any
+    thread: Any
+    run_id: Any
+    allowed: frozenset[str]
+    timeout: float
+
+
+@dataclass
+class ToolOutcome:
+    call: ToolCallRequest
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        if not self.ok:
+            return self.error
+        spec = TOOLS.get(self.call.name)
+        return spec.summarize(self.result or {}) if spec else "Done"
+
+    def for_model(self) -> str:
+        """What the model reads back: the result itself, or the failure in words."""
+        if self.ok:
+            return json.dumps(self.result, ensure_ascii=False)
+        return json.dumps({"error": self.error}, ensure_ascii=False)
+
+
+def _check(call: ToolCallRequest, run: ToolRun) -> tuple[dict[str, Any], str]:
+    if call.name not in run.allowed or call.name not in TOOLS:
+        return {}, f"The tool {call.name!r} is not available to this agent."
+    try:
+        arguments = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError:
+        return {}, f"The arguments for {call.name} are not valid JSON."
+    errors = TOOLS[call.name].validation_errors(arguments)
+    if errors:
+        return arguments, f"Invalid arguments for {call.name}: " + "; ".join(errors)
+    return arguments, ""
+
+
+def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any]) -> ToolCall:
+    with group_scope(run.group):
+        record, _ = ToolCall.objects.get_or_create(
+            call_id=_call_key(call, run),
+            defaults={
+                "group": run.group, "run_id": run.run_id, "thread": run.thread,
+                "agent": run.agent, "user": run.user, "name": call.name,
+                "arguments": arguments,
+            },
+        )  # fmt: skip
+    return record
+
+
+def _call_key(call: ToolCallRequest, run: ToolRun) -> str:
+    # Model call ids are unique per response, not globally: qualify them by run.
+    return f"{run.run_id}:{call.id}"
+
+
+def _mark_timed_out(call_key: str, run: ToolRun) -> None:
+    """Record the timeout unless the tool is still running (its worker holds the row lock).
+
+    A running tool is not waited for: it records its own outcome when it ends,
+    while the model has already been told that it timed out.
+    """
+    with group_scope(run.group), transaction.atomic():
+        waiting = ToolCall.objects.select_for_update(skip_locked=True).filter(
+            call_id=call_key, status=ToolCall.Status.PENDING
+        )
+        ToolCall.objects.filter(pk__in=list(waiting.values_list("pk", flat=True))).update(
+            status=ToolCall.Status.FAILED,
+            error=f"Timed out after {run.timeout:g} s.",
+            finished_at=timezone.now(),
+        )
+
+
+def _send_and_wait(call_key: str, run: ToolRun) -> dict[str, Any]:
+    """Blocking: runs in a worker thread of the event loop (asyncio.to_thread)."""
+    from agents.tasks import run_tool
+
+    result = run_tool.apply_async(
+        kwargs={"group_id": run.group.pk, "call_id": call_key}, task_id=call_key
+    )
+    try:
+        return result.get(timeout=run.timeout, propagate=False, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        result.revoke()
+        _mark_timed_out(call_key, run)
+        return {"ok": False, "result": None, "error": f"Timed out after {run.timeout:g} s."}
+    finally:
+        connections.close_all()  # this thread's connection, if _mark_timed_out opened one
+
+
+async def run_tool_call(call: ToolCallRequest, run: ToolRun) -> ToolOutcome:
+    arguments, problem = _check(call, run)
+    if problem:
+        return ToolOutcome(call=call, ok=False, error=problem, arguments=arguments)
+    record = await database_sync_to_async(_record)(call, run, arguments)
+    if record.status != ToolCall.Status.PENDING:  # already ran (a replayed run)
+        return ToolOutcome(call, record.status == ToolCall.Status.OK, record.result, record.error,
+                           arguments)  # fmt: skip
+    payload = await asyncio.to_thread(_send_and_wait, record.call_id, run)
+    if not isinstance(payload, dict):  # the task itself crashed
+        payload = {"ok": False, "result": None, "error": "The tool failed unexpectedly."}
+    return ToolOutcome(
+        call=call, ok=bool(payload.get("ok")), result=payload.get("result"),
+        error=payload.get("error") or "", arguments=arguments,
+    )  # fmt: skip
+
+
+async def run_tool_calls(calls: list[ToolCallRequest], run: ToolRun) -> list[ToolOutcome]:
+    """Run the calls of one model turn concurrently; results keep the calls' order."""
+    return list(await asyncio.gather(*(run_tool_call(call, run) for call in calls)))

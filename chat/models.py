@@ -1,0 +1,75 @@
+"""Conversations: a thread between people of a group and one of its agents, and its messages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from ontology.models import Group, TenantModel, Thing
+
+
+class AIThread(TenantModel):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        HANDED_OFF = "handed_off", "Handed to a human"
+        ARCHIVED = "archived", "Archived"
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="threads")
+    agent = models.ForeignKey(
+        Thing, null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="threads"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    handoff_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "thread"
+        ordering = ["-last_activity_at"]
+        indexes = [models.Index(fields=["group", "-last_activity_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Thread {self.pk}"
+
+
+class Message(TenantModel):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming", "Streaming"
+        COMPLETE = "complete", "Complete"
+        STOPPED = "stopped", "Stopped"
+        ERROR = "error", "Error"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="messages")
+    thread = models.ForeignKey(AIThread, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    error_code = models.CharField(max_length=40, blank=True)
+    run_id = models.UUIDField(null=True, blank=True, unique=True)
+    client_id = models.CharField(max_length=64, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["thread", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

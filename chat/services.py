@@ -1,0 +1,131 @@
+"""Write paths for conversations. Each change records its Event in the same transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from chat.models import AIThread, Message
+from ontology.models import Group, Membership, Thing, User
+from ontology.scoping import ensure_group_allowed, group_scope
+from ontology.services import event_record
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def thread_create(*, group: Group, agent: Thing, user: User, title: str = "") -> AIThread:
+    ensure_group_allowed(group)
+    if agent.group_id != group.pk or agent.type != Thing.Type.AGENT:
+        raise ValidationError({"agent": "Pick one of your organisation's agents."})
+    if agent.status != Thing.Status.ACTIVE:
+        raise ValidationError({"agent": f"{agent.name} is not available right now."})
+    thread = AIThread.objects.create(group=group, agent=agent, user=user, title=title[:200])
+    event_record(group=group, type="thread.created", actor=user, target=thread,
+                 metadata={"agent_id": agent.pk})  # fmt: skip
+    return thread
+
+
+@transaction.atomic
+def message_create_user(
+    *, thread: AIThread, user: User, content: str, client_id: str = ""
+) -> Message:
+    ensure_group_allowed(thread.group)
+    message = Message.objects.create(
+        group=thread.group, thread=thread, role=Message.Role.USER, user=user,
+        content=content, client_id=client_id[:64],
+    )  # fmt: skip
+    thread.last_activity_at = message.created_at
+    thread.save(update_fields=["last_activity_at"])
+    event_record(group=thread.group, type="message.sent", actor=user, target=message,
+                 metadata={"thread_id": thread.pk, "chars": len(content)})  # fmt: skip
+    return message
+
+
+@transaction.atomic
+def assistant_message_start(*, thread: AIThread, run_id: uuid.UUID) -> Message:
+    """The placeholder the answer streams into; finished by assistant_message_finish."""
+    ensure_group_allowed(thread.group)
+    return Message.objects.create(
+        group=thread.group, thread=thread, role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING, run_id=run_id,
+    )  # fmt: skip
+
+
+EVENT_FOR_STATUS = {
+    Message.Status.COMPLETE: "ai_response_completed",
+    Message.Status.STOPPED: "ai_response_stopped",
+    Message.Status.ERROR: "ai_response_failed",
+    Message.Status.INTERRUPTED: "ai_response_interrupted",
+}
+
+
+@transaction.atomic
+def assistant_message_finish(
+    *,
+    message: Message,
+    status: str,
+    content: str,
+    actor: User | None,
+    tool_calls: list[dict[str, Any]],
+    sources: list[dict[str, Any]],
+    usage: dict[str, Any],
+    error_code: str = "",
+    ledger_write=None,
+) -> Message:
+    """Write the answer, its ledger rows, the audit Event and the thread's activity at once."""
+    ensure_group_allowed(message.group)
+    message.status = status
+    message.content = content
+    message.tool_calls = tool_calls
+    message.sources = sources
+    message.usage = usage
+    message.error_code = error_code
+    message.updated_at = timezone.now()
+    message.save()
+    if ledger_write is not None:
+        ledger_write()
+    AIThread.objects.filter(pk=message.thread_id).update(last_activity_at=message.updated_at)
+    event_record(
+        group=message.group, type=EVENT_FOR_STATUS[status], actor=actor, target=message,
+        metadata={
+            "thread_id": message.thread_id, "run_id": str(message.run_id), **usage,
+            "tools": [call["name"] for call in tool_calls], "error_code": error_code,
+        },
+    )  # fmt: skip
+    return message
+
+
+@transaction.atomic
+def thread_hand_off(*, thread: AIThread, reason: str, actor: User | None) -> int:
+    """Hand the thread to a human: mark it, audit it, and e-mail the group's owners.
+
+    Returns how many owners were notified.
+    """
+    ensure_group_allowed(thread.group)
+    thread.status = AIThread.Status.HANDED_OFF
+    thread.handoff_reason = reason[:1000]
+    thread.save(update_fields=["status", "handoff_reason"])
+    event_record(group=thread.group, type="thread.handed_off", actor=actor, target=thread,
+                 metadata={"reason": reason[:200]})  # fmt: skip
+    with group_scope(thread.group):
+        owners = list(
+            Membership.objects.filter(role=Membership.Role.OWNER)
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+    if owners:
+        subject = f"[Parley] A conversation needs a human: {thread}"
+        body = (
+            f"{actor or 'Someone'} asked for a human in “{thread}”.\n\nReason: {reason}\n\n"
+            f"Open it in Parley: thread #{thread.pk} of {thread.group}."
+        )
+        transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, owners))
+    return len(owners)

@@ -1,0 +1,79 @@
+"""Provider plumbing that needs no network: error mapping, keys, encryption."""
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+from agents.models import ProviderCredential
+from agents.providers import ProviderError, provider_error_from, resolve_endpoint
+from agents.secrets import decrypt, encrypt
+
+
+def status_error(module, cls, status, body, headers=None):
+    request = httpx2.Request("POST", "http://provider.test/v1/x")
+    response = httpx2.Response(status, json=body, headers=headers or {}, request=request)
+    return cls(str(body), response=response, body=body)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (status_error(openai, openai.RateLimitError, 429, {}, {"retry-after": "1"}),
+         "rate_limited"),
+        (status_error(openai, openai.AuthenticationError, 401, {}), "auth"),
+        (status_error(openai, openai.BadRequestError, 400,
+                      {"error": {"code": "context_length_exceeded"}}), "context_length"),
+        (status_error(openai, openai.BadRequestError, 400, {"error": {"code": "x"}}),
+         "invalid_request"),
+        (status_error(openai, openai.InternalServerError, 500, {}), "provider_unavailable"),
+        (status_error(anthropic, anthropic.InternalServerError, 529, {}), "provider_unavailable"),
+        (status_error(anthropic, anthropic.BadRequestError, 400,
+                      {"error": {"message": "prompt is too long: 9 tokens > 5 maximum"}}),
+         "context_length"),
+        (openai.APITimeoutError(request=httpx2.Request("POST", "http://x")), "timeout"),
+        (anthropic.APIConnectionError(request=httpx2.Request("POST", "http://x")),
+         "provider_unavailable"),
+        (RuntimeError("stream broke"), "provider_unavailable"),
+    ],
+)  # fmt: skip
+def test_sdk_errors_map_to_stable_codes(exc, code):
+    error = provider_error_from(exc)
+    assert isinstance(error, ProviderError) and error.code == code
+
+
+def test_rate_limits_carry_retry_after():
+    exc = status_error(openai, openai.RateLimitError, 429, {}, {"retry-after": "3"})
+    error = provider_error_from(exc)
+    assert (error.retry_after, error.retryable) == (3.0, True)
+    assert not provider_error_from(
+        status_error(openai, openai.AuthenticationError, 401, {})
+    ).retryable
+
+
+def test_keys_are_encrypted_at_rest_and_bound_to_the_secret(settings):
+    token = encrypt("sk-live-123")
+    assert "sk-live-123" not in token
+    assert decrypt(token) == "sk-live-123"
+    settings.PARLEY_ENCRYPTION_KEY = "another secret"
+    assert decrypt(token) is None
+
+
+def test_a_groups_own_key_wins_over_the_environment(tenant_a, tenant_b, settings):
+    settings.PARLEY_PROVIDER_API_KEYS = {**settings.PARLEY_PROVIDER_API_KEYS, "openai": "env-key"}
+    ProviderCredential.objects.create(
+        group=tenant_a.group, provider="openai", encrypted_api_key=encrypt("group-key"),
+        key_hint="-key", base_url="https://proxy.example/v1",
+    )  # fmt: skip
+    mine = resolve_endpoint("openai", group=tenant_a.group)
+    theirs = resolve_endpoint("openai", group=tenant_b.group)
+    assert (mine.api_key, mine.base_url) == ("group-key", "https://proxy.example/v1")
+    assert (theirs.api_key, theirs.base_url) == ("env-key", None)
+    assert "group-key" not in repr(mine)
+
+
+def test_no_key_anywhere_is_an_auth_error(tenant_a, settings):
+    settings.PARLEY_PROVIDER_API_KEYS = {**settings.PARLEY_PROVIDER_API_KEYS, "anthropic": ""}
+    with pytest.raises(ProviderError) as error:
+        resolve_endpoint("anthropic", group=tenant_a.group)
+    assert error.value.code == "auth"
