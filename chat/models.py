@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -49,6 +51,8 @@ class Message(TenantModel):
         ERROR = "error", "Error"
         INTERRUPTED = "interrupted", "Interrupted"
 
+    # Made by us, not the database: a run names its message before the row exists.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(AIThread, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role.choices)

@@ -49,12 +49,17 @@ def message_create_user(
     return message
 
 
-@transaction.atomic
-def assistant_message_start(*, thread: AIThread, run_id: uuid.UUID) -> Message:
-    """The placeholder the answer streams into; finished by assistant_message_finish."""
+def assistant_message_start(
+    *, thread: AIThread, run_id: uuid.UUID, message_id: uuid.UUID
+) -> Message:
+    """The placeholder the answer streams into; finished by assistant_message_finish.
+
+    One INSERT, so no transaction of its own. Its audit Event is written by
+    assistant_message_finish, with the outcome.
+    """
     ensure_group_allowed(thread.group)
     return Message.objects.create(
-        group=thread.group, thread=thread, role=Message.Role.ASSISTANT,
+        id=message_id, group=thread.group, thread=thread, role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING, run_id=run_id,
     )  # fmt: skip
 

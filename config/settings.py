@@ -75,8 +75,12 @@ DATABASES = {
         env_str("DATABASE_URL"), engine="django.db.backends.postgresql"
     )
 }
+DATABASES["default"]["OPTIONS"] = {
+    # Server-side binding lets psycopg prepare the statements a hot path repeats.
+    "server_side_binding": env_bool("DATABASE_SERVER_SIDE_BINDING", True),
+}
 if env_bool("DATABASE_POOL", True):
-    DATABASES["default"]["OPTIONS"] = {
+    DATABASES["default"]["OPTIONS"] |= {
         "pool": {
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20),

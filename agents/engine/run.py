@@ -46,6 +46,7 @@ from agents.providers import (
     chat_provider,
     resolve_endpoint,
 )
+from agents.providers.registry import StoredCredential, stored_credentials
 from agents.selectors import search_knowledge
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
@@ -74,7 +75,6 @@ class ModelChoice:
     endpoint: Endpoint
     info: catalog.ModelInfo
     model: str  # as sent, scenario suffix included
-    prices: catalog.Prices
 
 
 @dataclass
@@ -82,7 +82,6 @@ class Setup:
     thread: AIThread
     agent: Thing
     properties: dict[str, Any]
-    message: Message
     history: list[tuple[str, str]]
     choices: list[ModelChoice]
     passages: list[dict[str, Any]]
@@ -135,6 +134,9 @@ class AgentRun:
         self._text: list[str] = []
         self._tool_log: list[dict[str, Any]] = []
         self._sources: list[dict[str, Any]] = []
+        self._prices: dict[tuple[str, str], catalog.Prices] = {}
+        self.message_id = uuid.uuid4()
+        self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
 
     # --- control ---------------------------------------------------------------
@@ -160,7 +162,7 @@ class AgentRun:
         except _AgentUnavailable:
             return await self._fail_before_start("agent_unavailable")
         setup = self.setup
-        await self.emit("run.started", message_id=setup.message.pk)
+        await self.emit("run.started", message_id=str(self.message_id))
         if setup.error_code:
             return await self._finish(Message.Status.ERROR, setup.error_code)
         if setup.passages:
@@ -172,6 +174,14 @@ class AgentRun:
             logger.exception("run %s crashed", self.run_id)
             status, error_code = Message.Status.ERROR, "internal"
         return await self._finish(status, error_code)
+
+    def _write_placeholder(self) -> asyncio.Task:
+        """Insert the streaming message row, off the path to the first token."""
+        if self._placeholder is None:
+            self._placeholder = asyncio.create_task(
+                database_sync_to_async(self._start_message)(self.setup.thread)
+            )
+        return self._placeholder
 
     async def _loop(self, setup: Setup) -> tuple[str, str]:
         props = setup.properties
@@ -278,6 +288,7 @@ class AgentRun:
                     texts.append(event.text)
                     self._text.append(event.text)
                     await self.emit("delta", text=event.text)
+                    self._write_placeholder()
                 elif isinstance(event, ToolCallReady):
                     result.tool_calls.append(event.call)
                 elif isinstance(event, UsageReport):
@@ -318,19 +329,28 @@ class AgentRun:
             AICall.Status.STOPPED if result.stopped
             else AICall.Status.FAILED if result.error else AICall.Status.OK
         )  # fmt: skip
-        result.entry = LedgerEntry(
+        entry = dict(
             id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
             group_id=self.group.pk, user_id=getattr(self.user, "pk", None),
             agent_id=setup.agent.pk, thread_id=setup.thread.pk, run_id=self.run_id,
             purpose=AICall.Purpose.CHAT, provider=choice.info.provider, model=choice.model,
-            step=step, attempt=attempt, usage=usage, prices=choice.prices,
+            step=step, attempt=attempt, usage=usage,
             latency_ms=int((time.monotonic() - started) * 1000),
             ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
             status=status, error_code=result.error.code if result.error else "",
         )  # fmt: skip
-        self._entries.append(result.entry)
-        await database_sync_to_async(ai_calls_record)(entries=[result.entry])
+        result.entry = await database_sync_to_async(self._record_call)(choice.info, entry)
         return result
+
+    def _record_call(self, info: catalog.ModelInfo, fields: dict[str, Any]) -> LedgerEntry:
+        """Price the call as of now and write its ledger row at once (durable per call)."""
+        key = (info.provider, info.model)
+        if key not in self._prices:
+            self._prices[key] = catalog.prices_for(info)
+        entry = LedgerEntry(prices=self._prices[key], **fields)
+        ai_calls_record(entries=[entry])
+        self._entries.append(entry)
+        return entry
 
     @staticmethod
     def _usage_for(request: ChatRequest, result: CallResult, reported: UsageReport) -> Usage:
@@ -405,26 +425,30 @@ class AgentRun:
 
     def _prepare(self) -> Setup:
         with group_scope(self.group):
-            thread = AIThread.objects.select_related("agent").filter(pk=self.thread_id).first()
-            agent = thread.agent if thread is not None else None
+            try:
+                thread = AIThread.objects.select_related("agent").get(pk=self.thread_id)
+            except AIThread.DoesNotExist:
+                raise _AgentUnavailable from None
+            agent = thread.agent
             if agent is None or agent.status != Thing.Status.ACTIVE:
                 raise _AgentUnavailable
             properties = {**AGENT_DEFAULTS, **agent.properties}
-            history = [
-                (m.role, m.content)
-                for m in Message.objects.filter(
-                    thread=thread,
-                    status__in=[Message.Status.COMPLETE, Message.Status.STOPPED],
-                ).exclude(content="")
-            ]
+            history = list(
+                Message.objects.filter(
+                    thread=thread, status__in=[Message.Status.COMPLETE, Message.Status.STOPPED]
+                )
+                .exclude(content="")
+                .values_list("role", "content")
+            )
             choices: list[ModelChoice] = []
             error_code = ""
+            credentials = stored_credentials(self.group)
             wanted = [(properties["provider"], properties["model"])]
             if properties["fallbackProvider"] and properties["fallbackModel"]:
                 wanted.append((properties["fallbackProvider"], properties["fallbackModel"]))
             for provider, model in wanted:
                 try:
-                    choices.append(self._choice(provider, model))
+                    choices.append(self._choice(provider, model, credentials))
                 except ProviderError as error:
                     error_code = error_code or error.code
             if choices:
@@ -439,18 +463,23 @@ class AgentRun:
                      "score": round(float(h.score), 6)}
                     for n, h in enumerate(hits, start=1)
                 ]  # fmt: skip
-            message = chat_services.assistant_message_start(thread=thread, run_id=self.run_id)
-        return Setup(thread, agent, properties, message, history, choices, passages, error_code)
+        return Setup(thread, agent, properties, history, choices, passages, error_code)
 
-    def _choice(self, provider: str, model: str) -> ModelChoice:
+    def _start_message(self, thread: AIThread) -> Message:
+        with group_scope(self.group):
+            return chat_services.assistant_message_start(
+                thread=thread, run_id=self.run_id, message_id=self.message_id
+            )
+
+    @staticmethod
+    def _choice(provider: str, model: str, credentials: dict[str, StoredCredential]) -> ModelChoice:
         info = catalog.get_model(provider, model)
         if info is None:
             raise ProviderError("invalid_request", f"{provider}/{model} is not in the catalog.")
-        endpoint = resolve_endpoint(provider, group=self.group)
-        return ModelChoice(endpoint, info, model, catalog.prices_for(info))
+        return ModelChoice(resolve_endpoint(provider, credentials=credentials), info, model)
 
     async def _finish(self, status: str, error_code: str) -> RunResult:
-        setup = self.setup
+        message = await self._write_placeholder()
         totals = Usage(
             input_tokens=sum(e.usage.input_tokens for e in self._entries),
             output_tokens=sum(e.usage.output_tokens for e in self._entries),
@@ -463,7 +492,7 @@ class AgentRun:
         def write() -> None:
             with group_scope(self.group):
                 chat_services.assistant_message_finish(
-                    message=setup.message, status=status, content=content, actor=self.user,
+                    message=message, status=status, content=content, actor=self.user,
                     tool_calls=self._tool_log, sources=self._sources, usage=usage,
                     error_code=error_code,
                     ledger_write=lambda: ai_calls_record(entries=self._entries),
@@ -471,15 +500,15 @@ class AgentRun:
 
         await database_sync_to_async(write)()
         if status == Message.Status.COMPLETE:
-            await self.emit("run.completed", message_id=setup.message.pk,
+            await self.emit("run.completed", message_id=str(message.pk),
                             usage={"input": totals.input_tokens, "output": totals.output_tokens},
                             cost=str(cost))  # fmt: skip
         elif status == Message.Status.STOPPED:
-            await self.emit("run.stopped", message_id=setup.message.pk)
+            await self.emit("run.stopped", message_id=str(message.pk))
         else:
             await self.emit("error", code=error_code, message=sentence_for(error_code),
-                            message_id=setup.message.pk)  # fmt: skip
-        return RunResult(self.run_id, setup.message.pk, status, content, totals.input_tokens,
+                            message_id=str(message.pk))  # fmt: skip
+        return RunResult(self.run_id, message.pk, status, content, totals.input_tokens,
                          totals.output_tokens, cost, error_code)  # fmt: skip
 
     async def _fail_before_start(self, code: str) -> RunResult:

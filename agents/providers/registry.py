@@ -33,23 +33,44 @@ class Endpoint:
         return f"Endpoint({self.provider!r}, {self.base_url!r})"
 
 
-def resolve_endpoint(provider: str, *, group=None) -> Endpoint:
-    """Find the key and URL for `provider` (sync: may read the group's credential)."""
+@dataclass(frozen=True)
+class StoredCredential:
+    """A group's own key for a provider, still encrypted."""
+
+    encrypted_api_key: str
+    base_url: str
+
+
+def stored_credentials(group) -> dict[str, StoredCredential]:
     from agents.models import ProviderCredential
-    from agents.secrets import decrypt
     from ontology.scoping import group_scope
+
+    with group_scope(group):
+        rows = ProviderCredential.objects.values_list("provider", "encrypted_api_key", "base_url")
+        return {provider: StoredCredential(key, url) for provider, key, url in rows}
+
+
+def resolve_endpoint(
+    provider: str, *, group=None, credentials: dict[str, StoredCredential] | None = None
+) -> Endpoint:
+    """Find the key and URL for `provider`: the group's own credential, else the environment.
+
+    Pass `credentials` when they were already loaded (the agent loop reads them
+    with the thread, in one round trip); otherwise they are read for `group`.
+    """
+    from agents.secrets import decrypt
 
     info = catalog.PROVIDERS.get(provider)
     if info is None:
         raise ProviderError("invalid_request", f"Unknown provider {provider!r}.")
+    if credentials is None:
+        credentials = stored_credentials(group) if group is not None else {}
     api_key = ""
     base_url = settings.PARLEY_PROVIDER_BASE_URLS.get(provider) or info.base_url
-    if group is not None:
-        with group_scope(group):
-            credential = ProviderCredential.objects.filter(provider=provider).first()
-        if credential is not None:
-            api_key = decrypt(credential.encrypted_api_key) or ""
-            base_url = credential.base_url or base_url
+    credential = credentials.get(provider)
+    if credential is not None:
+        api_key = decrypt(credential.encrypted_api_key) or ""
+        base_url = credential.base_url or base_url
     api_key = api_key or settings.PARLEY_PROVIDER_API_KEYS.get(provider, "")
     if not api_key:
         raise ProviderError(
