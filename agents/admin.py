@@ -1,11 +1,13 @@
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
-from agents import catalog
+from agents import catalog, services
 from agents.forms import AgentForm
-from agents.models import Agent
-from ontology import services
+from agents.models import Agent, Knowledge, PriceOverride, ProviderCredential
+from ontology import services as ontology_services
 from ontology.models import Thing
+from ontology.scoping import group_scope
 from ontology.tenant_admin import TenantAdmin
 
 
@@ -55,21 +57,137 @@ class AgentAdmin(TenantAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            services.thing_update(
+            ontology_services.thing_update(
                 thing=Thing.objects.get(pk=obj.pk), actor=request.user,
                 name=data["name"], status=data["status"], properties=form.cleaned_properties,
             )  # fmt: skip
         else:
-            created = services.thing_create(
+            created = ontology_services.thing_create(
                 group=data["group"], type=Thing.Type.AGENT, name=data["name"],
                 status=data["status"], properties=form.cleaned_properties, actor=request.user,
             )  # fmt: skip
             obj.pk = created.pk
 
     def delete_model(self, request, obj):
-        services.thing_delete(thing=obj, actor=request.user)
+        ontology_services.thing_delete(thing=obj, actor=request.user)
 
     @transaction.atomic
     def delete_queryset(self, request, queryset):
         for agent in queryset:
-            services.thing_delete(thing=agent, actor=request.user)
+            ontology_services.thing_delete(thing=agent, actor=request.user)
+
+
+class CredentialForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label="API key",
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+    provider = forms.ChoiceField(
+        choices=lambda: [(p.key, p.label) for p in catalog.PROVIDERS.values() if not p.scenarios]
+    )
+    base_url = forms.URLField(
+        label="Base URL", required=False, assume_scheme="https",
+        help_text="Only for a proxy or a self-hosted endpoint; empty uses the provider's own.",
+    )  # fmt: skip
+
+    class Meta:
+        model = ProviderCredential
+        fields = ("group", "provider", "base_url")
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("api_key"):
+            self.add_error("api_key", "Enter the API key.")
+        group = cleaned.get("group") or getattr(self.instance, "group", None)
+        if not self.instance.pk and group and cleaned.get("provider"):
+            with group_scope(group):
+                if ProviderCredential.objects.filter(provider=cleaned["provider"]).exists():
+                    self.add_error("provider", "This organisation already has a key for it.")
+        return cleaned
+
+
+@admin.register(ProviderCredential)
+class ProviderCredentialAdmin(TenantAdmin):
+    """A group's own provider keys: write-only, encrypted at rest, audited without the key."""
+
+    form = CredentialForm
+    list_display = ("provider", "group", "masked_key", "base_url", "updated_at")
+    list_filter = ("provider", ("group", admin.RelatedOnlyFieldListFilter))
+    autocomplete_fields = ("group",)
+
+    @admin.display(description="key")
+    def masked_key(self, obj):
+        return f"…{obj.key_hint}"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("group", "provider", "masked_key") if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change and not data.get("api_key"):
+            from agents.secrets import decrypt
+
+            api_key = decrypt(obj.encrypted_api_key) or ""
+        else:
+            api_key = data["api_key"]
+        saved = services.credential_set(
+            group=obj.group, provider=obj.provider, api_key=api_key,
+            base_url=data.get("base_url", ""), actor=request.user,
+        )  # fmt: skip
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.credential_delete(credential=obj, actor=request.user)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        for credential in queryset:
+            services.credential_delete(credential=credential, actor=request.user)
+
+
+@admin.register(Knowledge)
+class KnowledgeAdmin(TenantAdmin):
+    list_display = ("title", "group", "created_at")
+    list_filter = (("group", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("title", "content")
+    fields = ("group", "title", "content")
+    autocomplete_fields = ("group",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("group",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.knowledge_update(
+                passage=obj, title=obj.title, content=obj.content, actor=request.user
+            )
+        else:
+            created = services.knowledge_create(
+                group=obj.group, title=obj.title, content=obj.content, actor=request.user
+            )
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        services.knowledge_delete(passage=obj, actor=request.user)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        for passage in queryset:
+            services.knowledge_delete(passage=passage, actor=request.user)
+
+
+@admin.register(PriceOverride)
+class PriceOverrideAdmin(admin.ModelAdmin):
+    """Platform-wide prices (superusers: tenant admins have no permission on this model)."""
+
+    list_display = ("provider", "model", "input_per_million", "output_per_million",
+                    "cached_input_per_million", "updated_at")  # fmt: skip
+    search_fields = ("provider", "model")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.base_fields["provider"].help_text = "e.g. openai"
+        form.base_fields["model"].help_text = "A model id from the catalog, e.g. gpt-4o-mini."
+        return form

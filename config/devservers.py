@@ -310,6 +310,10 @@ def run_platform() -> int:
             or persistent_secret("secret_key"),
             **server_env,
         }
+        simulator_port = None
+        if not env.get("PARLEY_SIMULATOR_URL"):
+            simulator_port = free_port()
+            env["PARLEY_SIMULATOR_URL"] = f"http://127.0.0.1:{simulator_port}"
         manage("migrate", "--noinput", env=env)
         manage("seed_demo", env=env)
         port = int(os.environ.get("PORT", "8000"))
@@ -323,6 +327,11 @@ def run_platform() -> int:
                        "-Q", "default,tools,embeddings", "--concurrency", "2",
                        "--loglevel", "INFO"],
         }  # fmt: skip
+        if simulator_port is not None:
+            commands["simulator"] = [sys.executable, "manage.py", "simulate_provider",
+                                     "--port", str(simulator_port)]  # fmt: skip
+        if simulator_port is not None:
+            say(f"Provider simulator on {env['PARLEY_SIMULATOR_URL']}")
         return supervise(commands, env=env, banner=lambda: print_banner(host, port))
 
 
@@ -334,6 +343,7 @@ def print_banner(host: str, port: int) -> None:
     say("  owner   owner@acme.example / parley-owner")
     say("  member  member@acme.example / parley-member")
     say("Platform superuser: admin@parley.local / parley-admin")
+    say("With no provider API key set, the demo agent answers from the offline provider simulator.")
     say("Press Ctrl-C to stop every process started here.")
     say("")
 

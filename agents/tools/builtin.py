@@ -14,6 +14,12 @@ from ontology import services as ontology_services
 from ontology.models import Thing
 
 DEFAULT_SEARCH_LIMIT = 5
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 PASSAGE_CHARS = 1200
 
 
@@ -96,7 +102,7 @@ register_tool(
             ["query"],
         ),
         execute=search_knowledge_tool,
-        summarize=lambda r: f"{len(r.get('results', []))} passages found",
+        summarize=lambda r: _count(len(r.get("results", [])), "passage") + " found",
     )
 )
 register_tool(

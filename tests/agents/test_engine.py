@@ -430,3 +430,24 @@ async def test_a_price_override_applies_to_new_calls_only(sim, conversation):
     ).quantize(Decimal("0.00000001"))
     unchanged = next(r for r in rows if r.id == before.id)
     assert (unchanged.input_price, unchanged.cost) == (before.input_price, before.cost)
+
+
+async def test_a_groups_own_endpoint_is_used_for_its_runs_only(sim, conversation):
+    mine = await conversation(agent_props("simulator", "sim-gpt@text"))
+    other = await conversation(agent_props("simulator", "sim-gpt@text"), slug="rival")
+
+    @database_sync_to_async
+    def store_key():
+        from agents import services
+
+        services.credential_set(
+            group=mine.tenant.group, provider="simulator", api_key="group-own-key",
+            base_url="http://127.0.0.1:9/v1", actor=None,
+        )  # fmt: skip
+
+    await store_key()
+    _, _, my_sink = await run_agent(mine)
+    _, other_result, _ = await run_agent(other)
+
+    assert my_sink.of("error")[0]["code"] == "provider_unavailable"  # its endpoint: port 9
+    assert other_result.status == Message.Status.COMPLETE

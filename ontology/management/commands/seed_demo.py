@@ -4,7 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from agents.models import Agent
+from agents import services as agent_services
+from agents.models import Agent, Knowledge
 from ontology import services
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import group_scope
@@ -17,8 +18,6 @@ DEMO_USERS = [
 PLATFORM_ADMIN = ("admin@parley.local", "parley-admin")
 
 DEMO_AGENT = {
-    "provider": "openai",
-    "model": "gpt-4o-mini",
     "systemPrompt": (
         "You are Acme Corp's assistant. Answer from the company's knowledge when you can, "
         "cite your sources as [n], and say plainly when you do not know."
@@ -29,6 +28,39 @@ DEMO_AGENT = {
     "ragEnabled": False,
     "ragTopK": 5,
 }
+
+DEMO_KNOWLEDGE = [
+    (
+        "Refund policy",
+        "Customers can return any product within 30 days of delivery for a full "
+        "refund. Refunds go back to the original payment method within five business days.",
+    ),
+    (
+        "Travel policy",
+        "Employees book travel through the Acme portal. Economy class is the "
+        "default; flights over six hours may be booked in premium economy.",
+    ),
+    (
+        "Office hours",
+        "The Acme office is open from 8:00 to 18:00 on weekdays. The support desk "
+        "answers the phone from 9:00 to 17:00.",
+    ),
+    (
+        "Expense claims",
+        "Submit expense claims within 60 days with the receipt attached. Claims "
+        "over 500 euros need the approval of a department head.",
+    ),
+]
+
+
+def demo_model() -> tuple[str, str]:
+    """A real provider when its key is configured, else the offline simulator."""
+    keys = settings.PARLEY_PROVIDER_API_KEYS
+    if keys.get("openai"):
+        return "openai", "gpt-4o-mini"
+    if keys.get("anthropic"):
+        return "anthropic", "claude-haiku-4-5"
+    return "simulator", "sim-gpt"
 
 
 class Command(BaseCommand):
@@ -65,9 +97,15 @@ class Command(BaseCommand):
                 if not Membership.objects.filter(user=user).exists():
                     services.membership_create(group=group, user=user, role=role, actor=None)
             if not Agent.objects.exists():
+                provider, model = demo_model()
                 services.thing_create(
                     group=group, type=Thing.Type.AGENT, name="Acme Assistant",
-                    properties=DEMO_AGENT, actor=None,
+                    properties={**DEMO_AGENT, "provider": provider, "model": model}, actor=None,
                 )  # fmt: skip
+            if not Knowledge.objects.exists():
+                for position, (title, content) in enumerate(DEMO_KNOWLEDGE):
+                    agent_services.knowledge_create(
+                        group=group, title=title, content=content, position=position, actor=None
+                    )
         verb = "Created" if created_group else "Checked"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo tenant Acme Corp."))

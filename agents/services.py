@@ -1,0 +1,79 @@
+"""Write paths for agents' own rows: knowledge passages and provider credentials."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from agents import catalog
+from agents.models import Knowledge, ProviderCredential
+from agents.secrets import encrypt
+from ontology.models import Group, User
+from ontology.scoping import ensure_group_allowed, group_scope
+from ontology.services import event_record
+
+
+@transaction.atomic
+def knowledge_create(
+    *, group: Group, title: str, content: str, actor: User | None, position: int = 0
+) -> Knowledge:
+    ensure_group_allowed(group)
+    if not title.strip() or not content.strip():
+        raise ValidationError("A knowledge passage needs a title and some content.")
+    passage = Knowledge.objects.create(
+        group=group, title=title.strip()[:300], content=content, position=position
+    )
+    event_record(group=group, type="knowledge.created", actor=actor, target=passage,
+                 metadata={"chars": len(content)})  # fmt: skip
+    return passage
+
+
+@transaction.atomic
+def knowledge_update(*, passage: Knowledge, title: str, content: str, actor: User | None) -> None:
+    ensure_group_allowed(passage.group)
+    passage.title, passage.content = title.strip()[:300], content
+    passage.save(update_fields=["title", "content"])
+    event_record(group=passage.group, type="knowledge.updated", actor=actor, target=passage,
+                 metadata={"chars": len(content)})  # fmt: skip
+
+
+@transaction.atomic
+def knowledge_delete(*, passage: Knowledge, actor: User | None) -> None:
+    ensure_group_allowed(passage.group)
+    event_record(group=passage.group, type="knowledge.deleted", actor=actor, target=passage)
+    passage.delete()
+
+
+@transaction.atomic
+def credential_set(
+    *, group: Group, provider: str, api_key: str, base_url: str = "", actor: User | None
+) -> ProviderCredential:
+    """Store (or replace) a group's key for a provider, encrypted. The key is never audited."""
+    ensure_group_allowed(group)
+    if provider not in catalog.PROVIDERS:
+        raise ValidationError({"provider": f"Unknown provider {provider!r}."})
+    api_key = api_key.strip()
+    if len(api_key) < 8:
+        raise ValidationError({"api_key": "That does not look like an API key."})
+    with group_scope(group):
+        credential = ProviderCredential.objects.filter(provider=provider).first()
+    created = credential is None
+    credential = credential or ProviderCredential(group=group, provider=provider)
+    credential.encrypted_api_key = encrypt(api_key)
+    credential.key_hint = api_key[-4:]
+    credential.base_url = base_url
+    credential.updated_at = timezone.now()
+    credential.save()
+    event_record(group=group, type="credential.created" if created else "credential.updated",
+                 actor=actor, target=credential,
+                 metadata={"provider": provider, "base_url": base_url})  # fmt: skip
+    return credential
+
+
+@transaction.atomic
+def credential_delete(*, credential: ProviderCredential, actor: User | None) -> None:
+    ensure_group_allowed(credential.group)
+    event_record(group=credential.group, type="credential.deleted", actor=actor,
+                 target=credential, metadata={"provider": credential.provider})  # fmt: skip
+    credential.delete()

@@ -1,0 +1,100 @@
+"""Admin pages of the agents app: provider keys, knowledge, prices; isolated per tenant."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from agents import services
+from agents.models import Knowledge, PriceOverride, ProviderCredential
+from agents.secrets import decrypt
+from ontology.models import Event
+from ontology.scoping import group_scope, scopes_disabled
+
+
+@pytest.fixture
+def admin_a(client, tenant_a, tenant_b):
+    client.force_login(tenant_a.owner)
+    return client
+
+
+def test_a_stored_key_is_encrypted_audited_without_the_key_and_never_shown(admin_a, tenant_a):
+    response = admin_a.post(
+        reverse("admin:agents_providercredential_add"),
+        {"group": tenant_a.group.pk, "provider": "openai", "api_key": "sk-secret-abcd1234",
+         "base_url": ""},
+    )  # fmt: skip
+    assert response.status_code == 302
+    with group_scope(tenant_a.group):
+        credential = ProviderCredential.objects.get()
+        event = Event.objects.get(type="credential.created")
+    assert "sk-secret" not in credential.encrypted_api_key
+    assert decrypt(credential.encrypted_api_key) == "sk-secret-abcd1234"
+    assert "sk-secret" not in str(event.metadata)
+    page = admin_a.get(reverse("admin:agents_providercredential_change", args=[credential.pk]))
+    listing = admin_a.get(reverse("admin:agents_providercredential_changelist"))
+    for content in (page.content, listing.content):
+        assert b"sk-secret-abcd1234" not in content
+    assert b"\xe2\x80\xa61234" in listing.content  # "…1234"
+
+
+def test_saving_without_a_new_key_keeps_the_old_one(admin_a, tenant_a):
+    credential = services.credential_set(
+        group=tenant_a.group, provider="openai", api_key="sk-first-key-0001", actor=None
+    )
+    response = admin_a.post(
+        reverse("admin:agents_providercredential_change", args=[credential.pk]),
+        {"api_key": "", "base_url": "https://proxy.example/v1"},
+    )
+    assert response.status_code == 302
+    credential.refresh_from_db()
+    assert decrypt(credential.encrypted_api_key) == "sk-first-key-0001"
+    assert credential.base_url == "https://proxy.example/v1"
+
+
+def test_another_tenants_keys_are_out_of_reach(admin_a, tenant_b):
+    theirs = services.credential_set(
+        group=tenant_b.group, provider="openai", api_key="sk-bravo-key-9999", actor=None
+    )
+    url = reverse("admin:agents_providercredential_change", args=[theirs.pk])
+    assert admin_a.get(url).status_code == 404
+    listing = admin_a.get(reverse("admin:agents_providercredential_changelist"))
+    assert b"9999" not in listing.content
+
+
+def test_knowledge_is_edited_per_tenant_and_audited(admin_a, tenant_a, tenant_b):
+    theirs = services.knowledge_create(
+        group=tenant_b.group, title="Bravo secrets", content="Only for Bravo.", actor=None
+    )
+    response = admin_a.post(
+        reverse("admin:agents_knowledge_add"),
+        {"group": tenant_a.group.pk, "title": "Alpha FAQ", "content": "Opening hours 9-5."},
+    )
+    assert response.status_code == 302
+    with group_scope(tenant_a.group):
+        assert Knowledge.objects.get().title == "Alpha FAQ"
+        assert Event.objects.filter(type="knowledge.created").exists()
+    listing = admin_a.get(reverse("admin:agents_knowledge_changelist")).content
+    assert b"Alpha FAQ" in listing and b"Bravo secrets" not in listing
+    assert (
+        admin_a.get(reverse("admin:agents_knowledge_change", args=[theirs.pk])).status_code == 404
+    )
+
+
+def test_prices_are_for_platform_staff_only(admin_a, client, superuser):
+    assert admin_a.get(reverse("admin:agents_priceoverride_changelist")).status_code == 403
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:agents_priceoverride_add"),
+        {"provider": "openai", "model": "gpt-4o", "input_per_million": "2.00",
+         "output_per_million": "8.00", "cached_input_per_million": "1.00", "note": "negotiated"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    assert PriceOverride.objects.get().output_per_million == Decimal("8.00")
+
+
+def test_the_ledger_is_read_only_and_scoped(admin_a, tenant_a, tenant_b):
+    assert admin_a.get(reverse("admin:billing_aicall_changelist")).status_code == 200
+    assert admin_a.get(reverse("admin:billing_aicall_add")).status_code == 403
+    with scopes_disabled():
+        assert not ProviderCredential.objects.exists()
