@@ -12,6 +12,7 @@ from agents.secrets import encrypt
 from ontology.models import Group, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
+from ontology.versions import bump_group_version
 
 
 @transaction.atomic
@@ -68,6 +69,7 @@ def credential_set(
     event_record(group=group, type="credential.created" if created else "credential.updated",
                  actor=actor, target=credential,
                  metadata={"provider": provider, "base_url": base_url})  # fmt: skip
+    bump_group_version(group.pk)
     return credential
 
 
@@ -76,4 +78,5 @@ def credential_delete(*, credential: ProviderCredential, actor: User | None) -> 
     ensure_group_allowed(credential.group)
     event_record(group=credential.group, type="credential.deleted", actor=actor,
                  target=credential, metadata={"provider": credential.provider})  # fmt: skip
+    bump_group_version(credential.group_id)
     credential.delete()

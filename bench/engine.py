@@ -38,6 +38,7 @@ from openai import AsyncOpenAI  # noqa: E402
 
 from agents.engine import AgentRun  # noqa: E402
 from chat import services as chat_services  # noqa: E402
+from chat.models import AIThread  # noqa: E402
 from ontology import services  # noqa: E402
 from ontology.models import Group, Thing, User  # noqa: E402
 from ontology.scoping import group_scope  # noqa: E402
@@ -97,17 +98,17 @@ def setup_tenant() -> tuple[Group, User, Thing]:
     return group, user, agent
 
 
-def new_thread(group: Group, user: User, agent: Thing) -> int:
+def new_thread(group: Group, user: User, agent: Thing) -> AIThread:
     with group_scope(group):
         thread = chat_services.thread_create(group=group, agent=agent, user=user)
         chat_services.message_create_user(thread=thread, user=user, content=QUESTION)
-    return thread.pk
+    return thread
 
 
-async def platform_turn(group, user, thread_id) -> tuple[float, float]:
+async def platform_turn(group, user, thread) -> tuple[float, float]:
     sink = FirstDelta()
     started = time.perf_counter()
-    result = await AgentRun(group=group, thread_id=thread_id, user=user, sink=sink).execute()
+    result = await AgentRun(group=group, thread=thread, user=user, sink=sink).execute()
     ended = time.perf_counter()
     assert result.status == "complete", result
     return (sink.at - started) * 1000, (ended - started) * 1000
@@ -148,8 +149,8 @@ async def main(turns: int, warmup: int) -> None:
             for _ in range(turns + warmup)
         ]
         platform_ttft, platform_total, direct_ttft, direct_total = [], [], [], []
-        for index, thread_id in enumerate(threads):
-            p_first, p_total = await platform_turn(group, user, thread_id)
+        for index, thread in enumerate(threads):
+            p_first, p_total = await platform_turn(group, user, thread)
             d_first, d_total = await direct_turn(client)
             if index >= warmup:
                 platform_ttft.append(p_first)

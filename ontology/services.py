@@ -14,6 +14,7 @@ from django.utils.text import slugify
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
 from ontology.scoping import ensure_group_allowed, group_scope
+from ontology.versions import bump_group_version
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +192,12 @@ def membership_delete(*, membership: Membership, actor: User | None) -> None:
 # --- Things ---------------------------------------------------------------------------
 
 
+def _configuration_changed(thing: Thing) -> None:
+    """Agents are configuration that processes cache (agents.configuration)."""
+    if thing.type == Thing.Type.AGENT:
+        bump_group_version(thing.group_id)
+
+
 def _validate_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationError({"name": "Name is required."})
@@ -223,6 +230,7 @@ def thing_create(
     )
     event_record(group=group, type=f"{type}.created", actor=actor, target=thing,
                  metadata={"name": thing.name, "status": status})  # fmt: skip
+    _configuration_changed(thing)
     return thing
 
 
@@ -270,6 +278,7 @@ def thing_update(
     thing.save()
     event_record(group=thing.group, type=f"{thing.type}.updated", actor=actor, target=thing,
                  metadata={"changes": changes})  # fmt: skip
+    _configuration_changed(thing)
     return thing
 
 
@@ -278,6 +287,7 @@ def thing_delete(*, thing: Thing, actor: User | None) -> None:
     ensure_group_allowed(thing.group)
     event_record(group=thing.group, type=f"{thing.type}.deleted", actor=actor, target=thing,
                  metadata={"name": thing.name})  # fmt: skip
+    _configuration_changed(thing)
     thing.delete()
 
 

@@ -24,6 +24,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agents import catalog
+from agents.configuration import AgentConfig, group_configuration
 from agents.engine.context import (
     estimate_input_tokens,
     fit_history,
@@ -31,7 +32,6 @@ from agents.engine.context import (
     system_prompt,
 )
 from agents.errors import sentence_for
-from agents.properties import AGENT_DEFAULTS
 from agents.providers import (
     ChatMessage,
     ChatRequest,
@@ -46,7 +46,7 @@ from agents.providers import (
     chat_provider,
     resolve_endpoint,
 )
-from agents.providers.registry import StoredCredential, stored_credentials
+from agents.providers.registry import StoredCredential
 from agents.selectors import search_knowledge
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
@@ -55,8 +55,8 @@ from billing.models import AICall
 from billing.services import LedgerEntry, Usage, ai_calls_record
 from chat import services as chat_services
 from chat.models import AIThread, Message
-from ontology.models import Group, Thing, User
-from ontology.scoping import group_scope
+from ontology.models import Group, User
+from ontology.scoping import ScopeError, group_scope
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ModelChoice:
 @dataclass
 class Setup:
     thread: AIThread
-    agent: Thing
+    agent: AgentConfig
     properties: dict[str, Any]
     history: list[tuple[str, str]]
     choices: list[ModelChoice]
@@ -118,13 +118,15 @@ class AgentRun:
         self,
         *,
         group: Group,
-        thread_id: int,
+        thread: AIThread,
         user: User | None,
         sink: RunSink,
         run_id: uuid.UUID | None = None,
     ) -> None:
+        if thread.group_id != group.pk:
+            raise ScopeError("A run must stay inside its thread's group.")
         self.group = group
-        self.thread_id = thread_id
+        self.thread = thread
         self.user = user
         self.sink = sink
         self.run_id = run_id or uuid.uuid4()
@@ -197,7 +199,7 @@ class AgentRun:
         )  # fmt: skip
         conversation = fit_history(setup.history, budget=budget)
         tool_run = ToolRun(
-            group=self.group, user=self.user, agent=setup.agent, thread=setup.thread,
+            group=self.group, user=self.user, agent_id=setup.agent.id, thread=setup.thread,
             run_id=self.run_id, allowed=frozenset(props["tools"]),
             timeout=float(props["toolCallTimeout"]),
         )  # fmt: skip
@@ -332,7 +334,7 @@ class AgentRun:
         entry = dict(
             id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
             group_id=self.group.pk, user_id=getattr(self.user, "pk", None),
-            agent_id=setup.agent.pk, thread_id=setup.thread.pk, run_id=self.run_id,
+            agent_id=setup.agent.id, thread_id=setup.thread.pk, run_id=self.run_id,
             purpose=AICall.Purpose.CHAT, provider=choice.info.provider, model=choice.model,
             step=step, attempt=attempt, usage=usage,
             latency_ms=int((time.monotonic() - started) * 1000),
@@ -424,15 +426,13 @@ class AgentRun:
     # --- database edges ------------------------------------------------------------------
 
     def _prepare(self) -> Setup:
+        thread = self.thread
+        configuration = group_configuration(self.group)
+        agent = configuration.agents.get(thread.agent_id)
+        if agent is None or not agent.active:
+            raise _AgentUnavailable
+        properties = agent.properties
         with group_scope(self.group):
-            try:
-                thread = AIThread.objects.select_related("agent").get(pk=self.thread_id)
-            except AIThread.DoesNotExist:
-                raise _AgentUnavailable from None
-            agent = thread.agent
-            if agent is None or agent.status != Thing.Status.ACTIVE:
-                raise _AgentUnavailable
-            properties = {**AGENT_DEFAULTS, **agent.properties}
             history = list(
                 Message.objects.filter(
                     thread=thread, status__in=[Message.Status.COMPLETE, Message.Status.STOPPED]
@@ -442,13 +442,12 @@ class AgentRun:
             )
             choices: list[ModelChoice] = []
             error_code = ""
-            credentials = stored_credentials(self.group)
             wanted = [(properties["provider"], properties["model"])]
             if properties["fallbackProvider"] and properties["fallbackModel"]:
                 wanted.append((properties["fallbackProvider"], properties["fallbackModel"]))
             for provider, model in wanted:
                 try:
-                    choices.append(self._choice(provider, model, credentials))
+                    choices.append(self._choice(provider, model, configuration.credentials))
                 except ProviderError as error:
                     error_code = error_code or error.code
             if choices:

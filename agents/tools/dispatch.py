@@ -24,7 +24,7 @@ class ToolRun:
 
     group: Any
     user: Any
-    agent: Any
+    agent_id: int | None
     thread: Any
     run_id: Any
     allowed: frozenset[str]
@@ -72,7 +72,7 @@ def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any]) -> T
             call_id=_call_key(call, run),
             defaults={
                 "group": run.group, "run_id": run.run_id, "thread": run.thread,
-                "agent": run.agent, "user": run.user, "name": call.name,
+                "agent_id": run.agent_id, "user": run.user, "name": call.name,
                 "arguments": arguments,
             },
         )  # fmt: skip

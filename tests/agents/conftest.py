@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 from channels.db import database_sync_to_async
 
+from agents.configuration import forget_cached_configurations
 from agents.simulator import SimulatorConfig, SimulatorThread
 from agents.tools.registry import TOOLS, ToolFailed, ToolSpec, object_schema, register_tool
 from chat import services as chat_services
@@ -34,6 +35,7 @@ def sim(simulator, settings):
     settings.PARLEY_RETRY_BASE_DELAY = 0.01
     settings.PARLEY_RETRY_MAX_DELAY = 0.05
     simulator.clear()
+    forget_cached_configurations()
     return simulator
 
 

@@ -31,7 +31,7 @@ def agent_props(provider, model, **extra):
 async def run_agent(convo, sink=None):
     sink = sink or Recorder()
     run = AgentRun(
-        group=convo.tenant.group, thread_id=convo.thread.pk, user=convo.tenant.member, sink=sink
+        group=convo.tenant.group, thread=convo.thread, user=convo.tenant.member, sink=sink
     )
     result = await run.execute()
     return run, result, sink
@@ -268,7 +268,7 @@ async def test_stop_ends_the_stream_promptly_and_keeps_the_partial_answer(
     convo = await conversation(agent_props(provider, f"{model}@slow;ttft_ms=0;tps=20;words=400"))
     sink = Recorder()
     run = AgentRun(
-        group=convo.tenant.group, thread_id=convo.thread.pk, user=convo.tenant.member, sink=sink
+        group=convo.tenant.group, thread=convo.thread, user=convo.tenant.member, sink=sink
     )
     task = asyncio.create_task(run.execute())
     await asyncio.wait_for(sink.first_delta.wait(), timeout=10)
