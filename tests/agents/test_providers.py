@@ -8,6 +8,7 @@ import pytest
 from agents.models import ProviderCredential
 from agents.providers import ProviderError, provider_error_from, resolve_endpoint
 from agents.secrets import decrypt, encrypt
+from agents.tokens import count_tokens
 
 
 def status_error(module, cls, status, body, headers=None):
@@ -77,3 +78,14 @@ def test_no_key_anywhere_is_an_auth_error(tenant_a, settings):
     with pytest.raises(ProviderError) as error:
         resolve_endpoint("anthropic", group=tenant_a.group)
     assert error.value.code == "auth"
+
+
+async def test_embeddings_through_the_provider_interface(simulator):
+    from agents.providers import Endpoint, chat_provider
+
+    provider = chat_provider(Endpoint("simulator", "openai", "key", simulator.openai_base_url))
+    result = await provider.embed(model="text-embedding-3-small", texts=["refunds", "travel"])
+    assert [len(v) for v in result.vectors] == [1536, 1536]
+    assert result.input_tokens == count_tokens("refunds") + count_tokens("travel")
+    again = await provider.embed(model="text-embedding-3-small", texts=["refunds"])
+    assert again.vectors[0] == result.vectors[0]
