@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 
 from agents import catalog, services
 from agents.forms import AgentForm
@@ -71,11 +70,6 @@ class AgentAdmin(TenantAdmin):
     def delete_model(self, request, obj):
         ontology_services.thing_delete(thing=obj, actor=request.user)
 
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        for agent in queryset:
-            ontology_services.thing_delete(thing=agent, actor=request.user)
-
 
 class CredentialForm(forms.ModelForm):
     api_key = forms.CharField(
@@ -141,11 +135,6 @@ class ProviderCredentialAdmin(TenantAdmin):
     def delete_model(self, request, obj):
         services.credential_delete(credential=obj, actor=request.user)
 
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        for credential in queryset:
-            services.credential_delete(credential=credential, actor=request.user)
-
 
 @admin.register(Knowledge)
 class KnowledgeAdmin(TenantAdmin):
@@ -171,11 +160,6 @@ class KnowledgeAdmin(TenantAdmin):
 
     def delete_model(self, request, obj):
         services.knowledge_delete(passage=obj, actor=request.user)
-
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        for passage in queryset:
-            services.knowledge_delete(passage=passage, actor=request.user)
 
 
 @admin.register(PriceOverride)

@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404
 
 from ontology import services
@@ -137,11 +136,6 @@ class MembershipAdmin(TenantAdmin):
     def delete_model(self, request, obj):
         services.membership_delete(membership=obj, actor=request.user)
 
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        for membership in queryset:
-            services.membership_delete(membership=membership, actor=request.user)
-
 
 class ThingForm(forms.ModelForm):
     type = forms.ChoiceField(
@@ -197,11 +191,6 @@ class ThingAdmin(TenantAdmin):
 
     def delete_model(self, request, obj):
         services.thing_delete(thing=obj, actor=request.user)
-
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        for thing in queryset:
-            services.thing_delete(thing=thing, actor=request.user)
 
 
 @admin.register(Connection)

@@ -20,7 +20,7 @@ from agents.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
-from agents.providers.errors import provider_error_from
+from agents.providers.errors import sdk_stream
 
 _STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
 
@@ -78,52 +78,37 @@ class AnthropicWire:
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
-        try:
-            stream = await self.client.messages.create(**kwargs)
-        except Exception as exc:
-            raise provider_error_from(exc) from exc
         tools: dict[int, dict[str, str]] = {}
         stop_reason = "stop"
-        try:
-            async for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    usage = event.message.usage
-                    cached = getattr(usage, "cache_read_input_tokens", None) or 0
-                    # Output here is a placeholder; message_delta carries the cumulative count.
-                    yield UsageReport(
-                        input_tokens=usage.input_tokens + cached, cached_tokens=cached
+        async for event in sdk_stream(self.client.messages.create(**kwargs)):
+            kind = event.type
+            if kind == "message_start":
+                usage = event.message.usage
+                cached = getattr(usage, "cache_read_input_tokens", None) or 0
+                # Output here is a placeholder; message_delta carries the cumulative count.
+                yield UsageReport(input_tokens=usage.input_tokens + cached, cached_tokens=cached)
+            elif kind == "content_block_start":
+                block = event.content_block
+                if block.type == "tool_use":
+                    tools[event.index] = {"id": block.id, "name": block.name, "json": ""}
+            elif kind == "content_block_delta":
+                delta = event.delta
+                if delta.type == "text_delta":
+                    yield TextDelta(delta.text)
+                elif delta.type == "input_json_delta" and event.index in tools:
+                    tools[event.index]["json"] += delta.partial_json
+            elif kind == "content_block_stop" and event.index in tools:
+                tool = tools.pop(event.index)
+                yield ToolCallReady(ToolCallRequest(tool["id"], tool["name"], tool["json"] or "{}"))
+            elif kind == "message_delta":
+                if event.delta.stop_reason:
+                    stop_reason = _STOP_REASONS.get(
+                        event.delta.stop_reason, event.delta.stop_reason
                     )
-                elif kind == "content_block_start":
-                    block = event.content_block
-                    if block.type == "tool_use":
-                        tools[event.index] = {"id": block.id, "name": block.name, "json": ""}
-                elif kind == "content_block_delta":
-                    delta = event.delta
-                    if delta.type == "text_delta":
-                        yield TextDelta(delta.text)
-                    elif delta.type == "input_json_delta" and event.index in tools:
-                        tools[event.index]["json"] += delta.partial_json
-                elif kind == "content_block_stop" and event.index in tools:
-                    tool = tools.pop(event.index)
-                    yield ToolCallReady(
-                        ToolCallRequest(tool["id"], tool["name"], tool["json"] or "{}")
-                    )
-                elif kind == "message_delta":
-                    if event.delta.stop_reason:
-                        stop_reason = _STOP_REASONS.get(
-                            event.delta.stop_reason, event.delta.stop_reason
-                        )
-                    if event.usage is not None and event.usage.output_tokens is not None:
-                        yield UsageReport(output_tokens=event.usage.output_tokens)
-                elif kind == "message_stop":
-                    yield Finished(stop_reason)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise provider_error_from(exc) from exc
-        finally:
-            await stream.close()
+                if event.usage is not None and event.usage.output_tokens is not None:
+                    yield UsageReport(output_tokens=event.usage.output_tokens)
+            elif kind == "message_stop":
+                yield Finished(stop_reason)
 
     async def embed(
         self, *, model: str, texts: list[str], dimensions: int | None = None

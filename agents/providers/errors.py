@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
 import anthropic
 import openai
 
@@ -55,3 +58,18 @@ def provider_error_from(exc: Exception) -> ProviderError:
     return ProviderError(
         "invalid_request", f"The provider refused the request: {text}", status=status
     )
+
+
+async def sdk_stream(opening: Awaitable[Any]) -> AsyncIterator[Any]:
+    """Open an SDK stream and iterate it: any failure becomes a ProviderError; always closed."""
+    try:
+        stream = await opening
+    except Exception as exc:
+        raise provider_error_from(exc) from exc
+    try:
+        async for item in stream:
+            yield item
+    except Exception as exc:
+        raise provider_error_from(exc) from exc
+    finally:
+        await stream.close()

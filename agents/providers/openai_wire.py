@@ -11,14 +11,13 @@ from agents.providers.base import (
     ChatRequest,
     Embeddings,
     Finished,
-    ProviderError,
     StreamEvent,
     TextDelta,
     ToolCallReady,
     ToolCallRequest,
     UsageReport,
 )
-from agents.providers.errors import provider_error_from
+from agents.providers.errors import provider_error_from, sdk_stream
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -78,45 +77,34 @@ class OpenAIWire:
                 }
                 for tool in request.tools
             ]
-        try:
-            stream = await self.client.chat.completions.create(**kwargs)
-        except Exception as exc:
-            raise provider_error_from(exc) from exc
         calls: dict[int, dict[str, str]] = {}
-        try:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    details = chunk.usage.prompt_tokens_details
-                    yield UsageReport(
-                        input_tokens=chunk.usage.prompt_tokens,
-                        output_tokens=chunk.usage.completion_tokens,
-                        cached_tokens=(details.cached_tokens or 0) if details else 0,
-                    )
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        yield TextDelta(delta.content)
-                    for part in (delta.tool_calls if delta is not None else None) or []:
-                        call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                        if part.id:
-                            call["id"] = part.id
-                        if part.function is not None:
-                            call["name"] += part.function.name or ""
-                            call["arguments"] += part.function.arguments or ""
-                    if choice.finish_reason:
-                        for index in sorted(calls):
-                            call = calls[index]
-                            yield ToolCallReady(
-                                ToolCallRequest(call["id"], call["name"], call["arguments"] or "{}")
-                            )
-                        calls.clear()
-                        yield Finished(choice.finish_reason)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise provider_error_from(exc) from exc
-        finally:
-            await stream.close()
+        async for chunk in sdk_stream(self.client.chat.completions.create(**kwargs)):
+            if chunk.usage is not None:
+                details = chunk.usage.prompt_tokens_details
+                yield UsageReport(
+                    input_tokens=chunk.usage.prompt_tokens,
+                    output_tokens=chunk.usage.completion_tokens,
+                    cached_tokens=(details.cached_tokens or 0) if details else 0,
+                )
+            for choice in chunk.choices:
+                delta = choice.delta
+                if delta is not None and delta.content:
+                    yield TextDelta(delta.content)
+                for part in (delta.tool_calls if delta is not None else None) or []:
+                    call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                    if part.id:
+                        call["id"] = part.id
+                    if part.function is not None:
+                        call["name"] += part.function.name or ""
+                        call["arguments"] += part.function.arguments or ""
+                if choice.finish_reason:
+                    for index in sorted(calls):
+                        call = calls[index]
+                        yield ToolCallReady(
+                            ToolCallRequest(call["id"], call["name"], call["arguments"] or "{}")
+                        )
+                    calls.clear()
+                    yield Finished(choice.finish_reason)
 
     async def embed(
         self, *, model: str, texts: list[str], dimensions: int | None = None
