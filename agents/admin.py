@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from agents import catalog, services
 from agents.forms import AgentForm
 from agents.models import Agent, Knowledge, PriceOverride, ProviderCredential
+from agents.secrets import decrypt
 from ontology import services as ontology_services
 from ontology.models import Thing
 from ontology.scoping import group_scope
@@ -92,8 +94,18 @@ class CredentialForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.instance.pk and not cleaned.get("api_key"):
+        api_key = (cleaned.get("api_key") or "").strip()
+        if api_key and len(api_key) < 8:
+            self.add_error("api_key", "That does not look like an API key.")
+        elif not api_key and not self.instance.pk:
             self.add_error("api_key", "Enter the API key.")
+        elif not api_key and decrypt(self.instance.encrypted_api_key) is None:
+            self.add_error("api_key", "The stored key can no longer be read; enter it again.")
+        if cleaned.get("base_url"):
+            try:
+                services.check_base_url(cleaned["base_url"])
+            except ValidationError as problem:
+                self.add_error("base_url", problem.message_dict["base_url"])
         group = cleaned.get("group") or getattr(self.instance, "group", None)
         if not self.instance.pk and group and cleaned.get("provider"):
             with group_scope(group):
@@ -121,8 +133,6 @@ class ProviderCredentialAdmin(TenantAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change and not data.get("api_key"):
-            from agents.secrets import decrypt
-
             api_key = decrypt(obj.encrypted_api_key) or ""
         else:
             api_key = data["api_key"]

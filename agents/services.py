@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -46,6 +50,24 @@ def knowledge_delete(*, passage: Knowledge, actor: User | None) -> None:
     passage.delete()
 
 
+def check_base_url(url: str) -> None:
+    """Refuse endpoints on private or local addresses: the server would call them for a tenant."""
+    if not url or settings.PARLEY_ALLOW_PRIVATE_BASE_URLS:
+        return
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValidationError({"base_url": "Enter a full http(s) URL."})
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        raise ValidationError({"base_url": "Endpoints on local or internal hosts are not allowed."})
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not address.is_global:
+        raise ValidationError({"base_url": "Endpoints on private addresses are not allowed."})
+
+
 @transaction.atomic
 def credential_set(
     *, group: Group, provider: str, api_key: str, base_url: str = "", actor: User | None
@@ -54,6 +76,7 @@ def credential_set(
     ensure_group_allowed(group)
     if provider not in catalog.PROVIDERS:
         raise ValidationError({"provider": f"Unknown provider {provider!r}."})
+    check_base_url(base_url)
     api_key = api_key.strip()
     if len(api_key) < 8:
         raise ValidationError({"api_key": "That does not look like an API key."})

@@ -92,6 +92,8 @@ class GroupAdmin(admin.ModelAdmin):
 
 
 class MembershipForm(forms.ModelForm):
+    actor = None  # set per request by MembershipAdmin.get_form
+
     class Meta:
         model = Membership
         fields = ("group", "user", "role")
@@ -101,8 +103,15 @@ class MembershipForm(forms.ModelForm):
         try:
             if self.instance.pk:
                 if cleaned.get("role") and cleaned["role"] != self.instance.role:
+                    services.ensure_may_grant(
+                        group=self.instance.group, actor=self.actor,
+                        roles=(self.instance.role, cleaned["role"]),
+                    )  # fmt: skip
                     services.ensure_owner_remains(self.instance, field="role")
             elif cleaned.get("group") and cleaned.get("user"):
+                services.ensure_may_grant(
+                    group=cleaned["group"], actor=self.actor, roles=(cleaned.get("role"),)
+                )
                 services.ensure_not_member(group=cleaned["group"], user=cleaned["user"])
         except ValidationError as error:
             apply_service_errors(self, error)
@@ -112,6 +121,12 @@ class MembershipForm(forms.ModelForm):
 @admin.register(Membership)
 class MembershipAdmin(TenantAdmin):
     form = MembershipForm
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.actor = request.user
+        return form
+
     list_display = ("user", "group", "role", "created_at")
     list_filter = ("role", ("group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__username", "user__email", "user__display_name")

@@ -107,6 +107,11 @@ class UnscopedQuerySet(models.QuerySet):
     explain = _refuse
     contains = _refuse
     _update = _refuse
+    aiterator = _refuse
+
+    def resolve_expression(self, *args, **kwargs):
+        # Used as a subquery (pk__in=...), it would compile without the group filter.
+        self._refuse()
 
 
 class TenantManager(models.Manager):

@@ -140,6 +140,16 @@ def ensure_owner_remains(membership: Membership, *, field: str) -> None:
         raise ValidationError({field: "A group needs at least one owner; add another owner first."})
 
 
+def ensure_may_grant(*, group: Group, actor: User | None, roles: tuple[str, ...]) -> None:
+    """Only owners (or the platform) may give, change or take away the owner role."""
+    if Membership.Role.OWNER not in roles or actor is None or actor.is_superuser:
+        return
+    with group_scope(group):
+        is_owner = Membership.objects.filter(user=actor, role=Membership.Role.OWNER).exists()
+    if not is_owner:
+        raise ValidationError({"role": "Only an owner can grant or change the owner role."})
+
+
 def ensure_not_member(*, group: Group, user: User) -> None:
     with group_scope(group):
         if Membership.objects.filter(user=user).exists():
@@ -151,6 +161,7 @@ def membership_create(
     *, group: Group, user: User, role: str = Membership.Role.MEMBER, actor: User | None
 ) -> Membership:
     ensure_group_allowed(group)
+    ensure_may_grant(group=group, actor=actor, roles=(role,))
     membership = Membership(group=group, user=user, role=role)
     membership.full_clean(validate_unique=False, validate_constraints=False)
     ensure_not_member(group=group, user=user)
@@ -170,6 +181,7 @@ def membership_update(*, membership: Membership, role: str, actor: User | None) 
         raise ValidationError(
             {"role": f"Role must be one of: {', '.join(Membership.Role.values)}."}
         )
+    ensure_may_grant(group=membership.group, actor=actor, roles=(old_role, role))
     ensure_owner_remains(membership, field="role")
     membership.role = role
     membership.save(update_fields=["role"])
@@ -182,6 +194,7 @@ def membership_update(*, membership: Membership, role: str, actor: User | None) 
 @transaction.atomic
 def membership_delete(*, membership: Membership, actor: User | None) -> None:
     ensure_group_allowed(membership.group)
+    ensure_may_grant(group=membership.group, actor=actor, roles=(membership.role,))
     ensure_owner_remains(membership, field="user")
     event_record(group=membership.group, type="membership.deleted", actor=actor,
                  target=membership, metadata={"user_id": membership.user_id,

@@ -29,4 +29,5 @@ def group_version(group_id: int) -> str:
 def bump_group_version(group_id: int) -> None:
     """Invalidate every process's cached configuration of the group once this commits."""
     key = _KEY.format(group_id=group_id)
-    transaction.on_commit(lambda: cache.set(key, uuid.uuid4().hex, timeout=_TIMEOUT))
+    # robust: a Redis hiccup must not turn a committed change into an error page.
+    transaction.on_commit(lambda: cache.delete(key), robust=True)

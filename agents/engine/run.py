@@ -98,6 +98,7 @@ class CallResult:
     error: ProviderError | None = None
     stopped: bool = False
     streamed: bool = False  # any event arrived: the provider accepted the request
+    produced: bool = False  # text or a tool call arrived: a retry would repeat them
     entry: LedgerEntry | None = None
 
 
@@ -163,6 +164,9 @@ class AgentRun:
             self.setup = await database_sync_to_async(self._prepare)()
         except _AgentUnavailable:
             return await self._fail_before_start("agent_unavailable")
+        except Exception:
+            logger.exception("run %s could not start", self.run_id)
+            return await self._fail_before_start("internal")
         setup = self.setup
         await self.emit("run.started", message_id=str(self.message_id))
         if setup.error_code:
@@ -221,6 +225,7 @@ class AgentRun:
             if not (result.tool_calls and offered):
                 return Message.Status.COMPLETE, ""
             rounds += 1
+            tool_run.step = step
             outcomes = await self._run_tools(result.tool_calls, tool_run)
             if outcomes is None:
                 return Message.Status.STOPPED, ""
@@ -242,7 +247,7 @@ class AgentRun:
             for attempt in range(attempts):
                 number = choice_index * attempts + attempt
                 result = await self._call_once(setup, choice, request, step, number)
-                if result.error is None or result.streamed or not result.error.retryable:
+                if result.error is None or result.produced or not result.error.retryable:
                     return result
                 if attempt + 1 < attempts and await self._pause(attempt, result.error):
                     result.stopped, result.error = True, None
@@ -280,6 +285,8 @@ class AgentRun:
         started = time.monotonic()
         first_token_at: float | None = None
 
+        emitting = asyncio.Lock()
+
         async def consume() -> None:
             nonlocal reported, first_token_at
             async for event in chat_provider(choice.endpoint).stream(request):
@@ -287,11 +294,14 @@ class AgentRun:
                 if isinstance(event, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.monotonic()
-                    texts.append(event.text)
-                    self._text.append(event.text)
-                    await self.emit("delta", text=event.text)
+                    # A stop never cuts an emit in half: text is kept iff it was sent.
+                    async with emitting:
+                        texts.append(event.text)
+                        self._text.append(event.text)
+                        await self.emit("delta", text=event.text)
                     self._write_placeholder()
                 elif isinstance(event, ToolCallReady):
+                    result.produced = True
                     result.tool_calls.append(event.call)
                 elif isinstance(event, UsageReport):
                     reported = UsageReport(
@@ -321,10 +331,12 @@ class AgentRun:
                 )
         else:
             result.stopped = True
-            consumer.cancel()
+            async with emitting:
+                consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ProviderError):
                 await consumer
         result.text = "".join(texts)
+        result.produced = result.produced or bool(result.text)
 
         usage = self._usage_for(request, result, reported)
         status = (
@@ -350,8 +362,8 @@ class AgentRun:
         if key not in self._prices:
             self._prices[key] = catalog.prices_for(info)
         entry = LedgerEntry(prices=self._prices[key], **fields)
+        self._entries.append(entry)  # kept even if this write fails: _finish writes it again
         ai_calls_record(entries=[entry])
-        self._entries.append(entry)
         return entry
 
     @staticmethod

@@ -39,6 +39,8 @@ def provider_error_from(exc: Exception) -> ProviderError:
             "provider_unavailable", f"The provider connection was lost ({type(exc).__name__})."
         )
     text = str(exc)
+    if status < 400:
+        return _from_stream_error(exc, text)
     if status == 429:
         return ProviderError(
             "rate_limited", "The provider is rate limiting requests.",
@@ -58,6 +60,27 @@ def provider_error_from(exc: Exception) -> ProviderError:
     return ProviderError(
         "invalid_request", f"The provider refused the request: {text}", status=status
     )
+
+
+_STREAM_ERROR_CODES = {
+    "overloaded_error": "provider_unavailable",
+    "api_error": "provider_unavailable",
+    "rate_limit_error": "rate_limited",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "invalid_request_error": "invalid_request",
+}
+
+
+def _from_stream_error(exc: Exception, text: str) -> ProviderError:
+    """An error event inside a 200 stream (Anthropic sends `event: error` mid-stream)."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    kind = error.get("type", "") if isinstance(error, dict) else ""
+    if any(marker in text for marker in _CONTEXT_MARKERS):
+        return ProviderError("context_length", "The conversation is too long for this model.")
+    code = _STREAM_ERROR_CODES.get(kind, "provider_unavailable")
+    return ProviderError(code, f"The provider reported an error mid-stream ({kind or 'unknown'}).")
 
 
 async def sdk_stream(opening: Awaitable[Any]) -> AsyncIterator[Any]:

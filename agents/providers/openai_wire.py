@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -100,8 +101,9 @@ class OpenAIWire:
                 if choice.finish_reason:
                     for index in sorted(calls):
                         call = calls[index]
+                        call_id = call["id"] or f"call_{index}_{uuid.uuid4().hex[:12]}"
                         yield ToolCallReady(
-                            ToolCallRequest(call["id"], call["name"], call["arguments"] or "{}")
+                            ToolCallRequest(call_id, call["name"], call["arguments"] or "{}")
                         )
                     calls.clear()
                     yield Finished(choice.finish_reason)

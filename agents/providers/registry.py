@@ -65,13 +65,18 @@ def resolve_endpoint(
         raise ProviderError("invalid_request", f"Unknown provider {provider!r}.")
     if credentials is None:
         credentials = stored_credentials(group) if group is not None else {}
-    api_key = ""
     base_url = settings.PARLEY_PROVIDER_BASE_URLS.get(provider) or info.base_url
     credential = credentials.get(provider)
     if credential is not None:
+        # The group's key goes with the group's URL; the platform's key never does.
         api_key = decrypt(credential.encrypted_api_key) or ""
+        if not api_key:
+            raise ProviderError(
+                "auth", f"The stored {info.label} key can no longer be read; enter it again."
+            )
         base_url = credential.base_url or base_url
-    api_key = api_key or settings.PARLEY_PROVIDER_API_KEYS.get(provider, "")
+    else:
+        api_key = settings.PARLEY_PROVIDER_API_KEYS.get(provider, "")
     if not api_key:
         raise ProviderError(
             "auth", f"No API key is configured for {info.label}. Ask an administrator to add one."

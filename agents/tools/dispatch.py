@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -29,6 +31,7 @@ class ToolRun:
     run_id: Any
     allowed: frozenset[str]
     timeout: float
+    step: int = 0
 
 
 @dataclass
@@ -66,10 +69,10 @@ def _check(call: ToolCallRequest, run: ToolRun) -> tuple[dict[str, Any], str]:
     return arguments, ""
 
 
-def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any]) -> ToolCall:
+def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any], index: int) -> ToolCall:
     with group_scope(run.group):
         record, _ = ToolCall.objects.get_or_create(
-            call_id=_call_key(call, run),
+            call_id=_call_key(call, run, index),
             defaults={
                 "group": run.group, "run_id": run.run_id, "thread": run.thread,
                 "agent_id": run.agent_id, "user": run.user, "name": call.name,
@@ -79,9 +82,9 @@ def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any]) -> T
     return record
 
 
-def _call_key(call: ToolCallRequest, run: ToolRun) -> str:
-    # Model call ids are unique per response, not globally: qualify them by run.
-    return f"{run.run_id}:{call.id}"
+def _call_key(call: ToolCallRequest, run: ToolRun, index: int) -> str:
+    # Model call ids are unique per response at best: qualify them by run, step and position.
+    return f"{run.run_id}:{run.step}:{index}:{call.id}"[:120]
 
 
 def _mark_timed_out(call_key: str, run: ToolRun) -> None:
@@ -101,12 +104,28 @@ def _mark_timed_out(call_key: str, run: ToolRun) -> None:
         )
 
 
+_waiter_pool: ThreadPoolExecutor | None = None
+
+
+def _waiters() -> ThreadPoolExecutor:
+    """Threads that wait for tool results, sized for many runs, apart from asyncio's default."""
+    global _waiter_pool
+    if _waiter_pool is None:
+        _waiter_pool = ThreadPoolExecutor(
+            max_workers=settings.PARLEY_TOOL_WAIT_THREADS, thread_name_prefix="tool-wait"
+        )
+    return _waiter_pool
+
+
 def _send_and_wait(call_key: str, run: ToolRun) -> dict[str, Any]:
-    """Blocking: runs in a worker thread of the event loop (asyncio.to_thread)."""
+    """Blocking: runs in a tool-wait thread. The worker gets a hard limit past the timeout."""
     from agents.tasks import run_tool
 
     result = run_tool.apply_async(
-        kwargs={"group_id": run.group.pk, "call_id": call_key}, task_id=call_key
+        kwargs={"group_id": run.group.pk, "call_id": call_key},
+        task_id=call_key,
+        soft_time_limit=run.timeout + 5,
+        time_limit=run.timeout + 15,
     )
     try:
         return result.get(timeout=run.timeout, propagate=False, disable_sync_subtasks=False)
@@ -118,15 +137,16 @@ def _send_and_wait(call_key: str, run: ToolRun) -> dict[str, Any]:
         connections.close_all()  # this thread's connection, if _mark_timed_out opened one
 
 
-async def run_tool_call(call: ToolCallRequest, run: ToolRun) -> ToolOutcome:
+async def run_tool_call(call: ToolCallRequest, run: ToolRun, index: int = 0) -> ToolOutcome:
     arguments, problem = _check(call, run)
     if problem:
         return ToolOutcome(call=call, ok=False, error=problem, arguments=arguments)
-    record = await database_sync_to_async(_record)(call, run, arguments)
+    record = await database_sync_to_async(_record)(call, run, arguments, index)
     if record.status != ToolCall.Status.PENDING:  # already ran (a replayed run)
         return ToolOutcome(call, record.status == ToolCall.Status.OK, record.result, record.error,
                            arguments)  # fmt: skip
-    payload = await asyncio.to_thread(_send_and_wait, record.call_id, run)
+    loop = asyncio.get_running_loop()
+    payload = await loop.run_in_executor(_waiters(), _send_and_wait, record.call_id, run)
     if not isinstance(payload, dict):  # the task itself crashed
         payload = {"ok": False, "result": None, "error": "The tool failed unexpectedly."}
     return ToolOutcome(
@@ -137,4 +157,6 @@ async def run_tool_call(call: ToolCallRequest, run: ToolRun) -> ToolOutcome:
 
 async def run_tool_calls(calls: list[ToolCallRequest], run: ToolRun) -> list[ToolOutcome]:
     """Run the calls of one model turn concurrently; results keep the calls' order."""
-    return list(await asyncio.gather(*(run_tool_call(call, run) for call in calls)))
+    return list(
+        await asyncio.gather(*(run_tool_call(call, run, i) for i, call in enumerate(calls)))
+    )

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import pytest
 from channels.db import database_sync_to_async
 
-from agents.configuration import forget_cached_configurations
-from agents.simulator import SimulatorConfig, SimulatorThread
 from agents.tools.registry import TOOLS, ToolFailed, ToolSpec, object_schema, register_tool
 from chat import services as chat_services
 from ontology import services
@@ -17,39 +15,6 @@ from ontology.scoping import group_scope
 from tests.conftest import make_tenant
 
 WIRES = [("simulator", "sim-gpt"), ("simulator-anthropic", "sim-claude")]
-
-
-@pytest.fixture(scope="session")
-def simulator():
-    with SimulatorThread(config=SimulatorConfig()) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(simulator, settings):
-    settings.PARLEY_PROVIDER_BASE_URLS = {
-        **settings.PARLEY_PROVIDER_BASE_URLS,
-        "simulator": simulator.openai_base_url,
-        "simulator-anthropic": simulator.anthropic_base_url,
-    }
-    settings.PARLEY_RETRY_BASE_DELAY = 0.01
-    settings.PARLEY_RETRY_MAX_DELAY = 0.05
-    simulator.clear()
-    forget_cached_configurations()
-    return simulator
-
-
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    from celery.contrib.testing.worker import start_worker
-
-    from config.celery import app
-
-    with django_db_blocker.unblock(), start_worker(
-        app, pool="threads", concurrency=4, perform_ping_check=False, queues=["tools"],
-        shutdown_timeout=30,
-    ) as worker:  # fmt: skip
-        yield worker
 
 
 class Recorder:

@@ -8,6 +8,7 @@ from django.urls import reverse
 from agents import services
 from agents.models import Knowledge, PriceOverride, ProviderCredential
 from agents.secrets import decrypt
+from billing.models import AICall
 from ontology.models import Event
 from ontology.scoping import group_scope, scopes_disabled
 
@@ -94,7 +95,46 @@ def test_prices_are_for_platform_staff_only(admin_a, client, superuser):
 
 
 def test_the_ledger_is_read_only_and_scoped(admin_a, tenant_a, tenant_b):
-    assert admin_a.get(reverse("admin:billing_aicall_changelist")).status_code == 200
+    import uuid
+
+    from agents.catalog import Prices
+    from billing.services import LedgerEntry, Usage, ai_calls_record
+
+    prices = Prices(Decimal(1), Decimal(2), Decimal(0))
+    for tenant, model in ((tenant_a, "alpha-model-x"), (tenant_b, "bravo-model-y")):
+        ai_calls_record(entries=[LedgerEntry(
+            id=uuid.uuid4(), group_id=tenant.group.pk, user_id=None, agent_id=None,
+            thread_id=None, run_id=None, purpose="chat", provider="openai", model=model,
+            step=0, attempt=0, usage=Usage(10, 5), prices=prices, latency_ms=1, ttft_ms=1,
+            status="ok",
+        )])  # fmt: skip
+    listing = admin_a.get(reverse("admin:billing_aicall_changelist"))
+    assert b"alpha-model-x" in listing.content and b"bravo-model-y" not in listing.content
     assert admin_a.get(reverse("admin:billing_aicall_add")).status_code == 403
     with scopes_disabled():
+        theirs = AICall.objects.get(model="bravo-model-y")
+    url = reverse("admin:billing_aicall_change", args=[theirs.pk])
+    assert admin_a.get(url).status_code == 404
+
+
+def test_private_endpoints_are_refused_for_group_keys(admin_a, tenant_a, settings):
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = False
+    for url in ("http://10.0.0.5/v1", "http://127.0.0.1:8000/v1", "http://localhost/v1",
+                "http://169.254.169.254/latest"):  # fmt: skip
+        response = admin_a.post(
+            reverse("admin:agents_providercredential_add"),
+            {"group": tenant_a.group.pk, "provider": "openai", "api_key": "sk-long-enough-key",
+             "base_url": url},
+        )  # fmt: skip
+        assert "not allowed" in response.context["adminform"].form.errors["base_url"][0], url
+    with group_scope(tenant_a.group):
         assert not ProviderCredential.objects.exists()
+
+
+def test_a_short_key_is_a_form_error_not_a_crash(admin_a, tenant_a):
+    response = admin_a.post(
+        reverse("admin:agents_providercredential_add"),
+        {"group": tenant_a.group.pk, "provider": "openai", "api_key": "short", "base_url": ""},
+    )
+    assert response.status_code == 200
+    assert "API key" in response.context["adminform"].form.errors["api_key"][0]

@@ -48,7 +48,8 @@ async def test_a_disabled_agent_stops_answering_at_once(sim, conversation):
     assert len(sim.request_log) == 1
 
 
-async def test_a_new_key_applies_to_the_next_run(sim, conversation):
+async def test_a_new_key_applies_to_the_next_run(sim, conversation, settings):
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True
     convo = await conversation(agent_props("simulator", "sim-gpt@text"))
     await run_agent(convo)
 

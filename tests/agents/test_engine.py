@@ -432,7 +432,8 @@ async def test_a_price_override_applies_to_new_calls_only(sim, conversation):
     assert (unchanged.input_price, unchanged.cost) == (before.input_price, before.cost)
 
 
-async def test_a_groups_own_endpoint_is_used_for_its_runs_only(sim, conversation):
+async def test_a_groups_own_endpoint_is_used_for_its_runs_only(sim, conversation, settings):
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True
     mine = await conversation(agent_props("simulator", "sim-gpt@text"))
     other = await conversation(agent_props("simulator", "sim-gpt@text"), slug="rival")
 

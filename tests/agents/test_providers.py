@@ -89,3 +89,26 @@ async def test_embeddings_through_the_provider_interface(simulator):
     assert result.input_tokens == count_tokens("refunds") + count_tokens("travel")
     again = await provider.embed(model="text-embedding-3-small", texts=["refunds"])
     assert again.vectors[0] == result.vectors[0]
+
+
+def test_an_unreadable_group_key_never_falls_back_to_the_platform_key(tenant_a, settings):
+    settings.PARLEY_PROVIDER_API_KEYS = {**settings.PARLEY_PROVIDER_API_KEYS, "openai": "env-key"}
+    ProviderCredential.objects.create(
+        group=tenant_a.group, provider="openai", encrypted_api_key=encrypt("group-key"),
+        base_url="https://tenant-chosen.example/v1",
+    )  # fmt: skip
+    settings.PARLEY_ENCRYPTION_KEY = "rotated"
+    with pytest.raises(ProviderError) as error:
+        resolve_endpoint("openai", group=tenant_a.group)
+    assert error.value.code == "auth" and "enter it again" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("overloaded_error", "provider_unavailable"), ("rate_limit_error", "rate_limited"),
+     ("api_error", "provider_unavailable"), ("invalid_request_error", "invalid_request")],
+)  # fmt: skip
+def test_an_error_event_inside_a_200_stream_is_classified_by_its_type(kind, code):
+    body = {"type": "error", "error": {"type": kind, "message": "x"}}
+    exc = status_error(anthropic, anthropic.APIStatusError, 200, body)
+    assert provider_error_from(exc).code == code

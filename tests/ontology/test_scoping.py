@@ -115,3 +115,13 @@ def _make_two_tenants():
 
     make_tenant("bravo")
     return make_tenant("alpha")
+
+
+async def test_async_iteration_without_a_group_is_refused_too(db):
+    with pytest.raises(ScopeError):
+        [thing async for thing in Thing.objects.aiterator()]
+
+
+def test_a_tenant_queryset_cannot_be_smuggled_in_as_a_subquery(tenant_a):
+    with pytest.raises(ScopeError):
+        list(Group.objects.filter(things__in=Thing.objects.all()))

@@ -139,3 +139,18 @@ def test_a_connection_cannot_reach_into_another_group(tenant_a, tenant_b):
     )  # fmt: skip
     (event,) = events_of(tenant_a.group, type="connection.created")
     assert event.target_id == str(conn.pk)
+
+
+def test_only_an_owner_grants_or_removes_the_owner_role(tenant_a):
+    with group_scope(tenant_a.group):
+        member = Membership.objects.get(user=tenant_a.member)
+    services.membership_update(membership=member, role="admin", actor=tenant_a.owner)
+    admin = tenant_a.member
+    with pytest.raises(ValidationError, match="Only an owner"):
+        services.membership_update(membership=member, role="owner", actor=admin)
+    with group_scope(tenant_a.group):
+        owner = Membership.objects.get(user=tenant_a.owner)
+    with pytest.raises(ValidationError, match="Only an owner"):
+        services.membership_delete(membership=owner, actor=admin)
+    with group_scope(tenant_a.group):
+        assert Membership.objects.get(user=tenant_a.owner).role == "owner"
