@@ -50,6 +50,7 @@ class Message(TenantModel):
         STOPPED = "stopped", "Stopped"
         ERROR = "error", "Error"
         INTERRUPTED = "interrupted", "Interrupted"
+        REPLACED = "replaced", "Replaced by a regenerated answer"
 
     # Made by us, not the database: a run names its message before the row exists.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -77,3 +78,23 @@ class Message(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class RunEvent(TenantModel):
+    """One event of a run, in order: the durable log a reconnecting client resumes from.
+
+    Written in batches while the run streams, so a resume survives a Redis restart.
+    """
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="run_events")
+    thread = models.ForeignKey(AIThread, on_delete=models.CASCADE, related_name="run_events")
+    run_id = models.UUIDField()
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=30)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run_id", "seq"], name="run_event_seq")]
+        indexes = [models.Index(fields=["thread", "run_id", "seq"])]
+        ordering = ["run_id", "seq"]

@@ -1,3 +1,9 @@
-"""WebSocket routes; the chat consumer arrives with the chat issue."""
+"""WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from chat.consumers import ThreadConsumer
+
+websocket_urlpatterns = [
+    path("ws/threads/<int:thread_id>/", ThreadConsumer.as_asgi()),
+]

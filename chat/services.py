@@ -134,3 +134,27 @@ def thread_hand_off(*, thread: AIThread, reason: str, actor: User | None) -> int
         )
         transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, owners))
     return len(owners)
+
+
+@transaction.atomic
+def message_replace(*, message: Message, actor: User) -> Message:
+    """Set an answer aside for a regenerated one; it stays in the record, out of the history."""
+    ensure_group_allowed(message.group)
+    last = (
+        Message.objects.filter(thread_id=message.thread_id)
+        .exclude(status=Message.Status.REPLACED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if (
+        message.role != Message.Role.ASSISTANT
+        or last is None
+        or last.pk != message.pk
+        or message.status == Message.Status.STREAMING
+    ):
+        raise ValidationError({"message_id": "Only the last finished answer can be regenerated."})
+    message.status = Message.Status.REPLACED
+    message.save(update_fields=["status"])
+    event_record(group=message.group, type="message.replaced", actor=actor, target=message,
+                 metadata={"thread_id": message.thread_id})  # fmt: skip
+    return message

@@ -102,7 +102,7 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "parley:asgi"},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "parley:asgi", "capacity": 1000},
     }
 }
 
@@ -220,6 +220,25 @@ if PARLEY_SIMULATOR_URL:
 
 # Key for encrypting per-group provider keys at rest; derived from SECRET_KEY when unset.
 PARLEY_ENCRYPTION_KEY = env_str("PARLEY_ENCRYPTION_KEY", "")
+
+# Chat: the largest message a user may send, and messages per minute by plan (user / group).
+PARLEY_MAX_MESSAGE_CHARS = env_int("PARLEY_MAX_MESSAGE_CHARS", 32_000)
+PARLEY_MESSAGE_RATE_LIMITS = {
+    "free": {"user": env_str("PARLEY_RATE_FREE_USER", "10/m"),
+             "group": env_str("PARLEY_RATE_FREE_GROUP", "60/m")},
+    "team": {"user": env_str("PARLEY_RATE_TEAM_USER", "30/m"),
+             "group": env_str("PARLEY_RATE_TEAM_GROUP", "300/m")},
+    "business": {"user": env_str("PARLEY_RATE_BUSINESS_USER", "60/m"),
+                 "group": env_str("PARLEY_RATE_BUSINESS_GROUP", "1200/m")},
+    "enterprise": {"user": env_str("PARLEY_RATE_ENTERPRISE_USER", "120/m"),
+                   "group": env_str("PARLEY_RATE_ENTERPRISE_GROUP", "6000/m")},
+}  # fmt: skip
+RATELIMIT_USE_CACHE = "default"
+
+# Threads per process that wait for tool results from Celery.
+PARLEY_TOOL_WAIT_THREADS = env_int("PARLEY_TOOL_WAIT_THREADS", 64)
+# Group-supplied provider base URLs may point at private addresses only when this is on.
+PARLEY_ALLOW_PRIVATE_BASE_URLS = env_bool("PARLEY_ALLOW_PRIVATE_BASE_URLS", DEBUG)
 
 # Agent loop policy: retries before the first token, with exponential backoff and jitter.
 PARLEY_RETRY_ATTEMPTS = env_int("PARLEY_RETRY_ATTEMPTS", 3)

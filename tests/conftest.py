@@ -7,6 +7,8 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.db import connections
 
+from agents.configuration import forget_cached_configurations
+from agents.simulator import SimulatorConfig, SimulatorThread
 from ontology import services
 from ontology.models import Group, Membership, Thing, User
 
@@ -90,3 +92,36 @@ async def thread_connections():
     """
     yield
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    with SimulatorThread(config=SimulatorConfig()) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(simulator, settings):
+    settings.PARLEY_PROVIDER_BASE_URLS = {
+        **settings.PARLEY_PROVIDER_BASE_URLS,
+        "simulator": simulator.openai_base_url,
+        "simulator-anthropic": simulator.anthropic_base_url,
+    }
+    settings.PARLEY_RETRY_BASE_DELAY = 0.01
+    settings.PARLEY_RETRY_MAX_DELAY = 0.05
+    simulator.clear()
+    forget_cached_configurations()
+    return simulator
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    with django_db_blocker.unblock(), start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=False, queues=["tools"],
+        shutdown_timeout=30,
+    ) as worker:  # fmt: skip
+        yield worker

@@ -1,0 +1,184 @@
+"""The chat WebSocket: /ws/threads/<thread_id>/ (protocol in ARCHITECTURE.md).
+
+Thin: it checks who is asking, validates frames, calls services and the run
+registry, and forwards run events. Runs belong to the process, so closing the
+socket never stops one; a client that reconnects resumes from the durable log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from chat import selectors, services
+from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
+from chat.limits import message_rate_limited
+from chat.runs import Busy, active_run_id, registry, thread_group
+from ontology.scoping import group_scope
+
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_NOT_FOUND = 4404
+GAP_WAITS = 6  # the log is at most one flush (250 ms) behind the live stream
+GAP_WAIT_SECONDS = 0.1
+
+
+class ThreadConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            return
+        thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
+        access = await database_sync_to_async(selectors.thread_for_member)(
+            user=user, thread_id=thread_id
+        )
+        if access is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.user = user
+        self.group, self.thread = access
+        self.sent: dict[str, int] = {}  # run_id -> last seq this client has
+        self.joined = True
+        await self.channel_layer.group_add(thread_group(self.thread.pk), self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(thread_group(self.thread.pk), self.channel_name)
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def send_json(self, payload: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(payload, ensure_ascii=False))
+
+    # --- client frames ----------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if not getattr(self, "joined", False):
+            return
+        try:
+            frame = parse_frame(text_data, max_chars=settings.PARLEY_MAX_MESSAGE_CHARS)
+        except FrameError as problem:
+            await self.error(problem.code, problem.message)
+            return
+        if isinstance(frame, SendMessage):
+            await self.on_send(frame)
+        elif isinstance(frame, StopRun):
+            await registry().request_stop(self.thread.pk)
+        elif isinstance(frame, Regenerate):
+            await self.on_regenerate(frame)
+        elif isinstance(frame, Resume):
+            await self.on_resume(frame)
+
+    async def on_send(self, frame: SendMessage) -> None:
+        retry_after = await database_sync_to_async(message_rate_limited)(
+            user=self.user, group=self.group
+        )
+        if retry_after is not None:
+            await self.error(
+                "rate_limited",
+                f"You are sending messages too fast. Try again in {retry_after} s.",
+                retry_after=retry_after,
+            )
+            return
+
+        def save_question():
+            with group_scope(self.group):
+                return services.message_create_user(
+                    thread=self.thread, user=self.user, content=frame.content,
+                    client_id=frame.client_id,
+                )  # fmt: skip
+
+        await self._start(save_question, announce=True, client_id=frame.client_id)
+
+    async def on_regenerate(self, frame: Regenerate) -> None:
+        message = await database_sync_to_async(selectors.message_in_thread)(
+            thread=self.thread, message_id=frame.message_id
+        )
+        if message is None:
+            await self.error("not_found", "That message is not in this conversation.")
+            return
+
+        def set_aside():
+            with group_scope(self.group):
+                return services.message_replace(message=message, actor=self.user)
+
+        await self._start(set_aside, announce=False)
+
+    async def _start(self, before, *, announce: bool, client_id: str = "") -> None:
+        try:
+            _, message = await registry().start(
+                group=self.group, thread=self.thread, user=self.user, before=before
+            )
+        except Busy:
+            await self.error("busy", "An answer is still being written. Wait or stop it first.")
+            return
+        except ValidationError as problem:
+            await self.error("invalid", " ".join(problem.messages))
+            return
+        if announce:
+            payload = {**selectors.message_payload(message), "client_id": client_id}
+            await self.channel_layer.group_send(
+                thread_group(self.thread.pk),
+                {"type": "run.event", "event": {"type": "message.created", "message": payload}},
+            )
+
+    async def on_resume(self, frame: Resume) -> None:
+        run_id = await sync_to_async(active_run_id)(self.thread.pk)
+        if run_id is None:
+            run_id = await database_sync_to_async(selectors.latest_run_id)(thread=self.thread)
+        if run_id is None:
+            return
+        events = await database_sync_to_async(selectors.run_events)(
+            thread=self.thread, run_id=run_id, after_seq=frame.after_seq
+        )
+        self.sent[str(run_id)] = frame.after_seq
+        for event in events:
+            await self._forward(event)
+
+    # --- live events from the thread's group ---------------------------------------------
+
+    async def run_event(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        if "seq" not in event:
+            await self.send_json(event)
+            return
+        run_id = event["run_id"]
+        last = self.sent.get(run_id)
+        if last is None:
+            if event["seq"] != 1:
+                return  # a run that began before we knew where this client stands: it resumes
+            last = self.sent[run_id] = 0
+        if event["seq"] > last + 1:
+            await self._fill_gap(run_id, last, event["seq"])
+        await self._forward(event)
+
+    async def _forward(self, event: dict[str, Any]) -> None:
+        """Send each event of a run once, in order; what this client has is skipped."""
+        run_id, seq = event["run_id"], event["seq"]
+        if seq <= self.sent.get(run_id, 0):
+            return
+        self.sent[run_id] = seq
+        await self.send_json(event)
+
+    async def _fill_gap(self, run_id: str, last: int, upto: int) -> None:
+        """Events this client missed (it resumed, or fell behind): read them from the log."""
+        for _ in range(GAP_WAITS):
+            missing = await database_sync_to_async(selectors.run_events)(
+                thread=self.thread, run_id=run_id, after_seq=last, before_seq=upto
+            )
+            if len(missing) == upto - last - 1:
+                for event in missing:
+                    await self._forward(event)
+                return
+            await asyncio.sleep(GAP_WAIT_SECONDS)
+        for event in missing:
+            await self._forward(event)

@@ -1,0 +1,258 @@
+"""Runs owned by the process, not by a socket.
+
+A run's events go live to the thread's channel-layer group (every open tab) and,
+in batches, to the durable RunEvent log a reconnecting client resumes from. One
+run per thread at a time, across processes: a lock in Redis, kept alive by a
+heartbeat that also refreshes the answer's row. A process that dies leaves rows
+whose heartbeat stops; the sweep marks them interrupted with their partial text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from agents.engine import AgentRun
+from chat.models import AIThread, Message, RunEvent
+from ontology.models import Group, User
+from ontology.scoping import group_scope, scopes_disabled
+from ontology.services import event_record
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+FLUSH_EVENTS = 64
+LOCK_SECONDS = 60
+HEARTBEAT_SECONDS = 15
+STALE_AFTER = timedelta(seconds=90)
+SWEEP_SECONDS = 60
+
+
+def thread_group(thread_id: int) -> str:
+    return f"thread.{thread_id}"
+
+
+def _control_group(thread_id: int) -> str:
+    return f"run-control.{thread_id}"
+
+
+def _lock_key(thread_id: int) -> str:
+    return f"run-lock:{thread_id}"
+
+
+def active_run_id(thread_id: int) -> str | None:
+    """The run streaming on the thread now, in whichever process holds it."""
+    return cache.get(_lock_key(thread_id))
+
+
+class Busy(Exception):
+    """The thread already has a run streaming."""
+
+
+class EventLog:
+    """The run's sink: publish each event at once, persist them in ordered batches."""
+
+    def __init__(self, *, group: Group, thread: AIThread) -> None:
+        self.group = group
+        self.thread = thread
+        self.layer = get_channel_layer()
+        self._pending: list[dict[str, Any]] = []
+        self._timer: asyncio.Task | None = None
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        await self.layer.group_send(
+            thread_group(self.thread.pk), {"type": "run.event", "event": event}
+        )
+        self._pending.append(event)
+        if len(self._pending) >= FLUSH_EVENTS:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        self._timer = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        events, self._pending = self._pending, []
+        if events:
+            await database_sync_to_async(self._write)(events)
+
+    def _write(self, events: list[dict[str, Any]]) -> None:
+        with group_scope(self.group):
+            RunEvent.objects.bulk_create(
+                [
+                    RunEvent(
+                        group=self.group,
+                        thread=self.thread,
+                        run_id=event["run_id"],
+                        seq=event["seq"],
+                        type=event["type"],
+                        payload=event,
+                    )
+                    for event in events
+                ],
+                ignore_conflicts=True,
+            )
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
+
+
+class RunRegistry:
+    """The runs of this process (one registry per event loop)."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.runs: dict[int, AgentRun] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._control_channel: str | None = None
+
+    async def start(
+        self,
+        *,
+        group: Group,
+        thread: AIThread,
+        user: User,
+        before: Callable[[], Any] | None = None,
+    ) -> tuple[uuid.UUID, Any]:
+        """Start a run on the thread; `before` (sync, e.g. saving the question) runs first.
+
+        Raises Busy when another run holds the thread, in this process or another.
+        """
+        sink = EventLog(group=group, thread=thread)
+        run = AgentRun(group=group, thread=thread, user=user, sink=sink)
+        if not await sync_to_async(cache.add)(_lock_key(thread.pk), str(run.run_id), LOCK_SECONDS):
+            raise Busy
+        try:
+            prepared = await database_sync_to_async(before)() if before else None
+        except BaseException:
+            await self._release(thread.pk, run.run_id)
+            raise
+        await self._listen()
+        await self.layer.group_add(_control_group(thread.pk), self._control_channel)
+        self.runs[thread.pk] = run
+        task = asyncio.create_task(self._drive(run, thread))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run.run_id, prepared
+
+    async def request_stop(self, thread_id: int) -> None:
+        """Stop the thread's run wherever it lives (it ends within one stream step)."""
+        run = self.runs.get(thread_id)
+        if run is not None:
+            run.stop()
+            return
+        await self.layer.group_send(
+            _control_group(thread_id), {"type": "run.stop", "thread_id": thread_id}
+        )
+
+    async def _drive(self, run: AgentRun, thread: AIThread) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(run, thread.pk))
+        try:
+            await run.execute()
+        except Exception:
+            logger.exception("run %s failed outside the agent loop", run.run_id)
+        finally:
+            heartbeat.cancel()
+            await run.sink.close()
+            self.runs.pop(thread.pk, None)
+            await self.layer.group_discard(_control_group(thread.pk), self._control_channel)
+            await self._release(thread.pk, run.run_id)
+
+    async def _heartbeat(self, run: AgentRun, thread_id: int) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await sync_to_async(cache.touch)(_lock_key(thread_id), LOCK_SECONDS)
+            await database_sync_to_async(_touch_message)(run.group, run.message_id)
+
+    async def _release(self, thread_id: int, run_id: uuid.UUID) -> None:
+        def release() -> None:
+            if cache.get(_lock_key(thread_id)) == str(run_id):
+                cache.delete(_lock_key(thread_id))
+
+        await sync_to_async(release)()
+
+    async def _listen(self) -> None:
+        if self._control_channel is not None:
+            return
+        self._control_channel = await self.layer.new_channel("run-control.")
+        task = asyncio.create_task(self._control_loop())
+        self._tasks.add(task)
+        task = asyncio.create_task(self._sweep_loop())
+        self._tasks.add(task)
+
+    async def _control_loop(self) -> None:
+        while True:
+            message = await self.layer.receive(self._control_channel)
+            if message.get("type") == "run.stop":
+                run = self.runs.get(message.get("thread_id"))
+                if run is not None:
+                    run.stop()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await database_sync_to_async(mark_interrupted_runs)()
+            await asyncio.sleep(SWEEP_SECONDS)
+
+
+def _touch_message(group: Group, message_id: uuid.UUID) -> None:
+    with group_scope(group):
+        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+            updated_at=timezone.now()
+        )
+
+
+_registries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def registry() -> RunRegistry:
+    loop = asyncio.get_running_loop()
+    if loop not in _registries:
+        _registries[loop] = RunRegistry()
+    return _registries[loop]
+
+
+def mark_interrupted_runs(*, stale_after: timedelta = STALE_AFTER) -> int:
+    """Platform job: answers whose run died (no heartbeat) become "interrupted", text kept."""
+    cutoff = timezone.now() - stale_after
+    count = 0
+    with scopes_disabled():
+        stale = list(
+            Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+            .select_related("group")
+            .only("pk", "group", "thread_id", "run_id")
+        )
+    for message in stale:
+        with group_scope(message.group), transaction.atomic():
+            deltas = RunEvent.objects.filter(run_id=message.run_id, type="delta").order_by("seq")
+            text = "".join(event.payload.get("text", "") for event in deltas)
+            updated = Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
+                status=Message.Status.INTERRUPTED, content=text, updated_at=timezone.now()
+            )
+            if updated:
+                event_record(
+                    group=message.group, type="ai_response_interrupted", target=message,
+                    metadata={"thread_id": message.thread_id, "run_id": str(message.run_id)},
+                )  # fmt: skip
+                count += updated
+        cache.delete(_lock_key(message.thread_id))
+    return count

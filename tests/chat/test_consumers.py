@@ -1,0 +1,361 @@
+"""The chat WebSocket through the real ASGI stack: session cookie, Origin check, channel layer
+on the real Redis, runs against the simulator. Synchronised on frames, never on sleeps."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from chat import services as chat_services
+from chat.limits import message_rate_limited
+from chat.models import Message, RunEvent
+from chat.runs import mark_interrupted_runs
+from ontology import services
+from ontology.models import Event, Thing
+from ontology.scoping import group_scope
+from tests.conftest import make_tenant
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("thread_connections", "clear_cache"),
+]
+TIMEOUT = 10
+
+
+def application():
+    from config.asgi import application
+
+    return application
+
+
+@database_sync_to_async
+def chat_setup(model="sim-gpt@text;words=20", slug="acme", **properties):
+    tenant = make_tenant(slug)
+    agent = services.thing_create(
+        group=tenant.group, type=Thing.Type.AGENT, name="Chat agent", actor=tenant.owner,
+        properties={"provider": "simulator", "model": model, **properties},
+    )  # fmt: skip
+    with group_scope(tenant.group):
+        thread = chat_services.thread_create(group=tenant.group, agent=agent, user=tenant.member)
+    return tenant, thread
+
+
+@database_sync_to_async
+def session_cookie(user):
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def connect(thread_id, user=None, origin="http://testserver"):
+    headers = [(b"origin", origin.encode())]
+    if user is not None:
+        cookie = await session_cookie(user)
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    communicator = WebsocketCommunicator(application(), f"/ws/threads/{thread_id}/", headers)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    return communicator, connected
+
+
+async def frames_until(communicator, *types, limit=2000):
+    """Receive frames until one of `types` arrives; return them all."""
+    received = []
+    for _ in range(limit):
+        frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        received.append(frame)
+        if frame["type"] in types:
+            return received
+    raise AssertionError(f"no {types} in {limit} frames")
+
+
+def text_of(frames):
+    return "".join(f["text"] for f in frames if f["type"] == "delta")
+
+
+def seqs(frames):
+    return [f["seq"] for f in frames if "seq" in f]
+
+
+async def send(communicator, **frame):
+    await communicator.send_to(text_data=json.dumps(frame))
+
+
+async def test_a_message_streams_an_answer_to_every_open_tab(sim):
+    tenant, thread = await chat_setup()
+    first, _ = await connect(thread.pk, tenant.member)
+    second, _ = await connect(thread.pk, tenant.member)
+    await send(first, type="message.send", content="Hello?", client_id="c1")
+
+    for tab in (first, second):
+        frames = await frames_until(tab, "run.completed")
+        created = frames[0]
+        assert created["type"] == "message.created"
+        assert (created["message"]["content"], created["message"]["client_id"]) == ("Hello?", "c1")
+        assert frames[1]["type"] == "run.started"
+        assert seqs(frames) == list(range(1, len(seqs(frames)) + 1))
+        assert text_of(frames)
+    message_id = frames[1]["message_id"]
+
+    @database_sync_to_async
+    def stored():
+        with group_scope(tenant.group):
+            return Message.objects.get(pk=message_id), RunEvent.objects.count()
+
+    message, logged = await stored()
+    assert (message.status, message.content) == (Message.Status.COMPLETE, text_of(frames))
+    assert logged == len(seqs(frames))  # the durable log holds every event
+    for tab in (first, second):
+        await tab.disconnect()
+
+
+async def test_tool_activity_and_sources_reach_the_client(sim, celery_worker):
+    tenant, thread = await chat_setup(model="sim-gpt", tools=["searchKnowledge"])
+
+    @database_sync_to_async
+    def add_knowledge():
+        from agents import services as agent_services
+
+        agent_services.knowledge_create(
+            group=tenant.group, title="Refund policy", content="Refunds within 30 days.",
+            actor=None,
+        )  # fmt: skip
+
+    await add_knowledge()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="How long for refunds?")
+    frames = await frames_until(tab, "run.completed")
+    types = [f["type"] for f in frames]
+    assert types.index("tool.started") < types.index("sources") < types.index("tool.finished")
+    (sources,) = [f for f in frames if f["type"] == "sources"]
+    assert sources["items"][0]["title"] == "Refund policy"
+    assert "[1]" in text_of(frames)
+    await tab.disconnect()
+
+
+async def test_stop_ends_the_run_and_keeps_the_partial_answer(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=30;words=400")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Tell me a long story")
+    frames = await frames_until(tab, "delta")
+    await send(tab, type="run.stop")
+    frames += await frames_until(tab, "run.stopped")
+
+    @database_sync_to_async
+    def stored():
+        with group_scope(tenant.group):
+            return Message.objects.get(pk=frames[1]["message_id"])
+
+    message = await stored()
+    assert (message.status, message.content) == (Message.Status.STOPPED, text_of(frames))
+    assert 0 < len(message.content.split()) < 400
+    await tab.disconnect()
+
+
+async def test_a_second_message_while_streaming_is_busy(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=30;words=400")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="First")
+    await frames_until(tab, "delta")
+    await send(tab, type="message.send", content="Second")
+    frames = await frames_until(tab, "error")
+    assert frames[-1]["code"] == "busy"
+    await send(tab, type="run.stop")
+    await frames_until(tab, "run.stopped")
+
+    @database_sync_to_async
+    def questions():
+        with group_scope(tenant.group):
+            return list(Message.objects.filter(role="user").values_list("content", flat=True))
+
+    assert await questions() == ["First"]
+    await tab.disconnect()
+
+
+async def test_resume_after_a_disconnect_has_no_gap_and_no_duplicate(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=60;words=120")
+    watcher, _ = await connect(thread.pk, tenant.owner)
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Go")
+    seen = await frames_until(tab, "delta")
+    seen += [await tab.receive_json_from(timeout=TIMEOUT) for _ in range(5)]
+    await tab.disconnect()  # closing the tab does not stop the run
+
+    watched = await frames_until(watcher, "delta")
+    while seqs(watched)[-1] < seqs(seen)[-1] + 20:  # the run goes on meanwhile
+        watched.append(await watcher.receive_json_from(timeout=TIMEOUT))
+
+    again, _ = await connect(thread.pk, tenant.member)
+    await send(again, type="stream.resume", after_seq=seqs(seen)[-1])
+    resumed = await frames_until(again, "run.completed")
+    watched += await frames_until(watcher, "run.completed")
+
+    assert seqs(seen) + seqs(resumed) == list(range(1, seqs(resumed)[-1] + 1))
+    assert seqs(watched) == seqs(seen) + seqs(resumed)
+    assert text_of(seen) + text_of(resumed) == text_of(watched)
+    for tab_ in (watcher, again):
+        await tab_.disconnect()
+
+
+async def test_a_tab_opened_mid_run_resumes_from_the_start(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=60;words=60")
+    first, _ = await connect(thread.pk, tenant.member)
+    await send(first, type="message.send", content="Go")
+    live = await frames_until(first, "delta")
+    late, _ = await connect(thread.pk, tenant.member)
+    await send(late, type="stream.resume", after_seq=0)
+    everything = await frames_until(late, "run.completed")
+    live += await frames_until(first, "run.completed")
+    assert seqs(everything) == list(range(1, seqs(everything)[-1] + 1))
+    assert text_of(everything) == text_of(live)
+
+
+async def test_regenerate_replaces_the_last_answer(sim):
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Hi")
+    first = await frames_until(tab, "run.completed")
+    await send(tab, type="message.regenerate", message_id=first[1]["message_id"])
+    second = await frames_until(tab, "run.completed")
+    assert second[0]["type"] == "run.started"
+    assert second[0]["message_id"] != first[1]["message_id"]
+
+    @database_sync_to_async
+    def answers():
+        with group_scope(tenant.group):
+            return {
+                str(pk): status
+                for pk, status in Message.objects.filter(role="assistant").values_list(
+                    "pk", "status"
+                )
+            }
+
+    statuses = await answers()
+    assert statuses[first[1]["message_id"]] == Message.Status.REPLACED
+    assert statuses[second[0]["message_id"]] == Message.Status.COMPLETE
+    await send(tab, type="message.regenerate", message_id=first[1]["message_id"])
+    assert (await frames_until(tab, "error"))[-1]["code"] == "invalid"
+    await tab.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not json", "bad_json"),
+        ('["a list"]', "bad_frame"),
+        ('{"type": "message.dance"}', "unknown_type"),
+        ('{"type": "message.send"}', "missing_field"),
+        ('{"type": "message.send", "content": "   "}', "empty"),
+        ('{"type": "message.send", "content": 42}', "bad_frame"),
+        ('{"type": "stream.resume", "after_seq": -1}', "bad_frame"),
+        ('{"type": "message.regenerate", "message_id": "nope"}', "bad_frame"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_socket_stays_up(sim, raw, code):
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await tab.send_to(text_data=raw)
+    frame = await tab.receive_json_from(timeout=TIMEOUT)
+    assert (frame["type"], frame["code"]) == ("error", code)
+    assert frame["message"]
+    await send(tab, type="message.send", content="Still there?")
+    assert (await frames_until(tab, "run.completed"))[-1]["type"] == "run.completed"
+    await tab.disconnect()
+
+
+async def test_an_oversize_message_is_refused_and_nothing_is_saved(sim, settings):
+    settings.PARLEY_MAX_MESSAGE_CHARS = 100
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="x" * 101)
+    frame = await tab.receive_json_from(timeout=TIMEOUT)
+    assert frame["code"] == "too_long" and "100" in frame["message"]
+
+    @database_sync_to_async
+    def count():
+        with group_scope(tenant.group):
+            return Message.objects.count()
+
+    assert await count() == 0
+    await tab.disconnect()
+
+
+async def test_sending_too_fast_is_rate_limited(sim, settings):
+    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "2/m", "group": "100/m"}}
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    for _ in range(2):
+        await send(tab, type="message.send", content="Hi")
+        await frames_until(tab, "run.completed")
+    await send(tab, type="message.send", content="Hi again")
+    frame = await tab.receive_json_from(timeout=TIMEOUT)
+    assert frame["code"] == "rate_limited" and frame["retry_after"] >= 1
+    await tab.disconnect()
+
+
+def test_parallel_sends_admit_exactly_the_limit(tenant_a, settings, clear_cache):
+    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "10/m", "group": "1000/m"}}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(
+            pool.map(
+                lambda _: message_rate_limited(user=tenant_a.member, group=tenant_a.group),
+                range(100),
+            )
+        )
+    assert sum(r is None for r in results) == 10
+
+
+async def test_another_tenants_thread_is_refused(sim):
+    tenant, thread = await chat_setup()
+    intruder = await database_sync_to_async(make_tenant)("rival")
+    tab, connected = await connect(thread.pk, intruder.owner)
+    assert connected
+    assert (await tab.receive_output(timeout=TIMEOUT)) == {"type": "websocket.close",
+                                                           "code": 4404}  # fmt: skip
+    missing, _ = await connect(999_999, tenant.member)
+    assert (await missing.receive_output(timeout=TIMEOUT))["code"] == 4404
+
+
+async def test_anonymous_is_refused(sim):
+    _, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, None)
+    assert (await tab.receive_output(timeout=TIMEOUT))["code"] == 4401
+
+
+async def test_a_foreign_origin_is_refused(sim):
+    tenant, thread = await chat_setup()
+    _, connected = await connect(thread.pk, tenant.member, origin="https://evil.example")
+    assert connected is False
+
+
+def test_runs_that_died_are_marked_interrupted_with_their_text(tenant_a):
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    with group_scope(tenant_a.group):
+        thread = chat_services.thread_create(
+            group=tenant_a.group, agent=tenant_a.agent, user=tenant_a.member
+        )
+        run_id = uuid.uuid4()
+        message = chat_services.assistant_message_start(
+            thread=thread, run_id=run_id, message_id=uuid.uuid4()
+        )
+        Message.objects.filter(pk=message.pk).update(
+            updated_at=timezone.now() - timedelta(minutes=5)
+        )
+        for seq, text in enumerate(["Half ", "an ", "answer"], start=2):
+            RunEvent.objects.create(
+                group=tenant_a.group, thread=thread, run_id=run_id, seq=seq, type="delta",
+                payload={"type": "delta", "run_id": str(run_id), "seq": seq, "text": text},
+            )  # fmt: skip
+    assert mark_interrupted_runs() == 1
+    with group_scope(tenant_a.group):
+        message.refresh_from_db()
+        assert Event.objects.filter(type="ai_response_interrupted").count() == 1
+    assert (message.status, message.content) == (Message.Status.INTERRUPTED, "Half an answer")
+    assert mark_interrupted_runs() == 0
