@@ -190,6 +190,10 @@ class RunRegistry:
 
         await sync_to_async(release)()
 
+    async def ensure_running(self) -> None:
+        """Start this process's stop listener and interrupted-run sweep (idempotent)."""
+        await self._listen()
+
     async def _listen(self) -> None:
         if self._control_channel is not None:
             return
