@@ -15,8 +15,7 @@ class Provider:
     key: str
     label: str
     wire: str  # "openai" (Chat Completions, also every compatible endpoint) or "anthropic"
-    base_url: str | None = None
-    api_key_env: str | None = None
+    base_url: str | None = None  # settings.PARLEY_PROVIDER_BASE_URLS may override it
     # The simulator picks its behaviour from a "@scenario" suffix on the model id.
     scenarios: bool = False
 
@@ -42,27 +41,23 @@ class ModelInfo:
 PROVIDERS: dict[str, Provider] = {
     p.key: p
     for p in [
-        Provider("openai", "OpenAI", "openai", None, "OPENAI_API_KEY"),
-        Provider("anthropic", "Anthropic", "anthropic", None, "ANTHROPIC_API_KEY"),
-        Provider(
-            "deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"
-        ),
-        Provider("groq", "Groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-        Provider("mistral", "Mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
-        Provider("xai", "xAI", "openai", "https://api.x.ai/v1", "XAI_API_KEY"),
+        Provider("openai", "OpenAI", "openai"),
+        Provider("anthropic", "Anthropic", "anthropic"),
+        Provider("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1"),
+        Provider("groq", "Groq", "openai", "https://api.groq.com/openai/v1"),
+        Provider("mistral", "Mistral", "openai", "https://api.mistral.ai/v1"),
+        Provider("xai", "xAI", "openai", "https://api.x.ai/v1"),
         Provider(
             "gemini",
             "Google Gemini",
             "openai",
             "https://generativelanguage.googleapis.com/v1beta/openai/",
-            "GEMINI_API_KEY",
         ),
         Provider(
             "local",
             "Local (Ollama, vLLM, llama.cpp)",
             "openai",
             "http://localhost:11434/v1",
-            "LOCAL_LLM_API_KEY",
         ),
         Provider("simulator", "Simulator (OpenAI wire)", "openai", scenarios=True),
         Provider("simulator-anthropic", "Simulator (Anthropic wire)", "anthropic", scenarios=True),

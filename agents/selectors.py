@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import F, QuerySet
+from django.db.models import F
 
-from agents.models import Agent, Knowledge
+from agents.models import Knowledge
 from ontology.models import Group
 
 
@@ -34,7 +34,3 @@ def search_knowledge(*, group: Group, query: str, limit: int = 5) -> list[Knowle
         .order_by("-score", "id")[:limit]
     )
     return list(hits)
-
-
-def agents_for_group(*, group: Group) -> QuerySet[Agent]:
-    return Agent.objects.filter(group=group, status=Agent.Status.ACTIVE).order_by("name")

@@ -72,10 +72,6 @@ def active_group() -> Group | None:
     return None if current is None or current is _DISABLED else current
 
 
-def scopes_are_disabled() -> bool:
-    return _active_group.get() is _DISABLED
-
-
 def ensure_group_allowed(group: Group) -> None:
     """Refuse a write to `group` while a different group is active."""
     current = active_group()

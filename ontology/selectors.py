@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import F, QuerySet
 
-from ontology.models import Event, Group, Membership, Thing, User
+from ontology.models import Group, Membership, Thing, User
 
 
 def groups_for_user(*, user: User) -> QuerySet[Group]:
@@ -42,7 +42,3 @@ def things_for_group(*, group: Group, type: str, active_only: bool = True) -> Qu
     if active_only:
         things = things.filter(status=Thing.Status.ACTIVE)
     return things.order_by("name")
-
-
-def recent_events(*, group: Group, limit: int = 20) -> QuerySet[Event]:
-    return Event.objects.filter(group=group).select_related("actor")[:limit]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -536,8 +537,6 @@ def _first(new: int | None, old: int | None) -> int | None:
 
 
 def _parse_arguments(raw: str) -> Any:
-    import json
-
     try:
         return json.loads(raw or "{}")
     except json.JSONDecodeError:

@@ -19,9 +19,10 @@ pytestmark = [
 
 @database_sync_to_async
 def update_agent(convo, **properties):
-    agent = convo.agent
     services.thing_update(
-        thing=agent, actor=convo.tenant.owner, properties={**agent.properties, **properties}
+        thing=convo.agent,
+        actor=convo.tenant.owner,
+        properties={**convo.agent.properties, **properties},
     )
 
 

@@ -284,7 +284,8 @@ async def test_an_oversize_message_is_refused_and_nothing_is_saved(sim, settings
 
 
 async def test_sending_too_fast_is_rate_limited(sim, settings):
-    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "2/m", "group": "100/m"}}
+    # Day-long windows: a fixed window must not roll over in the middle of the test.
+    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "2/d", "group": "100/d"}}
     tenant, thread = await chat_setup()
     tab, _ = await connect(thread.pk, tenant.member)
     for _ in range(2):
@@ -297,7 +298,7 @@ async def test_sending_too_fast_is_rate_limited(sim, settings):
 
 
 def test_parallel_sends_admit_exactly_the_limit(tenant_a, settings, clear_cache):
-    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "10/m", "group": "1000/m"}}
+    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "10/d", "group": "1000/d"}}
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(
             pool.map(
