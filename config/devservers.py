@@ -401,6 +401,22 @@ def run_command(command: list[str], *, extra_env: dict[str, str] | None = None) 
         return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
 
 
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's Chromium; install it where it is missing (CI machines)."""
+    if os.environ.get("PARLEY_CHROMIUM") or shutil.which("chromium"):
+        return
+    say("installing Debian's chromium for the browser tests")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        result = subprocess.run([*sudo, *command], env=env, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise DevServerError(
+                "Could not install chromium (needed by the browser tests). Install it with "
+                "`apt-get install chromium`, or set PARLEY_CHROMIUM to a Chromium binary."
+            )
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"run", "test", "exec"}:
         print(__doc__, file=sys.stderr)
@@ -410,6 +426,7 @@ def main(argv: list[str]) -> int:
         if verb == "run":
             return run_platform()
         if verb == "test":
+            ensure_chromium()
             return run_command([sys.executable, "-m", "pytest", *rest])
         if rest[:1] == ["--"]:
             rest = rest[1:]

@@ -1,0 +1,154 @@
+"""Browser tests: a real daphne process serving the test database, driven by Debian's Chromium.
+
+The server is a subprocess started like production (`daphne config.asgi:application`),
+pointed at the test database, the test Redis and the session's provider simulator; the
+test process's Celery worker runs its tool calls. Tests that use it need committed data:
+mark them `django_db(transaction=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import global_settings, settings
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from config.devservers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("PARLEY_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        raise RuntimeError(
+            "Browser tests need Debian's chromium (`apt-get install chromium`); "
+            "`make test` installs it where missing."
+        )
+    return path
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    user, password = quote(db["USER"], safe=""), quote(db["PASSWORD"], safe="")
+    return f"postgres://{user}:{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited early:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)  # the process is still starting; not test synchronisation
+    raise RuntimeError(f"daphne did not answer within 60 s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(autouse=True)
+def _server_password_hashing(settings):
+    """The server process verifies passwords with the production hashers, not the tests' MD5."""
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
+
+
+@pytest.fixture(scope="session")
+def parley_url(django_db_setup, simulator, celery_worker) -> Iterator[str]:
+    """Base URL of a daphne subprocess serving the test database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "PARLEY_SIMULATOR_URL": simulator.url,
+        "PARLEY_RETRY_BASE_DELAY": "0.01",
+        "PARLEY_RETRY_MAX_DELAY": "0.05",
+    }
+    log = Path(tempfile.mkstemp(prefix="parley-daphne-", suffix=".log")[1])
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+             "config.asgi:application"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """Package-scoped: sync Playwright keeps an event loop on the main thread while it runs,
+    which must be gone before the async tests of other packages start theirs. While it runs,
+    Django sees that loop and would refuse the tests' own (synchronous) ORM calls."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium_path(), args=CHROMIUM_ARGS
+            )
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Browser, parley_url: str) -> Iterator[Page]:
+    """A fresh browser context (no cookies) on the live server; JS dialogs are recorded."""
+    context = browser.new_context(base_url=parley_url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.dialogs = []
+
+    def on_dialog(dialog):
+        page.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    yield page
+    context.close()
+
+
+def log_in(page: Page, user, password: str | None = None) -> None:
+    """Log in through the real form, as a person would."""
+    page.goto("/login/")
+    page.get_by_label("Email").fill(user.username)
+    page.get_by_label("Password").fill(password or "pw-" + user.username)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login/" not in url)
