@@ -20,6 +20,9 @@ class Provider:
     scenarios: bool = False
 
 
+MAX_MODEL_CHARS = 120  # as sent, scenario suffix included; every ledger row stores it
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     provider: str

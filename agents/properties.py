@@ -52,6 +52,9 @@ def _check_model(provider: Any, model: Any, *, provider_key: str, model_key: str
         known = ", ".join(catalog.PROVIDERS)
         errors[provider_key] = f"Unknown provider {provider!r}. Known providers: {known}."
         return None
+    if isinstance(model, str) and len(model) > catalog.MAX_MODEL_CHARS:
+        errors[model_key] = f"Model names can be at most {catalog.MAX_MODEL_CHARS} characters."
+        return None
     info = catalog.get_model(provider, model) if isinstance(model, str) else None
     if info is None or info.is_embedding:
         label = catalog.PROVIDERS[provider].label

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from agents.catalog import MAX_MODEL_CHARS
 from ontology.models import Group, TenantModel, Thing
 
 COST_QUANTUM = Decimal("0.00000001")  # dollars; cents are exact far beyond any single call
@@ -46,7 +47,7 @@ class AICall(TenantModel):
     run_id = models.UUIDField(null=True, blank=True, db_index=True)
     purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.CHAT)
     provider = models.CharField(max_length=40)
-    model = models.CharField(max_length=120)
+    model = models.CharField(max_length=MAX_MODEL_CHARS)
     step = models.PositiveIntegerField(default=0)
     attempt = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveIntegerField(default=0)

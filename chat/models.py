@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from ontology.models import Group, TenantModel, Thing
@@ -38,11 +39,18 @@ class AIThread(TenantModel):
     def __str__(self) -> str:
         return self.title or f"Thread {self.pk}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("thread-detail", args=[self.pk])
+
 
 class Message(TenantModel):
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
+
+    class Feedback(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
 
     class Status(models.TextChoices):
         STREAMING = "streaming", "Streaming"
@@ -69,6 +77,7 @@ class Message(TenantModel):
     tool_calls = models.JSONField(default=list, blank=True)
     sources = models.JSONField(default=list, blank=True)
     usage = models.JSONField(default=dict, blank=True)
+    feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -26,6 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.engine import AgentRun
+from agents.engine.titles import generate_title
+from chat import services
 from chat.models import AIThread, Message, RunEvent
 from ontology.models import Group, User
 from ontology.scoping import group_scope, scopes_disabled
@@ -166,8 +168,9 @@ class RunRegistry:
 
     async def _drive(self, run: AgentRun, thread: AIThread) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(run, thread.pk))
+        result = None
         try:
-            await run.execute()
+            result = await run.execute()
         except Exception:
             logger.exception("run %s failed outside the agent loop", run.run_id)
         finally:
@@ -176,6 +179,28 @@ class RunRegistry:
             self.runs.pop(thread.pk, None)
             await self.layer.group_discard(_control_group(thread.pk), self._control_channel)
             await self._release(thread.pk, run.run_id)
+        if result is not None and result.status == Message.Status.COMPLETE and not thread.title:
+            await self._name_thread(run, thread)
+
+    async def _name_thread(self, run: AgentRun, thread: AIThread) -> None:
+        """Title an untitled thread after its first answer; every open tab hears of it."""
+        try:
+            title = await generate_title(group=run.group, thread=thread, user=run.user)
+
+            def save() -> bool:
+                with group_scope(run.group):
+                    return services.thread_title_generated(thread=thread, title=title)
+
+            if not title or not await database_sync_to_async(save)():
+                return
+        except Exception:
+            logger.exception("could not title thread %s", thread.pk)
+            return
+        await self.layer.group_send(
+            thread_group(thread.pk),
+            {"type": "run.event",
+             "event": {"type": "thread.updated", "thread": {"id": thread.pk, "title": title}}},
+        )  # fmt: skip
 
     async def _heartbeat(self, run: AgentRun, thread_id: int) -> None:
         while True:
@@ -197,7 +222,9 @@ class RunRegistry:
     async def _listen(self) -> None:
         if self._control_channel is not None:
             return
-        self._control_channel = await self.layer.new_channel("run-control.")
+        # The default "specific" prefix: channels_redis reads all of a process's channels through
+        # one shared key, and a channel with another prefix would starve the consumers' ones.
+        self._control_channel = await self.layer.new_channel()
         task = asyncio.create_task(self._control_loop())
         self._tasks.add(task)
         task = asyncio.create_task(self._sweep_loop())

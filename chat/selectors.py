@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q, QuerySet
+
 from chat.models import AIThread, Message, RunEvent
 from ontology.models import Group, User
 from ontology.scoping import group_scope
@@ -55,3 +57,37 @@ def run_events(*, thread: AIThread, run_id, after_seq: int, before_seq: int | No
 def message_in_thread(*, thread: AIThread, message_id) -> Message | None:
     with group_scope(thread.group):
         return Message.objects.filter(thread=thread, pk=message_id).first()
+
+
+def threads_for_list(
+    *, group: Group, user: User, query: str = "", everyone: bool = False
+) -> QuerySet[AIThread]:
+    """The group's threads, newest activity first: the user's own unless `everyone`.
+
+    A query matches the title or any visible message of the thread.
+    """
+    threads = AIThread.objects.filter(group=group).select_related("agent")
+    if not everyone:
+        threads = threads.filter(user=user)
+    query = query.strip()
+    if query:
+        matching = Message.objects.filter(group=group, content__icontains=query).exclude(
+            status=Message.Status.REPLACED
+        )
+        threads = threads.filter(
+            Q(title__icontains=query) | Q(pk__in=matching.values("thread_id"))
+        )
+    return threads.order_by("-last_activity_at", "-pk")
+
+
+def thread_in_group(*, group: Group, thread_id: int) -> AIThread | None:
+    return AIThread.objects.filter(group=group, pk=thread_id).select_related("agent").first()
+
+
+def thread_messages(*, thread: AIThread) -> list[Message]:
+    """What a reader sees: everything but answers set aside by a regenerate."""
+    return list(
+        Message.objects.filter(thread=thread)
+        .exclude(status=Message.Status.REPLACED)
+        .order_by("created_at", "id")
+    )

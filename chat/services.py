@@ -158,3 +158,50 @@ def message_replace(*, message: Message, actor: User) -> Message:
     event_record(group=message.group, type="message.replaced", actor=actor, target=message,
                  metadata={"thread_id": message.thread_id})  # fmt: skip
     return message
+
+
+@transaction.atomic
+def thread_rename(*, thread: AIThread, title: str, actor: User) -> AIThread:
+    ensure_group_allowed(thread.group)
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError({"title": "A title needs at least one word."})
+    if len(title) > 200:
+        raise ValidationError({"title": "Titles can be at most 200 characters."})
+    previous = thread.title
+    thread.title = title
+    thread.save(update_fields=["title"])
+    event_record(group=thread.group, type="thread.renamed", actor=actor, target=thread,
+                 metadata={"from": previous, "to": title})  # fmt: skip
+    return thread
+
+
+@transaction.atomic
+def thread_title_generated(*, thread: AIThread, title: str) -> bool:
+    """Name an untitled thread; a title someone typed meanwhile wins. True when it was set."""
+    ensure_group_allowed(thread.group)
+    title = title[:200]
+    if not title or not AIThread.objects.filter(pk=thread.pk, title="").update(title=title):
+        return False
+    thread.title = title
+    event_record(group=thread.group, type="thread.titled", target=thread,
+                 metadata={"title": title})  # fmt: skip
+    return True
+
+
+@transaction.atomic
+def message_feedback_set(*, message: Message, feedback: str, actor: User) -> Message:
+    """Thumbs up or down on an answer ("" clears it); the latest vote is the one kept."""
+    ensure_group_allowed(message.group)
+    if message.role != Message.Role.ASSISTANT:
+        raise ValidationError({"message": "Only answers take feedback."})
+    if feedback not in {"", *Message.Feedback.values}:
+        raise ValidationError({"feedback": "Feedback is up, down or empty."})
+    previous = message.feedback
+    message.feedback = feedback
+    message.save(update_fields=["feedback"])
+    event_record(
+        group=message.group, type="message.feedback", actor=actor, target=message,
+        metadata={"thread_id": message.thread_id, "from": previous, "to": feedback},
+    )  # fmt: skip
+    return message

@@ -223,6 +223,8 @@ PARLEY_ENCRYPTION_KEY = env_str("PARLEY_ENCRYPTION_KEY", "")
 
 # Chat: the largest message a user may send, and messages per minute by plan (user / group).
 PARLEY_MAX_MESSAGE_CHARS = env_int("PARLEY_MAX_MESSAGE_CHARS", 32_000)
+# Thread titles: "provider/model" for the title call; empty uses the thread's agent's model.
+PARLEY_TITLE_MODEL = env_str("PARLEY_TITLE_MODEL", "")
 PARLEY_MESSAGE_RATE_LIMITS = {
     "free": {"user": env_str("PARLEY_RATE_FREE_USER", "10/m"),
              "group": env_str("PARLEY_RATE_FREE_GROUP", "60/m")},

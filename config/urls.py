@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", ontology_views.healthz, name="healthz"),
+    path("", include("chat.urls")),
     path("", include("agents.urls")),
     path("", include("ontology.urls")),
 ]

@@ -6,16 +6,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ontology.middleware import SESSION_KEY
-from ontology.models import Thing
-from ontology.selectors import group_for_user, things_for_group
+from ontology.selectors import group_for_user
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"agents": []}
+    """People come to chat: the home of a member is their organisation's conversations."""
     if request.group is not None:
-        context["agents"] = things_for_group(group=request.group, type=Thing.Type.AGENT)
-    return render(request, "ontology/home.html", context)
+        return redirect("thread-list")
+    return render(request, "ontology/home.html")
 
 
 @login_required

@@ -339,7 +339,7 @@ class AgentRun:
         result.text = "".join(texts)
         result.produced = result.produced or bool(result.text)
 
-        usage = self._usage_for(request, result, reported)
+        usage = measured_usage(request, result, reported)
         status = (
             AICall.Status.STOPPED if result.stopped
             else AICall.Status.FAILED if result.error else AICall.Status.OK
@@ -366,25 +366,6 @@ class AgentRun:
         self._entries.append(entry)  # kept even if this write fails: _finish writes it again
         ai_calls_record(entries=[entry])
         return entry
-
-    @staticmethod
-    def _usage_for(request: ChatRequest, result: CallResult, reported: UsageReport) -> Usage:
-        """What the provider reported, else our own count; a refused request costs nothing."""
-        if result.error is not None and not result.streamed:
-            return Usage(exact=True)
-        exact = reported.input_tokens is not None and reported.output_tokens is not None
-        output = reported.output_tokens
-        if output is None:
-            output = count_tokens(result.text) + sum(
-                count_tokens(call.arguments) for call in result.tool_calls
-            )
-        input_tokens = reported.input_tokens
-        if input_tokens is None:
-            input_tokens = estimate_input_tokens(request)
-        return Usage(
-            input_tokens=input_tokens, output_tokens=output,
-            cached_tokens=reported.cached_tokens or 0, exact=exact,
-        )  # fmt: skip
 
     # --- tools -----------------------------------------------------------------------
 
@@ -460,7 +441,7 @@ class AgentRun:
                 wanted.append((properties["fallbackProvider"], properties["fallbackModel"]))
             for provider, model in wanted:
                 try:
-                    choices.append(self._choice(provider, model, configuration.credentials))
+                    choices.append(model_choice(provider, model, configuration.credentials))
                 except ProviderError as error:
                     error_code = error_code or error.code
             if choices:
@@ -482,13 +463,6 @@ class AgentRun:
             return chat_services.assistant_message_start(
                 thread=thread, run_id=self.run_id, message_id=self.message_id
             )
-
-    @staticmethod
-    def _choice(provider: str, model: str, credentials: dict[str, StoredCredential]) -> ModelChoice:
-        info = catalog.get_model(provider, model)
-        if info is None:
-            raise ProviderError("invalid_request", f"{provider}/{model} is not in the catalog.")
-        return ModelChoice(resolve_endpoint(provider, credentials=credentials), info, model)
 
     async def _finish(self, status: str, error_code: str) -> RunResult:
         message = await self._write_placeholder()
@@ -530,6 +504,34 @@ class AgentRun:
 
 class _AgentUnavailable(Exception):
     pass
+
+
+def model_choice(
+    provider: str, model: str, credentials: dict[str, StoredCredential]
+) -> ModelChoice:
+    info = catalog.get_model(provider, model)
+    if info is None:
+        raise ProviderError("invalid_request", f"{provider}/{model} is not in the catalog.")
+    return ModelChoice(resolve_endpoint(provider, credentials=credentials), info, model)
+
+
+def measured_usage(request: ChatRequest, result: CallResult, reported: UsageReport) -> Usage:
+    """What the provider reported, else our own count; a refused request costs nothing."""
+    if result.error is not None and not result.streamed:
+        return Usage(exact=True)
+    exact = reported.input_tokens is not None and reported.output_tokens is not None
+    output = reported.output_tokens
+    if output is None:
+        output = count_tokens(result.text) + sum(
+            count_tokens(call.arguments) for call in result.tool_calls
+        )
+    input_tokens = reported.input_tokens
+    if input_tokens is None:
+        input_tokens = estimate_input_tokens(request)
+    return Usage(
+        input_tokens=input_tokens, output_tokens=output,
+        cached_tokens=reported.cached_tokens or 0, exact=exact,
+    )  # fmt: skip
 
 
 def _first(new: int | None, old: int | None) -> int | None:

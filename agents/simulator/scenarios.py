@@ -58,6 +58,7 @@ SEARCH_TOOL = "searchKnowledge"
 DEFAULT_WORDS = 12
 MAX_PASSAGES = 3
 USER_TEXT_LIMIT = 200
+TITLE_WORDS = 6
 NO_RESULTS = "I could not find anything about that in the knowledge base."
 
 _FILLER = (
@@ -447,7 +448,14 @@ def _passages_from_system(system: str) -> list[tuple[Any, str]]:
 
 
 def _offline_reply(conversation: Conversation) -> tuple[str, tuple[ToolCall, ...]]:
-    """The extractive "model" of the offline demo: search first, then quote what it found."""
+    """The extractive "model" of the offline demo: search first, then quote what it found.
+
+    Asked for a conversation title, it answers with the question's first words.
+    """
+    if "conversation title" in conversation.system:
+        question = conversation.last_user_text.removeprefix("Question:").split("\n\n")[0]
+        words = re.findall(r"[\w'-]+", question)[:TITLE_WORDS]
+        return " ".join(words).capitalize(), ()
     if conversation.ends_with_tool_results:
         passages = _passages_from_results(conversation.trailing_tool_results)
         return _cited_answer(passages), ()
@@ -548,6 +556,10 @@ def plan_reply(
     tokens_per_second = scenario.number("tps", tokens_per_second)
     filler = filler_text(seed, scenario.integer("words", DEFAULT_WORDS))
     text, calls = filler, ()
+    if name == "text" and "reply" in scenario.params:
+        text = scenario.params["reply"]
+        if text.startswith('"'):
+            text = json.loads(text)
     if name in ("offline", "rate_limited_once", "server_error_once"):
         text, calls = _offline_reply(conversation)
     elif name in ("tool_call", "parallel_tools"):

@@ -103,6 +103,7 @@ register_tool(
         ),
         execute=search_knowledge_tool,
         summarize=lambda r: _count(len(r.get("results", [])), "passage") + " found",
+        activity="Searching knowledge",
     )
 )
 register_tool(
@@ -121,6 +122,7 @@ register_tool(
         ),
         execute=create_task_tool,
         summarize=lambda r: f"Created task “{r.get('title', '')}”",
+        activity="Creating a task",
     )
 )
 register_tool(
@@ -137,6 +139,7 @@ register_tool(
         ),
         execute=update_profile_tool,
         summarize=lambda r: "Profile updated",
+        activity="Updating your profile",
     )
 )
 register_tool(
@@ -150,5 +153,6 @@ register_tool(
         ),
         execute=call_human_tool,
         summarize=lambda r: f"Handed to a human ({r.get('notified', 0)} notified)",
+        activity="Calling a human",
     )
 )

@@ -29,6 +29,11 @@ class ToolSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     execute: Callable[[ToolContext, dict[str, Any]], dict[str, Any]] | None = None
     summarize: Callable[[dict[str, Any]], str] = lambda result: "Done"
+    activity: str = ""  # what the chat shows while it runs, e.g. "Searching knowledge"
+
+    @property
+    def running_label(self) -> str:
+        return f"{self.activity or self.label}…"
 
     def validation_errors(self, arguments: Any) -> list[str]:
         validator = Draft202012Validator(self.parameters)

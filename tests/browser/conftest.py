@@ -104,7 +104,7 @@ def parley_url(django_db_setup, simulator, celery_worker) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.unlink(missing_ok=True)
+        print("DAPHNE LOG", log)
 
 
 @pytest.fixture(scope="package")
@@ -130,7 +130,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, parley_url: str) -> Iterator[Page]:
-    """A fresh browser context (no cookies) on the live server; JS dialogs are recorded."""
+    """A fresh browser context (no cookies) on the live server.
+
+    JS dialogs are recorded in `page.dialogs`; an uncaught JavaScript error fails the test.
+    """
     context = browser.new_context(base_url=parley_url)
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -141,8 +144,11 @@ def page(browser: Browser, parley_url: str) -> Iterator[Page]:
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
     yield page
     context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def log_in(page: Page, user, password: str | None = None) -> None:

@@ -22,7 +22,7 @@ def test_logging_in_shows_the_active_groups_agents_only(client, tenant_a, tenant
         {"username": "member@alpha.example", "password": "pw-member@alpha.example"},
     )
     assert response.status_code == 302
-    page = client.get(reverse("home")).content
+    page = client.get(reverse("home"), follow=True).content
     assert b"Alpha Agent" in page
     assert b"Bravo Agent" not in page
 
@@ -33,7 +33,7 @@ def test_switching_to_a_group_you_are_not_in_is_a_404(client, tenant_a, tenant_b
     assert response.status_code == 404
     response = client.post(reverse("switch-group"), {"group": "999999"})
     assert response.status_code == 404
-    assert b"Alpha Agent" in client.get(reverse("home")).content
+    assert b"Alpha Agent" in client.get(reverse("home"), follow=True).content
 
 
 def test_a_user_in_two_groups_switches_between_them(client, tenant_a, tenant_b):
@@ -42,7 +42,7 @@ def test_a_user_in_two_groups_switches_between_them(client, tenant_a, tenant_b):
     )
     client.force_login(tenant_a.member)
     client.post(reverse("switch-group"), {"group": tenant_b.group.pk})
-    page = client.get(reverse("home")).content
+    page = client.get(reverse("home"), follow=True).content
     assert b"Bravo Agent" in page
     assert b"Alpha Agent" not in page
 

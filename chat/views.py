@@ -1,0 +1,209 @@
+"""Chat pages: the thread list, a thread with its history, and the small writes around it.
+
+Answers stream over the WebSocket (`chat/consumers.py`); these views render what is
+stored, so a reload shows exactly what the database holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.errors import sentence_for
+from agents.tools.registry import TOOLS
+from chat import selectors, services
+from chat.models import AIThread, Message
+from chat.rendering import render_answer
+from chat.runs import active_run_id
+from ontology.models import Group, Membership, Thing
+from ontology.selectors import things_for_group
+
+THREADS_PER_PAGE = 30
+SIDEBAR_THREADS = 20
+NOTES = {
+    Message.Status.STOPPED: "Stopped.",
+    Message.Status.INTERRUPTED: "This answer was interrupted; what had arrived is kept.",
+}
+
+
+def _group(request: HttpRequest) -> Group:
+    if request.group is None:
+        raise Http404("No organisation.")
+    return request.group
+
+
+def _thread(request: HttpRequest, pk: int) -> AIThread:
+    thread = selectors.thread_in_group(group=_group(request), thread_id=pk)
+    if thread is None:
+        raise Http404("No such conversation.")
+    return thread
+
+
+def _may_see_everyone(group: Group) -> bool:
+    return group.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+@require_GET
+def thread_list(request: HttpRequest) -> HttpResponse:
+    group = _group(request)
+    query = request.GET.get("q", "")[:200]
+    everyone = request.GET.get("all") == "1" and _may_see_everyone(group)
+    threads = selectors.threads_for_list(
+        group=group, user=request.user, query=query, everyone=everyone
+    )
+    page = Paginator(threads, THREADS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "chat/thread_list.html", {
+        "page": page, "query": query, "everyone": everyone,
+        "may_see_everyone": _may_see_everyone(group),
+        "agents": things_for_group(group=group, type=Thing.Type.AGENT),
+    })  # fmt: skip
+
+
+@login_required
+@require_POST
+def thread_new(request: HttpRequest) -> HttpResponse:
+    group = _group(request)
+    agent = (
+        things_for_group(group=group, type=Thing.Type.AGENT)
+        .filter(pk=request.POST.get("agent") if str(request.POST.get("agent")).isdigit() else 0)
+        .first()
+    )
+    if agent is None:
+        flash.error(request, "Pick one of your organisation's agents to start a chat.")
+        return redirect("thread-list")
+    try:
+        thread = services.thread_create(group=group, agent=agent, user=request.user)
+    except ValidationError as problem:
+        flash.error(request, " ".join(problem.messages))
+        return redirect("thread-list")
+    return redirect("thread-detail", pk=thread.pk)
+
+
+@login_required
+@require_GET
+@ensure_csrf_cookie
+def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    group = _group(request)
+    thread = _thread(request, pk)
+    history = selectors.thread_messages(thread=thread)
+    last_answer = _last_answer_id(history)
+    return render(request, "chat/thread.html", {
+        "thread": thread,
+        "items": [_present(m, last_answer=last_answer) for m in history],
+        "recent": selectors.threads_for_list(group=group, user=request.user)[:SIDEBAR_THREADS],
+        "max_chars": settings.PARLEY_MAX_MESSAGE_CHARS,
+        "tool_labels": {
+            name: {"running": spec.running_label, "label": spec.label}
+            for name, spec in TOOLS.items()
+        },
+        "agent_name": thread.agent.name if thread.agent else "Agent",
+        "settled_run_id": _settled_run_id(thread),
+    })  # fmt: skip
+
+
+@login_required
+@require_GET
+def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
+    """One message as the history shows it: what the page swaps in when an answer ends."""
+    thread = _thread(request, pk)
+    message = selectors.message_in_thread(thread=thread, message_id=message_id)
+    if message is None:
+        raise Http404("No such message.")
+    last_answer = _last_answer_id(selectors.thread_messages(thread=thread))
+    item = _present(message, last_answer=last_answer)
+    return render(request, "chat/_message.html", {"item": item})
+
+
+@login_required
+@require_POST
+def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk)
+    try:
+        title = request.POST.get("title", "")
+        services.thread_rename(thread=thread, title=title, actor=request.user)
+    except ValidationError as problem:
+        if _wants_json(request):
+            return JsonResponse({"error": " ".join(problem.messages)}, status=400)
+        flash.error(request, " ".join(problem.messages))
+        return redirect("thread-detail", pk=thread.pk)
+    if _wants_json(request):
+        return JsonResponse({"title": thread.title})
+    return redirect("thread-detail", pk=thread.pk)
+
+
+@login_required
+@require_POST
+def message_feedback(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
+    thread = _thread(request, pk)
+    message = selectors.message_in_thread(thread=thread, message_id=message_id)
+    if message is None:
+        raise Http404("No such message.")
+    wanted = request.POST.get("feedback", "")
+    if wanted == message.feedback:
+        wanted = ""  # pressing the same thumb again takes the vote back
+    try:
+        services.message_feedback_set(message=message, feedback=wanted, actor=request.user)
+    except ValidationError as problem:
+        if _wants_json(request):
+            return JsonResponse({"error": " ".join(problem.messages)}, status=400)
+        flash.error(request, " ".join(problem.messages))
+    if _wants_json(request):
+        return JsonResponse({"feedback": message.feedback})
+    return redirect(f"{thread.get_absolute_url()}#m-{message.pk}")
+
+
+def _settled_run_id(thread: AIThread) -> str:
+    """The latest run if it has ended: the page shows it from the database, not the stream."""
+    latest = selectors.latest_run_id(thread=thread)
+    if latest is None or str(latest) == active_run_id(thread.pk):
+        return ""
+    return str(latest)
+
+
+def _last_answer_id(history: list[Message]) -> uuid.UUID | None:
+    last = history[-1] if history else None
+    if last is None or last.role != Message.Role.ASSISTANT:
+        return None
+    return last.pk
+
+
+def _tool_label(name: str) -> str:
+    spec = TOOLS.get(name)
+    return spec.label if spec else name
+
+
+def _present(message: Message, *, last_answer: uuid.UUID | None) -> dict[str, Any]:
+    """What the message template needs: safe HTML, tool chips, sources, notes, actions."""
+    item: dict[str, Any] = {"message": message, "is_last": message.pk == last_answer}
+    if message.role != Message.Role.ASSISTANT:
+        return item
+    rendered = render_answer(message.content, sources=message.sources)
+    item.update(
+        html=rendered.html,
+        follow_ups=rendered.follow_ups if item["is_last"] else [],
+        streaming=message.status == Message.Status.STREAMING,
+        tools=[
+            {"label": _tool_label(call.get("name", "")), "ok": call.get("ok", False),
+             "summary": call.get("summary", "")}
+            for call in message.tool_calls
+        ],
+        note=NOTES.get(message.status, ""),
+        error=sentence_for(message.error_code) if message.status == Message.Status.ERROR else "",
+        may_regenerate=item["is_last"] and message.status != Message.Status.STREAMING,
+    )
+    return item
