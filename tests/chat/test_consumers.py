@@ -10,6 +10,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from agents.engine.titles import generate_title
+from billing.models import AICall
 from chat import services as chat_services
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
@@ -218,6 +220,7 @@ async def test_regenerate_replaces_the_last_answer(sim):
     tab, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="message.send", content="Hi")
     first = await frames_until(tab, "run.completed")
+    await frames_until(tab, "thread.updated")  # the first answer names the thread
     await send(tab, type="message.regenerate", message_id=first[1]["message_id"])
     second = await frames_until(tab, "run.completed")
     assert second[0]["type"] == "run.started"
@@ -360,3 +363,48 @@ def test_runs_that_died_are_marked_interrupted_with_their_text(tenant_a):
         assert Event.objects.filter(type="ai_response_interrupted").count() == 1
     assert (message.status, message.content) == (Message.Status.INTERRUPTED, "Half an answer")
     assert mark_interrupted_runs() == 0
+
+
+@database_sync_to_async
+def title_calls(tenant):
+    with group_scope(tenant.group):
+        return list(AICall.objects.filter(purpose=AICall.Purpose.TITLE))
+
+
+async def test_the_first_answer_titles_the_thread_for_every_tab_metered(sim):
+    tenant, thread = await chat_setup(model="sim-gpt")  # the offline model names it
+    tab, _ = await connect(thread.pk, tenant.member)
+    other, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="How do refunds work for damaged goods?")
+    await frames_until(tab, "run.completed")
+    for client in (tab, other):
+        updated = (await frames_until(client, "thread.updated"))[-1]
+        assert updated["thread"] == {"id": thread.pk, "title": "How do refunds work for damaged"}
+    await database_sync_to_async(thread.refresh_from_db)()
+    assert thread.title == "How do refunds work for damaged"
+    [call] = await title_calls(tenant)
+    reported = sim.usage_log[-1]
+    assert (call.status, call.model, call.usage_exact) == ("ok", "sim-gpt", True)
+    assert (call.input_tokens, call.output_tokens) == (
+        reported.input_tokens, reported.output_tokens
+    )
+    assert call.cost > 0 and call.thread_id == thread.pk
+
+    requests = len(sim.request_log)
+    assert await generate_title(group=tenant.group, thread=thread, user=tenant.member) == ""
+    assert len(sim.request_log) == requests  # a titled thread is never titled again
+    await tab.disconnect()
+    await other.disconnect()
+
+
+async def test_a_failed_title_call_is_metered_and_falls_back_to_the_question(sim, settings):
+    settings.PARLEY_TITLE_MODEL = "simulator/sim-gpt@server_error"
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="  Where is   the   travel policy kept?  ")
+    await frames_until(tab, "run.completed")
+    updated = (await frames_until(tab, "thread.updated"))[-1]
+    assert updated["thread"]["title"] == "Where is the travel policy kept?"
+    [call] = await title_calls(tenant)
+    assert (call.status, call.error_code, call.cost) == ("failed", "provider_unavailable", 0)
+    await tab.disconnect()
