@@ -48,8 +48,6 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.sent: dict[str, int] = {}  # run_id -> last seq this client has
         self.joined = True
         await self.channel_layer.group_add(thread_group(self.thread.pk), self.channel_name)
-        # After a restart, the first client back starts the sweep of runs that died.
-        await registry().ensure_running()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):

@@ -126,6 +126,7 @@ class RunRegistry:
         self.runs: dict[int, AgentRun] = {}
         self._tasks: set[asyncio.Task] = set()
         self._control_channel: str | None = None
+        self.swept = asyncio.Event()  # set once this process's first sweep has run
 
     async def start(
         self,
@@ -240,8 +241,11 @@ class RunRegistry:
 
     async def _sweep_loop(self) -> None:
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 await database_sync_to_async(mark_interrupted_runs)()
+            except Exception:
+                logger.exception("the interrupted-run sweep failed; it runs again later")
+            self.swept.set()
             await asyncio.sleep(SWEEP_SECONDS)
 
 
@@ -253,6 +257,25 @@ def _touch_message(group: Group, message_id: uuid.UUID) -> None:
 
 
 _registries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class StartRunsOnFirstRequest:
+    """ASGI wrapper: a process's first request of any kind starts its stop listener and sweep.
+
+    daphne sends no lifespan events, and after a restart the first request is usually a
+    health check, well before anyone reconnects a chat.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._started: weakref.WeakSet = weakref.WeakSet()
+
+    async def __call__(self, scope, receive, send):
+        loop = asyncio.get_running_loop()
+        if loop not in self._started:
+            self._started.add(loop)
+            await registry().ensure_running()
+        return await self.app(scope, receive, send)
 
 
 def registry() -> RunRegistry:

@@ -1,21 +1,25 @@
 """The chat WebSocket through the real ASGI stack: session cookie, Origin check, channel layer
 on the real Redis, runs against the simulator. Synchronised on frames, never on sleeps."""
 
+import asyncio
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
+from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from agents.engine.titles import generate_title
 from billing.models import AICall
 from chat import services as chat_services
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
-from chat.runs import mark_interrupted_runs
+from chat.runs import mark_interrupted_runs, registry
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
@@ -335,12 +339,8 @@ async def test_a_foreign_origin_is_refused(sim):
     assert connected is False
 
 
-def test_runs_that_died_are_marked_interrupted_with_their_text(tenant_a):
-    import uuid
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+def dead_run(tenant_a) -> Message:
+    """An answer whose process died five minutes ago, three deltas into it."""
     with group_scope(tenant_a.group):
         thread = chat_services.thread_create(
             group=tenant_a.group, agent=tenant_a.agent, user=tenant_a.member
@@ -357,12 +357,27 @@ def test_runs_that_died_are_marked_interrupted_with_their_text(tenant_a):
                 group=tenant_a.group, thread=thread, run_id=run_id, seq=seq, type="delta",
                 payload={"type": "delta", "run_id": str(run_id), "seq": seq, "text": text},
             )  # fmt: skip
+    return message
+
+
+def test_runs_that_died_are_marked_interrupted_with_their_text(tenant_a):
+    message = dead_run(tenant_a)
     assert mark_interrupted_runs() == 1
     with group_scope(tenant_a.group):
         message.refresh_from_db()
         assert Event.objects.filter(type="ai_response_interrupted").count() == 1
     assert (message.status, message.content) == (Message.Status.INTERRUPTED, "Half an answer")
     assert mark_interrupted_runs() == 0
+
+
+async def test_a_restarted_process_sweeps_dead_runs_on_its_first_request(tenant_a):
+    message = await database_sync_to_async(dead_run)(tenant_a)
+    health = HttpCommunicator(application(), "GET", "/healthz", headers=[(b"host", b"testserver")])
+    response = await health.get_response()
+    assert response["status"] == 200
+    await asyncio.wait_for(registry().swept.wait(), TIMEOUT)
+    await database_sync_to_async(message.refresh_from_db)()
+    assert (message.status, message.content) == (Message.Status.INTERRUPTED, "Half an answer")
 
 
 @database_sync_to_async

@@ -20,7 +20,9 @@ PLATFORM_ADMIN = ("admin@parley.local", "parley-admin")
 DEMO_AGENT = {
     "systemPrompt": (
         "You are Acme Corp's assistant. Answer from the company's knowledge when you can, "
-        "cite your sources as [n], and say plainly when you do not know."
+        "cite your sources as [n], and say plainly when you do not know. When a natural "
+        "next question comes to mind, end with a line 'Follow-up questions:' and up to "
+        "three short questions as a list."
     ),
     "temperature": 0.3,
     "maxTokens": 1024,
