@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from chat import selectors, services
 from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
 from chat.limits import message_rate_limited
+from chat.models import Message
 from chat.runs import Busy, active_run_id, registry, thread_group
 from ontology.scoping import group_scope
 
@@ -97,7 +98,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                     client_id=frame.client_id,
                 )  # fmt: skip
 
-        await self._start(save_question, announce=True, client_id=frame.client_id)
+        await self._start(save_question, client_id=frame.client_id)
 
     async def on_regenerate(self, frame: Regenerate) -> None:
         message = await database_sync_to_async(selectors.message_in_thread)(
@@ -111,9 +112,11 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             with group_scope(self.group):
                 return services.message_replace(message=message, actor=self.user)
 
-        await self._start(set_aside, announce=False)
+        await self._start(set_aside)
 
-    async def _start(self, before, *, announce: bool, client_id: str = "") -> None:
+    async def _start(self, before, *, client_id: str = "") -> None:
+        """Start a run after `before` (saving the question, or setting an answer aside),
+        then tell every tab what `before` changed."""
         try:
             _, message = await registry().start(
                 group=self.group, thread=self.thread, user=self.user, before=before
@@ -124,12 +127,14 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         except ValidationError as problem:
             await self.error("invalid", " ".join(problem.messages))
             return
-        if announce:
+        if message.status == Message.Status.REPLACED:
+            event = {"type": "message.replaced", "message_id": str(message.pk)}
+        else:
             payload = {**selectors.message_payload(message), "client_id": client_id}
-            await self.channel_layer.group_send(
-                thread_group(self.thread.pk),
-                {"type": "run.event", "event": {"type": "message.created", "message": payload}},
-            )
+            event = {"type": "message.created", "message": payload}
+        await self.channel_layer.group_send(
+            thread_group(self.thread.pk), {"type": "run.event", "event": event}
+        )
 
     async def on_resume(self, frame: Resume) -> None:
         run_id = await sync_to_async(active_run_id)(self.thread.pk)

@@ -10,7 +10,6 @@ whose heartbeat stops; the sweep marks them interrupted with their partial text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 import weakref

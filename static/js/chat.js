@@ -132,6 +132,8 @@
     switch (frame.type) {
       case "message.created":
         return onMessageCreated(frame.message);
+      case "message.replaced":
+        return onMessageReplaced(frame.message_id);
       case "run.started":
         return onRunStarted(frame);
       case "delta":
@@ -179,6 +181,13 @@
     appendQuestion(message.content, message.id);
   }
 
+  function onMessageReplaced(messageId) {
+    // A regenerate (from this tab or another): the old answer leaves the conversation.
+    const old = document.getElementById("m-" + messageId);
+    if (old) old.remove();
+    if (regenerating && regenerating.dataset.messageId === messageId) regenerating = null;
+  }
+
   function onRunStarted(frame) {
     const run = track(frame);
     if (!run) return;
@@ -186,10 +195,6 @@
     if (existing && existing.dataset.status !== "streaming") {
       run.finished = true; // already rendered from the database: nothing to replay
       return;
-    }
-    if (regenerating) {
-      regenerating.remove();
-      regenerating = null;
     }
     activeRun = frame.run_id;
     run.element = existing || appendAnswer(frame.message_id, frame.run_id);

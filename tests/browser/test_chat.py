@@ -247,3 +247,41 @@ def test_a_second_tab_sees_the_run_and_the_question(page, browser, parley_url, t
     expect(other.locator('.message.assistant[data-status="complete"]')).to_have_count(1)
     mine = page.locator('.message.assistant[data-status="complete"] .answer').inner_text()
     assert other.locator(".message.assistant .answer").inner_text() == mine
+
+
+def tab_to(page: Page, name: str, *, limit: int = 60) -> None:
+    """Press Tab until the focused element is the one called `name`, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "() => { const e = document.activeElement; const label = e.labels && e.labels[0];"
+            " return (e.getAttribute('aria-label') || (label && label.textContent)"
+            " || e.textContent || '').trim(); }"
+        )
+        if focused == name:
+            return
+    raise AssertionError(f"{name!r} is not reachable with the Tab key")
+
+
+def test_the_keyboard_alone_starts_a_chat_sends_and_rates(page, tenant_a):
+    agent = make_agent(tenant_a, "Keys", "sim-gpt@text;words=8")
+    log_in(page, tenant_a.member)
+    page.goto("/")
+    tab_to(page, "Alpha Agent")  # the radio group starts on the first agent
+    page.keyboard.press("ArrowDown")
+    tab_to(page, "Start chatting")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Ask Keys anything")).to_be_visible()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
+    expect(page.locator("#conversation")).to_have_attribute("data-connected", "true")
+    page.keyboard.type("Hello there")
+    page.keyboard.press("Enter")
+    answer = page.locator('.message.assistant[data-status="complete"]')
+    expect(answer).to_have_count(1)
+    tab_to(page, "Helpful")
+    page.keyboard.press("Enter")
+    expect(answer.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    with group_scope(tenant_a.group):
+        assert AIThread.objects.get().agent_id == agent.pk

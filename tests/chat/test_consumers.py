@@ -225,9 +225,13 @@ async def test_regenerate_replaces_the_last_answer(sim):
     await send(tab, type="message.send", content="Hi")
     first = await frames_until(tab, "run.completed")
     await frames_until(tab, "thread.updated")  # the first answer names the thread
+    other, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="message.regenerate", message_id=first[1]["message_id"])
-    second = await frames_until(tab, "run.completed")
+    second = [f for f in await frames_until(tab, "run.completed") if "seq" in f]
     assert second[0]["type"] == "run.started"
+    replaced = (await frames_until(other, "message.replaced"))[-1]
+    assert replaced["message_id"] == first[1]["message_id"]  # every tab drops the old answer
+    await other.disconnect()
     assert second[0]["message_id"] != first[1]["message_id"]
 
     @database_sync_to_async
