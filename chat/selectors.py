@@ -91,3 +91,15 @@ def thread_messages(*, thread: AIThread) -> list[Message]:
         .exclude(status=Message.Status.REPLACED)
         .order_by("created_at", "id")
     )
+
+
+def last_answer_id(*, thread: AIThread):
+    """The id of the thread's last visible message if it is an answer (the one to regenerate)."""
+    last = (
+        Message.objects.filter(thread=thread)
+        .exclude(status=Message.Status.REPLACED)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "role")
+        .first()
+    )
+    return last[0] if last is not None and last[1] == Message.Role.ASSISTANT else None

@@ -49,6 +49,14 @@ def _thread(request: HttpRequest, pk: int) -> AIThread:
     return thread
 
 
+def _message(request: HttpRequest, pk: int, message_id: uuid.UUID) -> tuple[AIThread, Message]:
+    thread = _thread(request, pk)
+    message = selectors.message_in_thread(thread=thread, message_id=message_id)
+    if message is None:
+        raise Http404("No such message.")
+    return thread, message
+
+
 def _may_see_everyone(group: Group) -> bool:
     return group.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
 
@@ -101,7 +109,8 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
     group = _group(request)
     thread = _thread(request, pk)
     history = selectors.thread_messages(thread=thread)
-    last_answer = _last_answer_id(history)
+    last = history[-1] if history else None
+    last_answer = last.pk if last is not None and last.role == Message.Role.ASSISTANT else None
     return render(request, "chat/thread.html", {
         "thread": thread,
         "items": [_present(m, last_answer=last_answer) for m in history],
@@ -120,12 +129,8 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
     """One message as the history shows it: what the page swaps in when an answer ends."""
-    thread = _thread(request, pk)
-    message = selectors.message_in_thread(thread=thread, message_id=message_id)
-    if message is None:
-        raise Http404("No such message.")
-    last_answer = _last_answer_id(selectors.thread_messages(thread=thread))
-    item = _present(message, last_answer=last_answer)
+    thread, message = _message(request, pk, message_id)
+    item = _present(message, last_answer=selectors.last_answer_id(thread=thread))
     return render(request, "chat/_message.html", {"item": item})
 
 
@@ -149,10 +154,7 @@ def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def message_feedback(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
-    thread = _thread(request, pk)
-    message = selectors.message_in_thread(thread=thread, message_id=message_id)
-    if message is None:
-        raise Http404("No such message.")
+    thread, message = _message(request, pk, message_id)
     wanted = request.POST.get("feedback", "")
     if wanted == message.feedback:
         wanted = ""  # pressing the same thumb again takes the vote back
@@ -173,13 +175,6 @@ def _settled_run_id(thread: AIThread) -> str:
     if latest is None or str(latest) == active_run_id(thread.pk):
         return ""
     return str(latest)
-
-
-def _last_answer_id(history: list[Message]) -> uuid.UUID | None:
-    last = history[-1] if history else None
-    if last is None or last.role != Message.Role.ASSISTANT:
-        return None
-    return last.pk
 
 
 def _tool_label(name: str) -> str:
