@@ -622,7 +622,7 @@ def tcp_state(server_port: int, client_port: int) -> tuple[str, int, int]:
 async def slow_client(port: int, thread: int, cookie: str, origin: str, sampler: Sampler,
                       deadline: float) -> dict:  # fmt: skip
     """Read a few deltas, stop reading, watch daphne; then reconnect and resume."""
-    out: dict = {"had_seq": 0, "disconnected_after": None, "samples": []}
+    out: dict = {"had_seq": 0, "disconnected_after": None, "samples": [], "message_id": ""}
     raw = await RawSocket.connect(port, f"/ws/threads/{thread}/", cookie, origin)
     raw.send_text(json.dumps({"type": "message.send", "content": QUESTION, "client_id": "slow"}))
     parts, seqs = [], []
@@ -777,6 +777,16 @@ def main(args: argparse.Namespace) -> int:
         platform = summarize("platform: WebSocket through daphne", streams, lags, phase.end())
         stored = stored_answers(tenant.group, [s.message_id for s in streams if s.message_id])
         checks = check_streams(streams, stored)
+        print()
+        print_phase(baseline)
+        print_phase(platform)
+        print(
+            f"  deltas lost {checks['lost']}, duplicated {checks['duplicated']}, texts not "
+            f"matching the stored answer {checks['mismatched']}, failed streams {checks['failed']}"
+        )
+        for problem in checks["problems"][:10]:
+            print(f"  ! {problem}")
+        sys.stdout.flush()
 
         slow = None
         if args.slow_client:
@@ -787,8 +797,11 @@ def main(args: argparse.Namespace) -> int:
                 second = pool.apply_async(
                     run_job_in_process, (job("ws", ws_url, clients, args.ramp, 2),)
                 )
-                slow = asyncio.run(slow_client(port, tenant.slow_thread, tenant.slow_cookie,
-                                               origin, sampler, deadline))  # fmt: skip
+                try:
+                    slow = asyncio.run(slow_client(port, tenant.slow_thread, tenant.slow_cookie,
+                                                   origin, sampler, deadline))  # fmt: skip
+                except Exception as error:  # reported, and counted as a failure
+                    slow = {"error": repr(error), "message_id": ""}
                 second_streams, second_lags = second.get()
             slow_phase = phase.end()
             stored = stored_answers(
@@ -802,17 +815,11 @@ def main(args: argparse.Namespace) -> int:
         vmhwm = rss_kib(daphne_pid, "VmHWM")
         sampler.stop()
 
-    print()
-    print_phase(baseline)
-    print_phase(platform)
-    print(
-        f"  deltas lost {checks['lost']}, duplicated {checks['duplicated']}, texts not matching "
-        f"the stored answer {checks['mismatched']}, failed streams {checks['failed']}"
-    )
-    for problem in checks["problems"][:10]:
-        print(f"  ! {problem}")
     bad = checks["lost"] + checks["duplicated"] + checks["mismatched"] + checks["failed"]
-    if slow is not None:
+    if slow is not None and "error" in slow:
+        print(f"slow client failed: {slow['error']}")
+        bad += 1
+    elif slow is not None:
         print()
         print_phase(second_summary)
         print(
@@ -876,7 +883,7 @@ def main(args: argparse.Namespace) -> int:
         ("daphne VmHWM (whole run)", f"{vmhwm / 1024:.0f} MiB"),
         ("client loop lag p99 (platform phase)", f"{percentile(platform['lag'], 0.99):.1f} ms"),
     ]  # fmt: skip
-    if slow is not None:
+    if slow is not None and "error" not in slow:
         dropped = slow["disconnected_after"]
         rows += [
             ("slow client dropped after", "never" if dropped is None else f"{dropped:.1f} s"),
