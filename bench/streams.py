@@ -322,7 +322,9 @@ def setup_tenant(clients: int, *, words: int, tps: float, slow_words: int, warmu
 
 def stored_answers(group: Group, message_ids: list[str]) -> dict[str, tuple[str, str]]:
     with group_scope(group):
-        rows = Message.objects.filter(pk__in=message_ids).values_list("pk", "content", "status")
+        rows = Message.objects.filter(pk__in=[pk for pk in message_ids if pk]).values_list(
+            "pk", "content", "status"
+        )
         return {str(pk): (content, status) for pk, content, status in rows}
 
 
