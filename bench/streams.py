@@ -818,10 +818,7 @@ def main(args: argparse.Namespace) -> int:
         sampler.stop()
 
     bad = checks["lost"] + checks["duplicated"] + checks["mismatched"] + checks["failed"]
-    if slow is not None and "error" in slow:
-        print(f"slow client failed: {slow['error']}")
-        bad += 1
-    elif slow is not None:
+    if slow is not None:
         print()
         print_phase(second_summary)
         print(
@@ -831,6 +828,10 @@ def main(args: argparse.Namespace) -> int:
         for problem in second_checks["problems"][:10]:
             print(f"  ! {problem}")
         bad += sum(second_checks[k] for k in ("lost", "duplicated", "mismatched", "failed"))
+    if slow is not None and "error" in slow:
+        print(f"slow client failed: {slow['error']}")
+        bad += 1
+    elif slow is not None:
         content, status = slow["stored"]
         resumed_ok = slow["text"] == content and slow.get("end") == "run.completed"
         bad += (not resumed_ok) + slow["lost"] + slow["duplicated"]
