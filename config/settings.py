@@ -5,6 +5,7 @@ Production sets DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL and
 REDIS_URL; everything else has a safe default.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -261,14 +262,14 @@ PARLEY_HTTP_RATE_LIMITS = {
 # that superusers edit the plans in the admin. A plan without a row falls back to these.
 # Budgets are US dollars (or tokens) per calendar month; None means no limit.
 PARLEY_PLAN_DEFAULTS = {
-    "free": {"monthly_budget": "5.00", "monthly_token_budget": None, "max_upload_mb": 10,
-             "max_agents": 5},
-    "team": {"monthly_budget": "200.00", "monthly_token_budget": None, "max_upload_mb": 25,
-             "max_agents": 25},
-    "business": {"monthly_budget": "2000.00", "monthly_token_budget": None, "max_upload_mb": 50,
-                 "max_agents": 100},
-    "enterprise": {"monthly_budget": None, "monthly_token_budget": None, "max_upload_mb": 100,
-                   "max_agents": None},
+    "free": {"monthly_budget": Decimal("5.00"), "monthly_token_budget": None,
+             "max_upload_mb": 10, "max_agents": 5},
+    "team": {"monthly_budget": Decimal("200.00"), "monthly_token_budget": None,
+             "max_upload_mb": 25, "max_agents": 25},
+    "business": {"monthly_budget": Decimal("2000.00"), "monthly_token_budget": None,
+                 "max_upload_mb": 50, "max_agents": 100},
+    "enterprise": {"monthly_budget": None, "monthly_token_budget": None,
+                   "max_upload_mb": 100, "max_agents": None},
 }  # fmt: skip
 for _code, _plan in PARLEY_PLAN_DEFAULTS.items():
     _plan["message_rate_user"] = PARLEY_MESSAGE_RATE_LIMITS[_code]["user"]

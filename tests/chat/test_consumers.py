@@ -17,7 +17,7 @@ from chat.runs import mark_interrupted_runs
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
-from tests.conftest import make_tenant
+from tests.conftest import make_tenant, set_plan
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -283,9 +283,10 @@ async def test_an_oversize_message_is_refused_and_nothing_is_saved(sim, settings
     await tab.disconnect()
 
 
-async def test_sending_too_fast_is_rate_limited(sim, settings):
+async def test_sending_too_fast_is_rate_limited(sim):
     # Day-long windows: a fixed window must not roll over in the middle of the test.
-    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "2/d", "group": "100/d"}}
+    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
+                                           message_rate_group="100/d")  # fmt: skip
     tenant, thread = await chat_setup()
     tab, _ = await connect(thread.pk, tenant.member)
     for _ in range(2):
@@ -297,8 +298,8 @@ async def test_sending_too_fast_is_rate_limited(sim, settings):
     await tab.disconnect()
 
 
-def test_parallel_sends_admit_exactly_the_limit(tenant_a, settings, clear_cache):
-    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "10/d", "group": "1000/d"}}
+def test_parallel_sends_admit_exactly_the_limit(tenant_a, clear_cache):
+    set_plan("free", message_rate_user="10/d", message_rate_group="1000/d")
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(
             pool.map(
