@@ -34,15 +34,16 @@ def plan_for(group: Group) -> Plan:
     """The group's plan: its row, else an unsaved one with the settings' defaults.
 
     Knowledge uploads read `plan_for(group).max_upload_bytes`; agent creation reads
-    `max_agents`; the chat reads the message rates; runs read the budgets.
+    `max_agents`; the chat reads the message rates; the budget
+    (billing.services.budget_reserve) reads the same row with plain SQL.
     """
     plan = Plan.objects.filter(code=group.plan).first()
-    if plan is not None:
-        return plan
-    defaults = (
-        settings.PARLEY_PLAN_DEFAULTS.get(group.plan) or settings.PARLEY_PLAN_DEFAULTS["free"]
-    )
-    return Plan(code=group.plan, **defaults)
+    return plan if plan is not None else Plan(code=group.plan, **plan_defaults(group.plan))
+
+
+def plan_defaults(code: str) -> dict:
+    """settings.PARLEY_PLAN_DEFAULTS for a plan that has no row."""
+    return settings.PARLEY_PLAN_DEFAULTS.get(code) or settings.PARLEY_PLAN_DEFAULTS["free"]
 
 
 def month_start(day: date) -> date:

@@ -52,7 +52,7 @@ from agents.selectors import search_knowledge
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
-from billing.models import AICall, Plan
+from billing.models import AICall
 from billing.services import (
     LedgerEntry,
     QuotaExceeded,
@@ -60,7 +60,6 @@ from billing.services import (
     ai_calls_record,
     budget_reserve,
     cost_of,
-    quota_check,
 )
 from chat import services as chat_services
 from chat.models import AIThread, Message
@@ -148,7 +147,6 @@ class AgentRun:
         self._tool_log: list[dict[str, Any]] = []
         self._sources: list[dict[str, Any]] = []
         self._prices: dict[tuple[str, str], catalog.Prices] = {}
-        self._plan: Plan | None = None
         self._reservations: list[uuid.UUID] = []
         self.message_id = uuid.uuid4()
         self._placeholder: asyncio.Task | None = None
@@ -176,8 +174,6 @@ class AgentRun:
             self.setup = await database_sync_to_async(self._prepare)()
         except _AgentUnavailable:
             return await self._fail_before_start("agent_unavailable")
-        except QuotaExceeded as refusal:
-            return await self._fail_before_start(refusal.code)
         except Exception:
             logger.exception("run %s could not start", self.run_id)
             return await self._fail_before_start("internal")
@@ -389,14 +385,13 @@ class AgentRun:
         """Hold the call's worst case against the budget: its prompt and all the output it may."""
         worst = Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
         reservation = budget_reserve(
-            group=self.group, plan=self._plan, user=self.user, run_id=self.run_id,
+            group=self.group, user=self.user, run_id=self.run_id,
             cost=cost_of(prices=self._price(info), usage=worst),
             tokens=worst.input_tokens + worst.output_tokens,
         )  # fmt: skip
-        if reservation is None:
-            return None
-        self._reservations.append(reservation.pk)
-        return reservation.pk
+        if reservation is not None:
+            self._reservations.append(reservation)
+        return reservation
 
     def _record_call(
         self, info: catalog.ModelInfo, fields: dict[str, Any], reservation: uuid.UUID | None
@@ -479,7 +474,6 @@ class AgentRun:
     # --- database edges ------------------------------------------------------------------
 
     def _prepare(self) -> Setup:
-        self._plan = quota_check(group=self.group, user=self.user, run_id=self.run_id)
         thread = self.thread
         configuration = group_configuration(self.group)
         agent = configuration.agents.get(thread.agent_id)

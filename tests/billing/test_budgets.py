@@ -114,13 +114,17 @@ async def test_a_group_over_budget_is_refused_before_the_provider_is_called(sim)
                 list(
                     Event.objects.filter(type="quota.exceeded").values_list("actor_id", flat=True)
                 ),
-                Message.objects.filter(role=Message.Role.ASSISTANT).count(),
+                list(
+                    Message.objects.filter(role=Message.Role.ASSISTANT).values_list(
+                        "status", "error_code"
+                    )
+                ),
             )
 
     calls, refusals, answers = await recorded()
     assert calls == 1  # only the spending row above: no call was made for this run
     assert refusals == [tenant.member.pk]
-    assert answers == 0
+    assert answers == [(Message.Status.ERROR, "quota_exceeded")]
 
 
 async def test_a_run_settles_its_reservation_to_the_real_cost(sim):
@@ -253,7 +257,7 @@ def test_reservations_are_atomic_across_database_connections(tenant_a):
                 return False
             # The call "uses" its whole worst case, the most a settle can add.
             ai_calls_record(entries=[entry(tenant_a.group, input_tokens=100)],
-                            settle=[reservation.pk])  # fmt: skip
+                            settle=[reservation])  # fmt: skip
             return True
         finally:
             connection.close()
@@ -276,7 +280,7 @@ def test_a_reservation_nobody_settles_stops_counting_when_it_expires(tenant_a):
     with pytest.raises(QuotaExceeded):
         budget_reserve(group=tenant_a.group, cost=Decimal("0.01"), tokens=10)
     with group_scope(tenant_a.group):
-        BudgetReservation.objects.filter(pk=stuck.pk).update(
+        BudgetReservation.objects.filter(pk=stuck).update(
             expires_at=timezone.now() - timedelta(seconds=1)
         )
     assert budget_reserve(group=tenant_a.group, cost=Decimal("0.01"), tokens=10) is not None
