@@ -169,8 +169,8 @@ def ai_calls_record(*, entries: list[LedgerEntry], settle: Iterable[uuid.UUID] =
     with transaction.atomic(), connection.cursor() as cursor:
         for group_id in sorted(by_group):  # one lock order, so two writers never deadlock
             group_entries = by_group[group_id]
-            _lock_month(cursor, group_id, month)
             with _scope_of(group_id):
+                _lock_month(cursor, group_id, month)
                 existing = set(
                     AICall.objects.filter(pk__in=[e.id for e in group_entries]).values_list(
                         "pk", flat=True

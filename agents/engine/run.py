@@ -58,6 +58,7 @@ from billing.services import (
     QuotaExceeded,
     Usage,
     ai_calls_record,
+    budget_release,
     budget_reserve,
     cost_of,
 )
@@ -382,11 +383,21 @@ class AgentRun:
         return self._prices[key]
 
     def _reserve(self, info: catalog.ModelInfo, request: ChatRequest) -> uuid.UUID | None:
-        """Hold the call's worst case against the budget: its prompt and all the output it may."""
+        """Hold the call's worst case against the budget: its prompt and all the output it may.
+
+        Priced at the catalog's list price, or the deployment's override when this run has
+        already read it and it is higher: no price query on the way to the first token.
+        """
         worst = Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
+        known = self._prices.get((info.provider, info.model))
+        prices = catalog.Prices(
+            max(info.input_per_million, known.input if known else 0),
+            max(info.output_per_million, known.output if known else 0),
+            max(info.cached_input_per_million, known.cached_input if known else 0),
+        )
         reservation = budget_reserve(
             group=self.group, user=self.user, run_id=self.run_id,
-            cost=cost_of(prices=self._price(info), usage=worst),
+            cost=cost_of(prices=prices, usage=worst),
             tokens=worst.input_tokens + worst.output_tokens,
         )  # fmt: skip
         if reservation is not None:
@@ -401,6 +412,13 @@ class AgentRun:
         self._entries.append(entry)  # kept even if this write fails: _finish writes it again
         ai_calls_record(entries=[entry], settle=[reservation] if reservation else [])
         return entry
+
+    def _settle_all(self) -> None:
+        """Write every call's row again (a no-op for those already there) and settle every
+        reservation, including one whose call broke off before its row was written."""
+        ai_calls_record(entries=self._entries, settle=self._reservations)
+        if not self._entries:
+            budget_release(group=self.group, reservation_ids=self._reservations)
 
     @staticmethod
     def _usage_for(request: ChatRequest, result: CallResult, reported: UsageReport) -> Usage:
@@ -542,9 +560,7 @@ class AgentRun:
                     message=message, status=status, content=content, actor=self.user,
                     tool_calls=self._tool_log, sources=self._sources, usage=usage,
                     error_code=error_code,
-                    ledger_write=lambda: ai_calls_record(
-                        entries=self._entries, settle=self._reservations
-                    ),
+                    ledger_write=self._settle_all,
                 )  # fmt: skip
 
         await database_sync_to_async(write)()
