@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 
 from chat import services as chat_services
@@ -300,13 +301,15 @@ async def test_sending_too_fast_is_rate_limited(sim):
 
 def test_parallel_sends_admit_exactly_the_limit(tenant_a, clear_cache):
     set_plan("free", message_rate_user="10/d", message_rate_group="1000/d")
+
+    def send(_):
+        try:
+            return message_rate_limited(user=tenant_a.member, group=tenant_a.group)
+        finally:
+            connection.close()  # the plan is read per message, on this thread's own connection
+
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(
-            pool.map(
-                lambda _: message_rate_limited(user=tenant_a.member, group=tenant_a.group),
-                range(100),
-            )
-        )
+        results = list(pool.map(send, range(100)))
     assert sum(r is None for r in results) == 10
 
 
