@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -52,6 +52,14 @@ def usage_access(view: Callable) -> Callable:
     return wrapped
 
 
+def _showing(request: HttpRequest, start, end) -> QueryDict:
+    """The query with the period spelled out, so the date fields show what is on the page."""
+    data = request.GET.copy()
+    data.pop("preset", None)
+    data["start"], data["end"] = start.isoformat(), end.isoformat()
+    return data
+
+
 def _group_query(request: HttpRequest, group: Group) -> str:
     """The ?group= part superusers need to stay on another tenant's pages."""
     return f"group={group.pk}" if request.GET.get("group") else ""
@@ -61,6 +69,8 @@ def _group_query(request: HttpRequest, group: Group) -> str:
 def dashboard(request: HttpRequest, group: Group) -> HttpResponse:
     form = PeriodForm(request.GET or None)
     start, end = form.period()
+    if not form.errors:
+        form = PeriodForm(_showing(request, start, end))
     report = selectors.usage_report(group=group, start=start, end=end)
     plan = selectors.plan_for(group)
     cost, token_count = (lambda line: line.totals.cost), (lambda line: line.totals.tokens)
@@ -86,9 +96,9 @@ def dashboard(request: HttpRequest, group: Group) -> HttpResponse:
     return render(request, "billing/usage.html", context)
 
 
-def _calls_form(request: HttpRequest, group: Group) -> CallsFilterForm:
+def _calls_form(request: HttpRequest, group: Group, data=None) -> CallsFilterForm:
     return CallsFilterForm(
-        request.GET or None,
+        data or request.GET or None,
         models=selectors.ledger_models(group=group),
         agents=list(things_for_group(group=group, type=Thing.Type.AGENT, active_only=False)),
         users=list(selectors.group_members(group=group)),
@@ -100,6 +110,8 @@ def calls(request: HttpRequest, group: Group) -> HttpResponse:
     form = _calls_form(request, group)
     start, end = form.period()
     ledger = selectors.calls_for(group=group, start=start, end=end, **form.filters())
+    if not form.errors:
+        form = _calls_form(request, group, data=_showing(request, start, end))
     page = Paginator(ledger, CALLS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -171,6 +183,8 @@ def platform(request: HttpRequest) -> HttpResponse:
         raise Http404("No such page.")
     form = PeriodForm(request.GET or None)
     start, end = form.period()
+    if not form.errors:
+        form = PeriodForm(_showing(request, start, end))
     tenants, total = selectors.platform_usage(start=start, end=end)
     lines = [selectors.Line(t.group.pk, t.group.name, t.totals) for t in tenants]
     chart = charts.rows("cost-by-tenant", "Cost by organisation", lines,
