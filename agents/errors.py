@@ -9,6 +9,10 @@ ERROR_SENTENCES: dict[str, str] = {
     "timeout": "The AI provider took too long to answer. Please try again.",
     "agent_unavailable": "This agent is not available right now.",
     "internal": "Something went wrong on our side. The answer so far has been kept.",
+    "quota_exceeded": (
+        "Your organisation has used its AI budget for this month. "
+        "An owner can raise the budget; until then no new answers can be written."
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from agents import catalog
 from agents.models import Agent
 from agents.properties import AGENT_DEFAULTS, validate_agent_properties
 from agents.tools.registry import TOOLS
+from ontology.services import ensure_agent_capacity
 from ontology.tenant_admin import apply_service_errors
 
 
@@ -84,6 +85,8 @@ class AgentForm(forms.ModelForm):
         properties["fallbackModel"] = properties["fallbackModel"] or ""
         try:
             self.cleaned_properties = validate_agent_properties(properties)
+            if not self.instance.pk and cleaned.get("group") is not None:
+                ensure_agent_capacity(cleaned["group"])
         except ValidationError as error:
             apply_service_errors(self, error)
         return cleaned

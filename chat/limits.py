@@ -1,20 +1,22 @@
 """The message rate-limit policy, one for WebSockets and HTTP alike.
 
 Counters live in the shared Redis cache through django-ratelimit (add + incr,
-both atomic), so every daphne process counts against the same limit.
+both atomic), so every daphne process counts against the same limit. The rates
+come from the group's plan (billing.Plan, editable in the admin).
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django_ratelimit.core import get_usage
 
+from billing.ratelimits import record_limit_hit
+from billing.selectors import plan_for
 from ontology.models import Group, User
 
 
 def message_rates(group: Group) -> dict[str, str]:
-    limits = settings.PARLEY_MESSAGE_RATE_LIMITS
-    return limits.get(group.plan) or limits["free"]
+    plan = plan_for(group)
+    return {"user": plan.message_rate_user, "group": plan.message_rate_group}
 
 
 def message_rate_limited(*, user: User, group: Group) -> int | None:
@@ -29,5 +31,10 @@ def message_rate_limited(*, user: User, group: Group) -> int | None:
             increment=True,
         )
         if usage is not None and usage["should_limit"]:
-            return max(1, usage["time_left"])
+            retry_after = max(1, usage["time_left"])
+            record_limit_hit(
+                usage, group=group, user=user, bucket="messages", scope=scope,
+                retry_after=retry_after,
+            )  # fmt: skip
+            return retry_after
     return None

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.errors import sentence_for
 from agents.tools.registry import TOOLS
+from billing.ratelimits import limit_requests
 from chat import selectors, services
 from chat.models import AIThread, Message
 from chat.rendering import render_answer
@@ -84,6 +85,7 @@ def thread_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@limit_requests("chat")
 def thread_new(request: HttpRequest) -> HttpResponse:
     group = _group(request)
     agent = (
@@ -136,6 +138,7 @@ def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> Ht
 
 @login_required
 @require_POST
+@limit_requests("chat")
 def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
     thread = _thread(request, pk)
     try:
@@ -153,6 +156,7 @@ def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@limit_requests("chat")
 def message_feedback(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
     thread, message = _message(request, pk, message_id)
     wanted = request.POST.get("feedback", "")

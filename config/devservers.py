@@ -326,6 +326,8 @@ def run_platform() -> int:
             "celery": [sys.executable, "-m", "celery", "-A", "config", "worker",
                        "-Q", "default,tools,embeddings", "--concurrency", "2",
                        "--loglevel", "INFO"],
+            "beat": [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                     "--schedule", str(DATA / "celerybeat-schedule")],
         }  # fmt: skip
         if simulator_port is not None:
             commands["simulator"] = [sys.executable, "manage.py", "simulate_provider",

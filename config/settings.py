@@ -5,9 +5,11 @@ Production sets DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL and
 REDIS_URL; everything else has a safe default.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -46,6 +48,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ontology.middleware.ActiveGroupMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -63,6 +66,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "ontology.context_processors.active_group",
+                "billing.context_processors.budget",
             ],
         },
     },
@@ -189,6 +193,15 @@ DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "parley@localhost")
 CELERY_TASK_ROUTES = {
     "agents.run_tool": {"queue": "tools"},
 }
+# `make run` starts beat; in production run one `celery -A config beat` next to the workers.
+CELERY_BEAT_SCHEDULE = {
+    # Re-sums the last PARLEY_ROLLUP_DAYS complete days (idempotent), so a missed hour heals.
+    "billing-usage-rollup": {"task": "billing.usage_rollup_recent", "schedule": crontab(minute=5)},
+    "billing-reservations-cleanup": {
+        "task": "billing.reservations_cleanup",
+        "schedule": crontab(minute=35),
+    },
+}
 
 # --- Parley --------------------------------------------------------------------------
 
@@ -221,7 +234,8 @@ if PARLEY_SIMULATOR_URL:
 # Key for encrypting per-group provider keys at rest; derived from SECRET_KEY when unset.
 PARLEY_ENCRYPTION_KEY = env_str("PARLEY_ENCRYPTION_KEY", "")
 
-# Chat: the largest message a user may send, and messages per minute by plan (user / group).
+# Chat: the largest message a user may send, and messages per minute by plan (user / group):
+# the defaults of the plans' message rates (PARLEY_PLAN_DEFAULTS), editable in the admin.
 PARLEY_MAX_MESSAGE_CHARS = env_int("PARLEY_MAX_MESSAGE_CHARS", 32_000)
 # Thread titles: "provider/model" for the title call; empty uses the thread's agent's model.
 PARLEY_TITLE_MODEL = env_str("PARLEY_TITLE_MODEL", "")
@@ -236,6 +250,42 @@ PARLEY_MESSAGE_RATE_LIMITS = {
                    "group": env_str("PARLEY_RATE_ENTERPRISE_GROUP", "6000/m")},
 }  # fmt: skip
 RATELIMIT_USE_CACHE = "default"
+# A view limited with django-ratelimit's own @ratelimit(block=True) answers 429, not 403.
+RATELIMIT_VIEW = "billing.ratelimits.ratelimited_view"
+# HTTP endpoints that cost money or write (billing.ratelimits.limit_requests), by bucket.
+PARLEY_HTTP_RATE_LIMITS = {
+    "login": {"ip": env_str("PARLEY_RATE_LOGIN_IP", "30/m"),
+              "username": env_str("PARLEY_RATE_LOGIN_USERNAME", "10/m")},
+    "upload": {"user": env_str("PARLEY_RATE_UPLOAD_USER", "20/m"),
+               "group": env_str("PARLEY_RATE_UPLOAD_GROUP", "120/m")},
+    # Chat page writes: new threads, renames, feedback (messages go over the WebSocket).
+    "chat": {"user": env_str("PARLEY_RATE_CHAT_USER", "60/m"),
+             "group": env_str("PARLEY_RATE_CHAT_GROUP", "1200/m")},
+}  # fmt: skip
+
+# Plans. The first billing migration creates one row per plan from these values; after
+# that superusers edit the plans in the admin. A plan without a row falls back to these.
+# Budgets are US dollars (or tokens) per calendar month; None means no limit.
+PARLEY_PLAN_DEFAULTS = {
+    "free": {"monthly_budget": Decimal("5.00"), "monthly_token_budget": None,
+             "max_upload_mb": 10, "max_agents": 5},
+    "team": {"monthly_budget": Decimal("200.00"), "monthly_token_budget": None,
+             "max_upload_mb": 25, "max_agents": 25},
+    "business": {"monthly_budget": Decimal("2000.00"), "monthly_token_budget": None,
+                 "max_upload_mb": 50, "max_agents": 100},
+    "enterprise": {"monthly_budget": None, "monthly_token_budget": None,
+                   "max_upload_mb": 100, "max_agents": None},
+}  # fmt: skip
+for _code, _plan in PARLEY_PLAN_DEFAULTS.items():
+    _plan["message_rate_user"] = PARLEY_MESSAGE_RATE_LIMITS[_code]["user"]
+    _plan["message_rate_group"] = PARLEY_MESSAGE_RATE_LIMITS[_code]["group"]
+del _code, _plan
+# A reservation never settled (its process died) stops holding budget after this many seconds.
+PARLEY_BUDGET_RESERVATION_TTL = env_int("PARLEY_BUDGET_RESERVATION_TTL", 1800)
+# Owners and admins see a warning banner from this share of the monthly budget.
+PARLEY_BUDGET_WARNING_SHARE = env_float("PARLEY_BUDGET_WARNING_SHARE", 0.8)
+# Complete days the hourly roll-up job re-sums from the ledger.
+PARLEY_ROLLUP_DAYS = env_int("PARLEY_ROLLUP_DAYS", 3)
 
 # Threads per process that wait for tool results from Celery.
 PARLEY_TOOL_WAIT_THREADS = env_int("PARLEY_TOOL_WAIT_THREADS", 64)

@@ -26,6 +26,13 @@ class ParleyAdminSite(admin.AdminSite):
 
         return update_wrapper(scoped_view, wrapped)
 
+    def login(self, request, extra_context=None):
+        # Imported here: this module loads while the app registry is still being built.
+        from billing.ratelimits import check_limits
+
+        refusal = check_limits(request, "login") if request.method == "POST" else None
+        return refusal or super().login(request, extra_context)
+
 
 class ParleyAdminConfig(AdminConfig):
     default_site = "ontology.admin_site.ParleyAdminSite"

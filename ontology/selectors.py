@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet
+from datetime import date, datetime, time, timedelta
 
-from ontology.models import Group, Membership, Thing, User
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from ontology.models import Event, Group, Membership, Thing, User
 
 
 def groups_for_user(*, user: User) -> QuerySet[Group]:
@@ -42,3 +45,32 @@ def things_for_group(*, group: Group, type: str, active_only: bool = True) -> Qu
     if active_only:
         things = things.filter(status=Thing.Status.ACTIVE)
     return things.order_by("name")
+
+
+def events_for_group(
+    *,
+    group: Group,
+    type: str = "",
+    actor_id: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> QuerySet[Event]:
+    """The group's audit trail, newest first, narrowed by type, actor and days (inclusive)."""
+    events = Event.objects.filter(group=group)
+    if type:
+        events = events.filter(type=type)
+    if actor_id:
+        events = events.filter(actor_id=actor_id)
+    tz = timezone.get_current_timezone()
+    if start:
+        events = events.filter(timestamp__gte=datetime.combine(start, time.min, tzinfo=tz))
+    if end:
+        next_day = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)
+        events = events.filter(timestamp__lt=next_day)
+    return events.select_related("actor").order_by("-timestamp", "-id")
+
+
+def event_types(*, group: Group) -> list[str]:
+    return list(
+        Event.objects.filter(group=group).order_by("type").values_list("type", flat=True).distinct()
+    )

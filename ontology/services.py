@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from billing.selectors import plan_for
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -219,6 +220,24 @@ def _validate_name(name: Any) -> str:
     return name.strip()
 
 
+def ensure_agent_capacity(group: Group) -> None:
+    """Refuse a new agent when the group's plan allows no more (archived ones do not count)."""
+    limit = plan_for(group).max_agents
+    if limit is None:
+        return
+    with group_scope(group):
+        agents = (
+            Thing.objects.filter(type=Thing.Type.AGENT)
+            .exclude(status=Thing.Status.ARCHIVED)
+            .count()
+        )
+    if agents >= limit:
+        raise ValidationError(
+            {"name": f"{group} already has {agents} agents, the most its plan allows ({limit}). "
+                     "Archive one or move to a larger plan first."}
+        )  # fmt: skip
+
+
 @transaction.atomic
 def thing_create(
     *,
@@ -234,6 +253,8 @@ def thing_create(
         raise ValidationError(
             {"status": f"Status must be one of: {', '.join(Thing.Status.values)}."}
         )
+    if type == Thing.Type.AGENT:
+        ensure_agent_capacity(group)
     thing = Thing.objects.create(
         group=group,
         type=type,
@@ -385,3 +406,46 @@ def connection_delete(*, connection: Connection, actor: User | None) -> None:
     event_record(group=connection.group, type="connection.deleted", actor=actor,
                  target=connection, metadata={"type": connection.type})  # fmt: skip
     connection.delete()
+
+
+# --- Sign-ins -----------------------------------------------------------------------------
+
+
+def _client(request: Any) -> dict[str, str]:
+    if request is None:
+        return {}
+    return {
+        "ip": request.META.get("REMOTE_ADDR", ""),
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:MAX_AUDIT_VALUE],
+    }
+
+
+def login_record(*, user: User, request: Any = None) -> int:
+    """Audit a sign-in in every group the person belongs to: each tenant sees its members'.
+
+    A sign-in belongs to no single tenant, and Event.group is required; writing it
+    to each of the person's groups keeps every tenant's trail complete and private.
+    """
+    groups = list(Group.objects.filter(memberships__user=user))
+    with transaction.atomic():
+        for group in groups:
+            event_record(group=group, type="auth.login", actor=user, target=user,
+                         metadata=_client(request))  # fmt: skip
+    return len(groups)
+
+
+def login_failure_record(*, username: str, request: Any = None) -> int:
+    """Audit a failed sign-in in the groups of the account it named, if that account exists.
+
+    A failure naming no account has no tenant to belong to; it is logged, not audited.
+    """
+    user = User.objects.filter(username__iexact=username.strip()).first() if username else None
+    if user is None:
+        logger.info("failed sign-in for an unknown username from %s", _client(request).get("ip"))
+        return 0
+    groups = list(Group.objects.filter(memberships__user=user))
+    with transaction.atomic():
+        for group in groups:
+            event_record(group=group, type="auth.login_failed", actor=None, target=user,
+                         metadata=_client(request))  # fmt: skip
+    return len(groups)

@@ -4,11 +4,13 @@ from dataclasses import dataclass
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
 from agents.configuration import forget_cached_configurations
 from agents.simulator import SimulatorConfig, SimulatorThread
+from billing.models import Plan
 from ontology import services
 from ontology.models import Group, Membership, Thing, User
 
@@ -46,6 +48,13 @@ def make_tenant(slug: str) -> Tenant:
         actor=owner,
     )
     return Tenant(group=group, owner=owner, member=member, agent=agent)
+
+
+def set_plan(code: str = "free", **limits) -> Plan:
+    """Give a plan the limits a test needs (plans are rows, edited in the admin)."""
+    defaults = {**settings.PARLEY_PLAN_DEFAULTS[code], **limits}
+    plan, _ = Plan.objects.update_or_create(code=code, defaults=defaults)
+    return plan
 
 
 @pytest.fixture(autouse=True)

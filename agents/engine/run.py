@@ -53,7 +53,15 @@ from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
 from billing.models import AICall
-from billing.services import LedgerEntry, Usage, ai_calls_record
+from billing.services import (
+    LedgerEntry,
+    QuotaExceeded,
+    Usage,
+    ai_calls_record,
+    budget_release,
+    budget_reserve,
+    cost_of,
+)
 from chat import services as chat_services
 from chat.models import AIThread, Message
 from ontology.models import Group, User
@@ -101,6 +109,7 @@ class CallResult:
     streamed: bool = False  # any event arrived: the provider accepted the request
     produced: bool = False  # text or a tool call arrived: a retry would repeat them
     entry: LedgerEntry | None = None
+    refused: str = ""  # the call was never made: the budget is used up
 
 
 @dataclass
@@ -139,6 +148,7 @@ class AgentRun:
         self._tool_log: list[dict[str, Any]] = []
         self._sources: list[dict[str, Any]] = []
         self._prices: dict[tuple[str, str], catalog.Prices] = {}
+        self._reservations: list[uuid.UUID] = []
         self.message_id = uuid.uuid4()
         self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
@@ -219,6 +229,8 @@ class AgentRun:
             )  # fmt: skip
             result = await self._call_with_policy(setup, request, step)
             step += 1
+            if result.refused:
+                return Message.Status.ERROR, result.refused
             if result.stopped:
                 return Message.Status.STOPPED, ""
             if result.error is not None:
@@ -316,6 +328,11 @@ class AgentRun:
         if self._stop.is_set():
             result.stopped = True
             return result
+        try:
+            reservation = await database_sync_to_async(self._reserve)(choice.info, request)
+        except QuotaExceeded as refusal:
+            result.refused = refusal.code
+            return result
         consumer = asyncio.create_task(consume())
         stop_waiter = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({consumer, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -354,18 +371,54 @@ class AgentRun:
             ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
             status=status, error_code=result.error.code if result.error else "",
         )  # fmt: skip
-        result.entry = await database_sync_to_async(self._record_call)(choice.info, entry)
+        result.entry = await database_sync_to_async(self._record_call)(
+            choice.info, entry, reservation
+        )
         return result
 
-    def _record_call(self, info: catalog.ModelInfo, fields: dict[str, Any]) -> LedgerEntry:
-        """Price the call as of now and write its ledger row at once (durable per call)."""
+    def _price(self, info: catalog.ModelInfo) -> catalog.Prices:
         key = (info.provider, info.model)
         if key not in self._prices:
             self._prices[key] = catalog.prices_for(info)
-        entry = LedgerEntry(prices=self._prices[key], **fields)
+        return self._prices[key]
+
+    def _reserve(self, info: catalog.ModelInfo, request: ChatRequest) -> uuid.UUID | None:
+        """Hold the call's worst case against the budget: its prompt and all the output it may.
+
+        Priced at the catalog's list price, or the deployment's override when this run has
+        already read it and it is higher: no price query on the way to the first token.
+        """
+        worst = Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
+        known = self._prices.get((info.provider, info.model))
+        prices = catalog.Prices(
+            max(info.input_per_million, known.input if known else 0),
+            max(info.output_per_million, known.output if known else 0),
+            max(info.cached_input_per_million, known.cached_input if known else 0),
+        )
+        reservation = budget_reserve(
+            group=self.group, user=self.user, run_id=self.run_id,
+            cost=cost_of(prices=prices, usage=worst),
+            tokens=worst.input_tokens + worst.output_tokens,
+        )  # fmt: skip
+        if reservation is not None:
+            self._reservations.append(reservation)
+        return reservation
+
+    def _record_call(
+        self, info: catalog.ModelInfo, fields: dict[str, Any], reservation: uuid.UUID | None
+    ) -> LedgerEntry:
+        """Price the call as of now, write its ledger row and settle its reservation at once."""
+        entry = LedgerEntry(prices=self._price(info), **fields)
         self._entries.append(entry)  # kept even if this write fails: _finish writes it again
-        ai_calls_record(entries=[entry])
+        ai_calls_record(entries=[entry], settle=[reservation] if reservation else [])
         return entry
+
+    def _settle_all(self) -> None:
+        """Write every call's row again (a no-op for those already there) and settle every
+        reservation, including one whose call broke off before its row was written."""
+        ai_calls_record(entries=self._entries, settle=self._reservations)
+        if not self._entries:
+            budget_release(group=self.group, reservation_ids=self._reservations)
 
     # --- tools -----------------------------------------------------------------------
 
@@ -481,7 +534,7 @@ class AgentRun:
                     message=message, status=status, content=content, actor=self.user,
                     tool_calls=self._tool_log, sources=self._sources, usage=usage,
                     error_code=error_code,
-                    ledger_write=lambda: ai_calls_record(entries=self._entries),
+                    ledger_write=self._settle_all,
                 )  # fmt: skip
 
         await database_sync_to_async(write)()

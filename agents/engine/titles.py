@@ -18,6 +18,7 @@ from django.conf import settings
 
 from agents import catalog
 from agents.configuration import group_configuration
+from agents.engine.context import estimate_input_tokens
 from agents.engine.run import (
     LEDGER_NAMESPACE,
     CallResult,
@@ -34,7 +35,14 @@ from agents.providers import (
     chat_provider,
 )
 from billing.models import AICall
-from billing.services import LedgerEntry, ai_calls_record
+from billing.services import (
+    LedgerEntry,
+    QuotaExceeded,
+    Usage,
+    ai_calls_record,
+    budget_reserve,
+    cost_of,
+)
 from chat.models import AIThread, Message
 from ontology.models import Group, User
 from ontology.scoping import group_scope
@@ -75,6 +83,10 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         max_tokens=TITLE_MAX_TOKENS,
         timeout=20.0,
     )
+    try:
+        reservation = await database_sync_to_async(_reserve)(group, user, prepared.choice, request)
+    except QuotaExceeded:
+        return fallback_title(prepared.question)  # no budget left: no call, the words will do
     result, reported = CallResult(), UsageReport()
     texts: list[str] = []
     started = time.monotonic()
@@ -111,7 +123,9 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         status=AICall.Status.FAILED if result.error else AICall.Status.OK,
         error_code=result.error.code if result.error else "",
     )  # fmt: skip
-    await database_sync_to_async(ai_calls_record)(entries=[entry])
+    await database_sync_to_async(ai_calls_record)(
+        entries=[entry], settle=[reservation] if reservation else []
+    )
     return clean_title(result.text) or fallback_title(prepared.question)
 
 
@@ -131,6 +145,19 @@ def _shorten(text: str) -> str:
     if len(text) <= TITLE_MAX_CHARS:
         return text
     return text[: TITLE_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
+
+
+def _reserve(group: Group, user: User | None, choice: ModelChoice, request: ChatRequest):
+    """Hold the title call's worst case against the month's budget, like every call."""
+    info = choice.info
+    worst = Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
+    prices = catalog.Prices(
+        info.input_per_million, info.output_per_million, info.cached_input_per_million
+    )
+    return budget_reserve(
+        group=group, user=user, cost=cost_of(prices=prices, usage=worst),
+        tokens=worst.input_tokens + worst.output_tokens,
+    )  # fmt: skip
 
 
 def _prepare(group: Group, thread: AIThread) -> _Prepared | str | None:

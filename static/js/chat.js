@@ -464,11 +464,11 @@
         body: body,
         headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
       });
+      const result = await response.json().catch(() => ({}));
       if (!response.ok) {
-        showProblem("Your feedback could not be saved. Try again.");
+        showProblem(result.message || result.error || "Your feedback could not be saved. Try again.");
         return;
       }
-      const result = await response.json();
       feedbackForm.querySelectorAll(".thumb").forEach((thumb) => {
         thumb.setAttribute("aria-pressed", thumb.value === result.feedback ? "true" : "false");
       });
@@ -482,9 +482,9 @@
       body: new FormData(titleForm),
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
     });
-    const result = await response.json();
+    const result = await response.json().catch(() => ({}));
     if (!response.ok) {
-      showProblem(result.error || "The title could not be saved.");
+      showProblem(result.message || result.error || "The title could not be saved.");
       return;
     }
     onThreadUpdated({ id: threadId, title: result.title });

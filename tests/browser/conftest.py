@@ -85,6 +85,9 @@ def parley_url(django_db_setup, simulator, celery_worker) -> Iterator[str]:
         "PARLEY_SIMULATOR_URL": simulator.url,
         "PARLEY_RETRY_BASE_DELAY": "0.01",
         "PARLEY_RETRY_MAX_DELAY": "0.05",
+        # Every test logs in from 127.0.0.1; production's per-address limit would trip.
+        "PARLEY_RATE_LOGIN_IP": "10000/m",
+        "PARLEY_RATE_LOGIN_USERNAME": "10000/m",
     }
     log = Path(tempfile.mkstemp(prefix="parley-daphne-", suffix=".log")[1])
     with log.open("w") as out:

@@ -11,6 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ from chat.runs import mark_interrupted_runs, registry
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
-from tests.conftest import make_tenant
+from tests.conftest import make_tenant, set_plan
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -294,9 +295,10 @@ async def test_an_oversize_message_is_refused_and_nothing_is_saved(sim, settings
     await tab.disconnect()
 
 
-async def test_sending_too_fast_is_rate_limited(sim, settings):
+async def test_sending_too_fast_is_rate_limited(sim):
     # Day-long windows: a fixed window must not roll over in the middle of the test.
-    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "2/d", "group": "100/d"}}
+    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
+                                           message_rate_group="100/d")  # fmt: skip
     tenant, thread = await chat_setup()
     tab, _ = await connect(thread.pk, tenant.member)
     for _ in range(2):
@@ -308,15 +310,17 @@ async def test_sending_too_fast_is_rate_limited(sim, settings):
     await tab.disconnect()
 
 
-def test_parallel_sends_admit_exactly_the_limit(tenant_a, settings, clear_cache):
-    settings.PARLEY_MESSAGE_RATE_LIMITS = {"free": {"user": "10/d", "group": "1000/d"}}
+def test_parallel_sends_admit_exactly_the_limit(tenant_a, clear_cache):
+    set_plan("free", message_rate_user="10/d", message_rate_group="1000/d")
+
+    def send(_):
+        try:
+            return message_rate_limited(user=tenant_a.member, group=tenant_a.group)
+        finally:
+            connection.close()  # the plan is read per message, on this thread's own connection
+
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(
-            pool.map(
-                lambda _: message_rate_limited(user=tenant_a.member, group=tenant_a.group),
-                range(100),
-            )
-        )
+        results = list(pool.map(send, range(100)))
     assert sum(r is None for r in results) == 10
 
 

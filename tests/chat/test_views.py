@@ -201,3 +201,21 @@ def test_pages_need_a_login_and_a_group(client, tenant_a):
     assert client.get(reverse("thread-detail", args=[thread.pk])).status_code == 404
     assert client.get(reverse("thread-list")).status_code == 404
     assert b"No organisation yet" in client.get(reverse("home")).content
+
+
+@pytest.mark.usefixtures("clear_cache")
+def test_page_writes_are_rate_limited_with_a_429_and_retry_after(client, tenant_a, settings):
+    settings.PARLEY_HTTP_RATE_LIMITS = {
+        **settings.PARLEY_HTTP_RATE_LIMITS, "chat": {"user": "2/d", "group": "100/d"}
+    }
+    thread, _ = conversation(tenant_a)
+    client.force_login(tenant_a.member)
+    url = reverse("thread-rename", args=[thread.pk])
+    for title in ("One", "Two"):
+        assert client.post(url, {"title": title}, HTTP_ACCEPT="application/json").status_code == 200
+    refused = client.post(url, {"title": "Three"}, HTTP_ACCEPT="application/json")
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert refused.json()["code"] == "rate_limited"
+    thread.refresh_from_db()
+    assert thread.title == "Two"

@@ -1,0 +1,140 @@
+"""HTTP rate limits: django-ratelimit counters in the shared Redis cache, answered with 429.
+
+    @limit_requests("upload")          # rates: settings.PARLEY_HTTP_RATE_LIMITS["upload"]
+    def knowledge_upload(request): ...
+
+Each bucket names its rates by key: "user" (the signed-in user), "group" (the
+active group), "ip" (the client address) and "username" (the username field of a
+login form). A request is counted against every key that applies to it and
+refused, with 429, a plain sentence and Retry-After, as soon as one is over.
+Counters are in Redis (add + incr, atomic), so every process shares them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django_ratelimit.core import get_usage
+
+from ontology.models import Group, User
+from ontology.selectors import groups_for_user
+from ontology.services import event_record
+
+logger = logging.getLogger(__name__)
+
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+FALLBACK_RETRY_AFTER = 60
+
+
+def record_limit_hit(
+    usage: dict[str, Any],
+    *,
+    group: Group | None,
+    user: User | None,
+    bucket: str,
+    scope: str,
+    retry_after: int,
+    groups: Iterable[Group] = (),
+) -> None:
+    """Audit a limit hit once per window: only the first refused request is recorded."""
+    if usage["count"] != usage["limit"] + 1:
+        return
+    targets = [group] if group is not None else list(groups)
+    if not targets:
+        logger.info("rate limit hit: %s/%s (no group to audit it in)", bucket, scope)
+    for target in targets:
+        event_record(
+            group=target, type="rate_limit.hit", actor=user,
+            metadata={"bucket": bucket, "scope": scope, "limit": usage["limit"],
+                      "retry_after": retry_after},
+        )  # fmt: skip
+
+
+def _counter_key(request: HttpRequest, key: str) -> str | Callable | None:
+    """django-ratelimit's `key` for this request, or None when the key does not apply."""
+    if key == "ip":
+        return "ip"  # django-ratelimit reads the address (RATELIMIT_IP_META_KEY behind a proxy)
+    user = getattr(request, "user", None)
+    group = getattr(request, "group", None)
+    if key == "user":
+        value = str(user.pk) if user is not None and user.is_authenticated else None
+    elif key == "group":
+        value = str(group.pk) if group is not None else None
+    elif key == "username":
+        value = (request.POST.get("username") or "").strip().lower() or None
+    else:
+        raise ValueError(f"Unknown rate-limit key {key!r}.")
+    return None if value is None else (lambda _group, _request: value)
+
+
+def _audit_groups(request: HttpRequest) -> list[Group]:
+    """Where a hit by a signed-out client is audited: the groups of the account it aimed at."""
+    username = (request.POST.get("username") or "").strip()
+    if not username:
+        return []
+    target = User.objects.filter(username__iexact=username).first()
+    return list(groups_for_user(user=target)) if target is not None else []
+
+
+def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
+    """Count this request in the bucket; the 429 response when it is over a limit."""
+    for key, rate in settings.PARLEY_HTTP_RATE_LIMITS[bucket].items():
+        counter_key = _counter_key(request, key)
+        if counter_key is None:
+            continue
+        usage = get_usage(
+            request, group=f"http:{bucket}:{key}", key=counter_key, rate=rate, increment=True
+        )
+        if usage is None or not usage["should_limit"]:
+            continue
+        retry_after = max(1, usage["time_left"])
+        user = request.user if request.user.is_authenticated else None
+        group = getattr(request, "group", None)
+        record_limit_hit(
+            usage, group=group, user=user, bucket=bucket, scope=key, retry_after=retry_after,
+            groups=_audit_groups(request) if group is None and user is None else (),
+        )  # fmt: skip
+        return too_many_requests(request, retry_after)
+    return None
+
+
+def limit_requests(bucket: str, *, methods: Iterable[str] = UNSAFE_METHODS) -> Callable:
+    """Decorate a view so the bucket's limits apply to the given methods (writes by default)."""
+    methods = {m.upper() for m in methods}
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method in methods:
+                refusal = check_limits(request, bucket)
+                if refusal is not None:
+                    return refusal
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def too_many_requests(request: HttpRequest, retry_after: int) -> HttpResponse:
+    message = f"Too many requests. Please wait {retry_after} seconds and try again."
+    wants_json = request.accepts("application/json") and not request.accepts("text/html")
+    if wants_json:
+        response = JsonResponse(
+            {"code": "rate_limited", "message": message, "retry_after": retry_after}, status=429
+        )
+    else:
+        response = render(request, "billing/rate_limited.html", {"message": message}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def ratelimited_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """settings.RATELIMIT_VIEW: django-ratelimit's own decorator answers 429 too."""
+    return too_many_requests(request, FALLBACK_RETRY_AFTER)
