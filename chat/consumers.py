@@ -8,6 +8,7 @@ socket never stops one; a client that reconnects resumes from the durable log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -18,16 +19,18 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from chat import selectors, services
+from chat.fanout import broadcast, local_fanout, process_origin, thread_group
 from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
 from chat.limits import message_rate_limited
 from chat.models import Message
-from chat.runs import Busy, active_run_id, registry, thread_group
+from chat.runs import Busy, active_run_id, registry
 from ontology.scoping import group_scope
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_FOUND = 4404
 GAP_WAITS = 6  # the log is at most one flush (250 ms) behind the live stream
 GAP_WAIT_SECONDS = 0.1
+INBOX_SIZE = 2000  # events waiting for this socket; beyond, they are read back from the log
 
 
 class ThreadConsumer(AsyncWebsocketConsumer):
@@ -47,12 +50,31 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.group, self.thread = access
         self.sent: dict[str, int] = {}  # run_id -> last seq this client has
+        # Events reach this client from its own process (the inbox) and from others (the
+        # channel layer); one lock keeps their handling, and resumes, one at a time.
+        self.events_lock = asyncio.Lock()
+        self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_SIZE)
+        self.origin = process_origin(self.channel_layer)
         self.joined = True
         await self.channel_layer.group_add(thread_group(self.thread.pk), self.channel_name)
+        self.pump = asyncio.create_task(self._pump())
+        local_fanout().add(self.thread.pk, self)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
+            local_fanout().discard(self.thread.pk, self)
+            self.pump.cancel()
             await self.channel_layer.group_discard(thread_group(self.thread.pk), self.channel_name)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """An event from a run in this process. A full inbox drops it; the gap is filled later."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.inbox.put_nowait(event)
+
+    async def _pump(self) -> None:
+        while True:
+            event = await self.inbox.get()
+            await self._handle(event)
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
@@ -132,27 +154,39 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         else:
             payload = {**selectors.message_payload(message), "client_id": client_id}
             event = {"type": "message.created", "message": payload}
-        await self.channel_layer.group_send(
-            thread_group(self.thread.pk), {"type": "run.event", "event": event}
-        )
+        await broadcast(self.thread.pk, event)
 
     async def on_resume(self, frame: Resume) -> None:
+        async with self.events_lock:
+            await self._resume(frame.after_seq)
+
+    async def _resume(self, after_seq: int) -> None:
         run_id = await sync_to_async(active_run_id)(self.thread.pk)
         if run_id is None:
             run_id = await database_sync_to_async(selectors.latest_run_id)(thread=self.thread)
         if run_id is None:
             return
         events = await database_sync_to_async(selectors.run_events)(
-            thread=self.thread, run_id=run_id, after_seq=frame.after_seq
+            thread=self.thread, run_id=run_id, after_seq=after_seq
         )
-        self.sent[str(run_id)] = frame.after_seq
+        self.sent[str(run_id)] = after_seq
         for event in events:
             await self._forward(event)
 
-    # --- live events from the thread's group ---------------------------------------------
+    # --- live events -------------------------------------------------------------------------
 
-    async def run_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
+    async def run_events(self, message: dict[str, Any]) -> None:
+        """Events from another process (this process's own arrive through the inbox)."""
+        if self.origin is not None and message.get("origin") == self.origin:
+            return
+        for event in message["events"]:
+            await self._handle(event)
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        async with self.events_lock:
+            await self._handle_unlocked(event)
+
+    async def _handle_unlocked(self, event: dict[str, Any]) -> None:
         if "seq" not in event:
             await self.send_json(event)
             return

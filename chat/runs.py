@@ -27,6 +27,7 @@ from django.utils import timezone
 from agents.engine import AgentRun
 from agents.engine.titles import generate_title
 from chat import services
+from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.models import AIThread, Message, RunEvent
 from ontology.models import Group, User
 from ontology.scoping import group_scope, scopes_disabled
@@ -36,14 +37,11 @@ logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
 FLUSH_EVENTS = 64
+PUBLISH_SECONDS = 0.1
 LOCK_SECONDS = 60
 HEARTBEAT_SECONDS = 15
 STALE_AFTER = timedelta(seconds=90)
 SWEEP_SECONDS = 60
-
-
-def thread_group(thread_id: int) -> str:
-    return f"thread.{thread_id}"
 
 
 def _control_group(thread_id: int) -> str:
@@ -64,24 +62,39 @@ class Busy(Exception):
 
 
 class EventLog:
-    """The run's sink: publish each event at once, persist them in ordered batches."""
+    """The run's sink: each event to this process's tabs at once, to other processes' tabs
+    in batches of at most PUBLISH_SECONDS, and to the durable log in ordered batches."""
 
     def __init__(self, *, group: Group, thread: AIThread) -> None:
         self.group = group
         self.thread = thread
-        self.layer = get_channel_layer()
+        self.remote = RemotePublisher(thread.pk)
         self._pending: list[dict[str, Any]] = []
         self._timer: asyncio.Task | None = None
+        self._outbox: list[dict[str, Any]] = []
+        self._publisher: asyncio.Task | None = None
 
     async def emit(self, event: dict[str, Any]) -> None:
-        await self.layer.group_send(
-            thread_group(self.thread.pk), {"type": "run.event", "event": event}
-        )
+        local_fanout().publish(self.thread.pk, event)
+        self._outbox.append(event)
+        if event["type"] != "delta":
+            await self.publish()
+        elif self._publisher is None:
+            self._publisher = asyncio.create_task(self._publish_soon())
         self._pending.append(event)
         if len(self._pending) >= FLUSH_EVENTS:
             await self.flush()
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_soon())
+
+    async def _publish_soon(self) -> None:
+        await asyncio.sleep(PUBLISH_SECONDS)
+        self._publisher = None
+        await self.publish()
+
+    async def publish(self) -> None:
+        events, self._outbox = self._outbox, []
+        await self.remote.send(events)
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
@@ -91,7 +104,9 @@ class EventLog:
     async def flush(self) -> None:
         events, self._pending = self._pending, []
         if events:
-            await database_sync_to_async(self._write)(events)
+            # Not the process's one thread-sensitive executor: connects, sends and run
+            # starts would queue behind every run's log writes.
+            await database_sync_to_async(self._write, thread_sensitive=False)(events)
 
     def _write(self, events: list[dict[str, Any]]) -> None:
         with group_scope(self.group):
@@ -111,9 +126,11 @@ class EventLog:
             )
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for task in (self._publisher, self._timer):
+            if task is not None:
+                task.cancel()
+        self._publisher = self._timer = None
+        await self.publish()
         await self.flush()
 
 
@@ -196,11 +213,9 @@ class RunRegistry:
         except Exception:
             logger.exception("could not title thread %s", thread.pk)
             return
-        await self.layer.group_send(
-            thread_group(thread.pk),
-            {"type": "run.event",
-             "event": {"type": "thread.updated", "thread": {"id": thread.pk, "title": title}}},
-        )  # fmt: skip
+        await broadcast(
+            thread.pk, {"type": "thread.updated", "thread": {"id": thread.pk, "title": title}}
+        )
 
     async def _heartbeat(self, run: AgentRun, thread_id: int) -> None:
         while True:

@@ -144,12 +144,12 @@ def test_the_budget_banner_shows_owners_at_eighty_percent(client, tenant_a):
     set_plan("free", monthly_budget=Decimal("1.00"))
     spend(tenant_a.group, "0.790")
     client.force_login(tenant_a.owner)
-    assert "budget-banner" not in content(client.get(reverse("home")))
+    assert "budget-banner" not in content(client.get(reverse("thread-list")))
     spend(tenant_a.group, "0.060")
-    page = content(client.get(reverse("home")))
+    page = content(client.get(reverse("thread-list")))
     assert 'data-budget-percent="85"' in page and "85 % of this month" in page
     client.force_login(tenant_a.member)
-    assert "budget-banner" not in content(client.get(reverse("home")))
+    assert "budget-banner" not in content(client.get(reverse("thread-list")))
 
 
 def test_login_and_failed_login_are_audited_in_each_of_the_users_groups(client, tenant_a,

@@ -1,0 +1,121 @@
+"""Where a thread's events go: this process's tabs directly, other processes through Redis.
+
+A run streams in the process that received the message, and that is where the
+sender's socket is, so most listeners are local. Handing them each event in memory
+keeps the channel layer (a few Redis round trips per message) off the per-token
+path. Tabs connected to other daphne processes get the events through the channel
+layer in small batches, and only while such a tab exists. Every Redis message
+names the process it came from, so local tabs skip the copy of what they already got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import defaultdict
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+REMOTE_CHECK_SECONDS = 1.0
+
+
+def thread_group(thread_id: int) -> str:
+    return f"thread.{thread_id}"
+
+
+class Listener(Protocol):
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Take an event without waiting (a full inbox drops it: the listener resumes)."""
+
+
+class LocalFanout:
+    """The listeners of each thread in this process (one registry per event loop)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[int, set[Listener]] = defaultdict(set)
+
+    def add(self, thread_id: int, listener: Listener) -> None:
+        self._listeners[thread_id].add(listener)
+
+    def discard(self, thread_id: int, listener: Listener) -> None:
+        listeners = self._listeners.get(thread_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[thread_id]
+
+    def publish(self, thread_id: int, event: dict[str, Any]) -> None:
+        for listener in list(self._listeners.get(thread_id, ())):
+            listener.deliver(event)
+
+
+_fanouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def local_fanout() -> LocalFanout:
+    loop = asyncio.get_running_loop()
+    if loop not in _fanouts:
+        _fanouts[loop] = LocalFanout()
+    return _fanouts[loop]
+
+
+def process_origin(layer=None) -> str | None:
+    """This process's name on the channel layer (channels_redis' client prefix)."""
+    return getattr(layer or get_channel_layer(), "client_prefix", None)
+
+
+async def broadcast(thread_id: int, event: dict[str, Any]) -> None:
+    """A one-off event (a new question, a title): local tabs at once, other processes too."""
+    local_fanout().publish(thread_id, event)
+    layer = get_channel_layer()
+    await layer.group_send(
+        thread_group(thread_id),
+        {"type": "run.events", "events": [event], "origin": process_origin(layer)},
+    )
+
+
+class RemotePublisher:
+    """Sends a run's events to tabs in other processes, batched, and only when there are any."""
+
+    def __init__(self, thread_id: int) -> None:
+        self.thread_id = thread_id
+        self.layer = get_channel_layer()
+        self.origin = process_origin(self.layer)
+        self._checked_at = float("-inf")
+        self._remote = True
+
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        if events and await self._has_remote_listeners():
+            await self.layer.group_send(
+                thread_group(self.thread_id),
+                {"type": "run.events", "events": events, "origin": self.origin},
+            )
+
+    async def _has_remote_listeners(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at >= REMOTE_CHECK_SECONDS:
+            self._checked_at = now
+            self._remote = await self._look()
+        return self._remote
+
+    async def _look(self) -> bool:
+        """Whether the thread's group has a member channel of another process.
+
+        Reads channels_redis' group set; with any other layer, or if that read fails,
+        it answers yes, and publishing to everyone is merely slower.
+        """
+        try:
+            group = thread_group(self.thread_id)
+            group_key = self.layer._group_key(group)
+            connection = self.layer.connection(self.layer.consistent_hash(group))
+            members = await connection.zrange(group_key, 0, -1)
+        except Exception:
+            logger.debug("cannot list the group's channels; publishing to all", exc_info=True)
+            return True
+        mine = f"specific.{self.origin}!"
+        return any(not member.decode().startswith(mine) for member in members)
