@@ -14,10 +14,12 @@ import hashlib
 import ipaddress
 import logging
 import socket
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import PurePath
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -69,7 +71,7 @@ def _check_room(group: Group, adding: int) -> None:
 
 def _store(
     *, group: Group, actor: User | None, kind: str, title: str, raw: bytes, digest: str,
-    filename: str = "", url: str = "", content_type: str = "",
+    filename: str = "", url: str = "", content_type: str = "", queue: bool = True,
 ) -> tuple[KnowledgeSource, bool]:  # fmt: skip
     with group_scope(group):
         existing = KnowledgeSource.objects.filter(content_hash=digest).first()
@@ -83,7 +85,8 @@ def _store(
     event_record(group=group, type="knowledge.source_added", actor=actor, target=source,
                  metadata={"kind": kind, "filename": filename, "url": url,
                            "bytes": len(raw), "sha256": digest})  # fmt: skip
-    _queue_ingestion(source)
+    if queue:
+        _queue_ingestion(source)
     return source, True
 
 
@@ -132,12 +135,13 @@ def check_files(files: Sequence[UploadedFile]) -> None:
 
 @transaction.atomic
 def source_add_files(
-    *, group: Group, files: Sequence[UploadedFile], actor: User | None
+    *, group: Group, files: Sequence[UploadedFile], actor: User | None, queue: bool = True
 ) -> list[tuple[KnowledgeSource, bool]]:
     """Add uploaded files; a file whose content is already there is returned, not added twice.
 
     Every file is checked before any is stored, so a bad one refuses the whole
-    upload with a message per file instead of importing half of it.
+    upload with a message per file instead of importing half of it. `queue=False`
+    leaves the ingestion to the caller (`manage.py ingest_knowledge` runs it inline).
     """
     ensure_group_allowed(group)
     check_files(files)
@@ -150,7 +154,7 @@ def source_add_files(
         added.append(_store(
             group=group, actor=actor, kind=KnowledgeSource.Kind.FILE,
             title=_title_from(upload.name, raw, kind), raw=raw, digest=_digest(raw),
-            filename=upload.name, content_type=upload.content_type or "",
+            filename=upload.name, content_type=upload.content_type or "", queue=queue,
         ))  # fmt: skip
     embedding_indexes_sync(group=group)
     return added
@@ -288,7 +292,7 @@ def source_process(
     retry cannot fix marks the source failed with the reason.
     """
     with group_scope(group):
-        source = _chunk(group, source_id)
+        source = source_chunk(group=group, source_id=source_id)
         if source is None or source.status != KnowledgeSource.Status.EMBEDDING:
             return source
         return _embed_source(group, source, on_progress)
@@ -314,6 +318,12 @@ def _set_status(source_id: int, status: str, **fields) -> None:
     KnowledgeSource.objects.filter(pk=source_id).update(
         status=status, updated_at=timezone.now(), **fields
     )
+
+
+def source_chunk(*, group: Group, source_id: int) -> KnowledgeSource | None:
+    """Extract and chunk a queued source (one transaction); a source past this step is left be."""
+    with group_scope(group):
+        return _chunk(group, source_id)
 
 
 def _chunk(group: Group, source_id: int) -> KnowledgeSource | None:
@@ -530,45 +540,43 @@ def _check_host(url: str) -> None:
             raise UnreadableDocument("URLs on private or local addresses are not fetched.")
 
 
-def _fetch(source: KnowledgeSource) -> None:
-    """Download a URL source (size-limited, redirects checked) into its stored bytes."""
-    import httpx
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    max_redirections = 5
 
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        _check_host(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _fetch(source: KnowledgeSource) -> None:
+    """Download a URL source (size-limited, every redirect checked) into its stored bytes."""
     if not settings.PARLEY_KNOWLEDGE_FETCH_URLS:
         raise UnreadableDocument(
             "Fetching URLs is turned off on this server (PARLEY_KNOWLEDGE_FETCH_URLS); "
             "retry once it is on."
         )
     limit = settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES
-    url = source.url
-    with httpx.Client(timeout=settings.PARLEY_KNOWLEDGE_FETCH_TIMEOUT) as client:
-        for _ in range(5):
-            _check_host(url)
-            try:
-                with client.stream("GET", url, headers={"User-Agent": "Parley knowledge"}) as resp:
-                    if resp.is_redirect and resp.headers.get("location"):
-                        url = urljoin(url, resp.headers["location"])
-                        continue
-                    if resp.status_code >= 400:
-                        raise UnreadableDocument(f"The server answered HTTP {resp.status_code}.")
-                    raw = b""
-                    for piece in resp.iter_bytes():
-                        raw += piece
-                        if len(raw) > limit:
-                            raise UnreadableDocument(
-                                f"The page is over the {limit / 1e6:.1f} MB limit."
-                            )
-                    content_type = resp.headers.get("content-type", "")
-                    break
-            except httpx.HTTPError as error:
-                raise UnreadableDocument(f"The URL could not be fetched ({error}).") from error
-        else:
-            raise UnreadableDocument("Too many redirects.")
-    kind = format_of(PurePath(urlsplit(url).path).name, content_type) or "html"
+    _check_host(source.url)
+    opener = urllib.request.build_opener(_CheckedRedirects)
+    request = urllib.request.Request(source.url, headers={"User-Agent": "Parley knowledge"})  # noqa: S310 - http(s) only, checked
+    try:
+        with opener.open(request, timeout=settings.PARLEY_KNOWLEDGE_FETCH_TIMEOUT) as response:
+            raw = response.read(limit + 1)
+            content_type = response.headers.get("Content-Type", "")
+            url = response.geturl()
+    except urllib.error.HTTPError as error:
+        raise UnreadableDocument(f"The server answered HTTP {error.code}.") from error
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise UnreadableDocument(f"The URL could not be fetched ({error}).") from error
+    if len(raw) > limit:
+        raise UnreadableDocument(f"The page is over the {limit / 1e6:.1f} MB limit.")
     filename = PurePath(urlsplit(url).path).name
+    kind = format_of(filename, content_type) or "html"
     if format_of(filename) is None:
-        filename = f"page.{ {'pdf': 'pdf', 'markdown': 'md', 'text': 'txt'}.get(kind, 'html') }"
-    title = _title_from(filename, raw, kind) if kind in ("html", "markdown") else source.url
+        filename = {"pdf": "page.pdf", "markdown": "page.md", "text": "page.txt"}.get(
+            kind, "page.html"
+        )
+    title = _title_from(filename, raw, kind) if kind in ("html", "markdown") else ""
     source.raw, source.content_type, source.filename = raw, content_type[:100], filename
     source.size_bytes = len(raw)
     if title and title != "page":
