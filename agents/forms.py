@@ -141,8 +141,10 @@ def upload_help() -> str:
 
 def clean_knowledge_input(form: forms.Form, cleaned: dict) -> None:
     """Field errors for an add-knowledge form; the services check the same again on save."""
-    files, text, title = cleaned.get("files") or [], cleaned.get("text", ""), cleaned.get(
-        "text_title", ""
+    files, text, title = (
+        cleaned.get("files") or [],
+        cleaned.get("text", ""),
+        cleaned.get("text_title", ""),
     )
     urls = [u.strip() for u in (cleaned.get("urls") or "").splitlines() if u.strip()]
     cleaned["url_list"] = urls

@@ -115,8 +115,7 @@ def check_files(files: Sequence[UploadedFile]) -> None:
         raise ValidationError("Choose at least one file.")
     if len(files) > settings.PARLEY_KNOWLEDGE_MAX_FILES:
         raise ValidationError(
-            f"At most {settings.PARLEY_KNOWLEDGE_MAX_FILES} files at a time "
-            f"({len(files)} chosen)."
+            f"At most {settings.PARLEY_KNOWLEDGE_MAX_FILES} files at a time ({len(files)} chosen)."
         )
     limit = settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES
     problems = []
@@ -202,8 +201,13 @@ def source_add_urls(
     _check_room(group, len(cleaned))
     added = [
         _store(
-            group=group, actor=actor, kind=KnowledgeSource.Kind.URL, title=url, raw=b"",
-            digest=_digest(f"url:{url}".encode()), url=url,
+            group=group,
+            actor=actor,
+            kind=KnowledgeSource.Kind.URL,
+            title=url,
+            raw=b"",
+            digest=_digest(f"url:{url}".encode()),
+            url=url,
         )
         for url in cleaned
     ]
@@ -330,7 +334,8 @@ def _chunk(group: Group, source_id: int) -> KnowledgeSource | None:
     with transaction.atomic():
         source = KnowledgeSource.objects.select_for_update().filter(pk=source_id).first()
         if source is None or source.status not in (
-            KnowledgeSource.Status.QUEUED, KnowledgeSource.Status.CHUNKING
+            KnowledgeSource.Status.QUEUED,
+            KnowledgeSource.Status.CHUNKING,
         ):
             return source
         _set_status(source_id, KnowledgeSource.Status.CHUNKING)
@@ -481,9 +486,9 @@ def index_build(*, group: Group, model: str, on_progress: Progress | None = None
 
 
 def index_fail(*, group: Group, model: str, reason: str) -> None:
-    EmbeddingIndex.objects.filter(model=model).exclude(
-        status=EmbeddingIndex.Status.READY
-    ).update(status=EmbeddingIndex.Status.FAILED, error=reason[:2000])
+    EmbeddingIndex.objects.filter(model=model).exclude(status=EmbeddingIndex.Status.READY).update(
+        status=EmbeddingIndex.Status.FAILED, error=reason[:2000]
+    )
     logger.warning("group %s: embedding model %s failed: %s", group.pk, model, reason)
 
 
@@ -498,7 +503,9 @@ def _index_ready_if_complete(group: Group, model: str) -> str:
         if Knowledge.objects.exclude(embeddings__model=model).exists():
             return index.status
         index.status, index.error, index.ready_at = (
-            EmbeddingIndex.Status.READY, "", timezone.now()
+            EmbeddingIndex.Status.READY,
+            "",
+            timezone.now(),
         )
         index.save(update_fields=["status", "error", "ready_at"])
         _prune_unused_models(group)

@@ -24,23 +24,28 @@ def hnsw_create(model, dims):
     )
 
 
-
 class Migration(migrations.Migration):
     """Separate from 0004: Postgres refuses ALTER TABLE while 0004's row updates have
     pending deferred foreign-key checks in the same transaction."""
 
     dependencies = [
-        ('agents', '0004_knowledge_sources_and_embeddings'),
+        ("agents", "0004_knowledge_sources_and_embeddings"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='knowledge',
-            name='source',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='agents.knowledgesource'),
+            model_name="knowledge",
+            name="source",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="chunks",
+                to="agents.knowledgesource",
+            ),
         ),
         *[
-            migrations.RunSQL(hnsw_create(model, dims), f"DROP INDEX IF EXISTS {_index_name(model)}")
+            migrations.RunSQL(
+                hnsw_create(model, dims), f"DROP INDEX IF EXISTS {_index_name(model)}"
+            )
             for model, dims in HNSW_INDEXES.items()
         ],
     ]

@@ -45,9 +45,7 @@ def format_of(filename: str = "", content_type: str = "") -> str | None:
 def extract_text(raw: bytes, *, filename: str = "", content_type: str = "") -> str:
     kind = format_of(filename, content_type)
     if kind is None:
-        raise UnreadableDocument(
-            f"Unsupported file type. Supported types: {SUPPORTED_EXTENSIONS}."
-        )
+        raise UnreadableDocument(f"Unsupported file type. Supported types: {SUPPORTED_EXTENSIONS}.")
     if kind == "pdf":
         return _pdf_text(raw)
     text = _decode(raw)

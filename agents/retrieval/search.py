@@ -157,6 +157,5 @@ def search_chunks(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
-        Hit(row[0], row[1], row[2], row[3], row[4], float(row[5]), row[6], row[7])
-        for row in rows
+        Hit(row[0], row[1], row[2], row[3], row[4], float(row[5]), row[6], row[7]) for row in rows
     ]

@@ -147,7 +147,9 @@ def test_deleting_a_source_deletes_its_chunks_and_vectors_and_is_audited(tenant_
         assert not Knowledge.objects.exists() and not KnowledgeEmbedding.objects.exists()
         event = Event.objects.get(type="knowledge.source_deleted")
     assert (event.actor, event.target_label, event.metadata["chunks"]) == (
-        tenant_a.owner, "Parking", 1
+        tenant_a.owner,
+        "Parking",
+        1,
     )
     with group_scope(tenant_b.group):
         assert Knowledge.objects.get().source_id == kept.pk

@@ -54,7 +54,8 @@ def test_html_headings_become_sections_and_scripts_are_dropped():
             b"</body></html>")  # fmt: skip
     text = extract_text(html, filename="guide.html")
     assert [c.section for c in chunk_text(text, max_tokens=50, overlap=5)] == [
-        "Guide > Parking", "Guide > Lunch"
+        "Guide > Parking",
+        "Guide > Lunch",
     ]
     assert "var x" not in text
 
