@@ -3,8 +3,9 @@
     python -m config.devservers exec -- .venv/bin/python bench/retrieval.py [--chunks 100000]
 
 Builds a corpus of synthetic chunks (clustered 384-dimension vectors, text from
-a made-up vocabulary) spread over many groups, loads it with COPY, builds the
-per-model HNSW and GIN indexes, then for one group measures:
+a made-up vocabulary) spread over many groups, one of them large (tenants are
+never the same size), loads it with COPY, builds the per-model HNSW and GIN
+indexes, then for the large group and for a typical small one measures:
 
 * hybrid query latency (vector + full text + RRF, as the agents call it) p50/p95,
   and the same for each path alone;
@@ -60,10 +61,13 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def build(groups: int, chunks: int, rng: np.random.Generator) -> tuple[Group, list, np.ndarray]:
+def build(
+    groups: int, chunks: int, big_share: float, rng: np.random.Generator
+) -> tuple[list[Group], list, np.ndarray]:
     words = vocabulary(rng, 5000)
     centers = unit(rng.standard_normal((256, DIMENSIONS)).astype(np.float32))
-    per_group = chunks // groups
+    big = int(chunks * big_share)
+    small = -(-(chunks - big) // (groups - 1))  # at least `chunks` in all
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(indexes.drop_sql(MODEL))
@@ -74,9 +78,10 @@ def build(groups: int, chunks: int, rng: np.random.Generator) -> tuple[Group, li
     started = time.perf_counter()
     for g in range(groups):
         group = Group.objects.create(name=f"Bench group {g}", slug=f"bench-{g}")
+        size = big if g == 0 else small
         source = KnowledgeSource.objects.create(
             group=group, kind="text", title=f"Bench corpus {g}", content_hash=f"bench-{g}",
-            status="ready", chunk_count=per_group,
+            status="ready", chunk_count=size,
         )  # fmt: skip
         made.append(group)
         with raw.cursor() as cursor:
@@ -84,7 +89,7 @@ def build(groups: int, chunks: int, rng: np.random.Generator) -> tuple[Group, li
                 "COPY agents_knowledge (group_id, source_id, title, section, content, position, "
                 "token_count, created_at) FROM STDIN"
             ) as copy:
-                for n in range(per_group):
+                for n in range(size):
                     text = " ".join(rng.choice(words, size=30))
                     copy.write_row((group.pk, source.pk, source.title, f"Part {n // 20}", text,
                                     n, 30, now))  # fmt: skip
@@ -102,7 +107,7 @@ def build(groups: int, chunks: int, rng: np.random.Generator) -> tuple[Group, li
                 for chunk_id, vector in zip(ids, vectors, strict=True):
                     copy.write_row((group.pk, source.pk, chunk_id, MODEL, vector))
     raw.commit()
-    print(f"loaded {per_group * groups} chunks in {groups} groups "
+    print(f"loaded {big + small * (groups - 1)} chunks in {groups} groups "
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -115,7 +120,7 @@ def build(groups: int, chunks: int, rng: np.random.Generator) -> tuple[Group, li
         cursor.execute("ANALYZE agents_knowledgeembedding")
     print(f"HNSW index built in {hnsw_seconds:.1f} s; "
           f"GIN + ANALYZE in {time.perf_counter() - started - hnsw_seconds:.1f} s")  # fmt: skip
-    return made[len(made) // 2], words, centers
+    return [made[0], made[len(made) // 2]], words, centers
 
 
 def timed(runs: list[tuple[str, np.ndarray]], group: Group, mode: str) -> list[float]:
@@ -128,34 +133,28 @@ def timed(runs: list[tuple[str, np.ndarray]], group: Group, mode: str) -> list[f
     return latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=24)
-    parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--embed", action="store_true", help="Also time local query embedding.")
-    args = parser.parse_args()
-    rng = np.random.default_rng(7)
-    call_command("migrate", verbosity=0)
-    group, words, centers = build(args.groups, args.chunks, rng)
-
-    def question() -> tuple[str, np.ndarray]:
-        noise = rng.standard_normal(DIMENSIONS).astype(np.float32) * 0.06
-        vector = unit((centers[rng.integers(0, len(centers))] + noise)[None, :])[0]
-        return " ".join(rng.choice(words, size=3)), vector
-
-    runs = [question() for _ in range(args.queries)]
-    timed(runs[:30], group, "hybrid")  # warm the caches and the prepared plans
+def measure(group: Group, runs: list, total: int) -> None:
+    timed(runs[:30], group, "hybrid")  # warm the caches
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM agents_knowledgeembedding WHERE group_id = %s",
                        [group.pk])  # fmt: skip
         in_group = cursor.fetchone()[0]
-    print(f"one group: {in_group} of {args.chunks} chunks; {args.queries} queries, top-10")
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
+        order = f"{indexes.vector_expression(MODEL)} <=> %s::{indexes.query_cast(MODEL)}"
+        cursor.execute(
+            "EXPLAIN SELECT chunk_id FROM agents_knowledgeembedding "  # noqa: S608
+            f"WHERE model = {indexes.model_literal(MODEL)} AND group_id = %s "
+            f"ORDER BY {order} LIMIT 40",
+            [group.pk, "[" + ",".join(map(str, runs[0][1].tolist())) + "]"],
+        )
+        plan = [row[0].strip().split("  (")[0] for row in cursor.fetchall()]
+    scans = [line.removeprefix("->  ") for line in plan if "Scan" in line]
+    print(f"\n{group.name}: {in_group} of {total} chunks; {len(runs)} queries, top-10")
+    print(f"  planner's choice for the vector path: {' / '.join(scans)}")
     for mode in ("hybrid", "vector", "keyword"):
         latencies = timed(runs, group, mode)
         print(f"  {mode:<8} p50 {statistics.median(latencies):6.2f} ms   "
               f"p95 {percentile(latencies, 0.95):6.2f} ms")  # fmt: skip
-
     with connection.cursor() as cursor:  # leave the planner no way around the HNSW index
         for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
             cursor.execute(f"SET {setting} = off")
@@ -163,7 +162,6 @@ def main() -> None:
         latencies = timed(runs, group, mode)
         print(f"  {mode:<8} p50 {statistics.median(latencies):6.2f} ms   "
               f"p95 {percentile(latencies, 0.95):6.2f} ms   (HNSW index forced)")  # fmt: skip
-
     recalls = []
     for text, vector in runs[:100]:
         common = {"group": group, "query": text, "top_k": 10, "vector": vector.tolist(),
@@ -183,23 +181,33 @@ def main() -> None:
     print(f"  recall@10 of the HNSW path against exact search (same filter): "
           f"{statistics.mean(recalls):.3f} (min {min(recalls):.2f}, 100 queries)")  # fmt: skip
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
-        order = f"{indexes.vector_expression(MODEL)} <=> %s::{indexes.query_cast(MODEL)}"
-        cursor.execute(
-            "EXPLAIN SELECT chunk_id FROM agents_knowledgeembedding "  # noqa: S608
-            f"WHERE model = {indexes.model_literal(MODEL)} AND group_id = %s "
-            f"ORDER BY {order} LIMIT 40",
-            [group.pk, "[" + ",".join(map(str, runs[0][1].tolist())) + "]"],
-        )
-        plan = [row[0].strip().split("  (")[0] for row in cursor.fetchall()]
-    scans = [line.removeprefix("->  ") for line in plan if "Scan" in line]
-    print(f"  planner's choice for the vector path: {' / '.join(scans)}")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--groups", type=int, default=24)
+    parser.add_argument("--big-share", type=float, default=0.5,
+                        help="Share of all chunks in the one large group.")  # fmt: skip
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--embed", action="store_true", help="Also time local query embedding.")
+    args = parser.parse_args()
+    rng = np.random.default_rng(7)
+    call_command("migrate", verbosity=0)
+    groups, words, centers = build(args.groups, args.chunks, args.big_share, rng)
+
+    def question() -> tuple[str, np.ndarray]:
+        noise = rng.standard_normal(DIMENSIONS).astype(np.float32) * 0.06
+        vector = unit((centers[rng.integers(0, len(centers))] + noise)[None, :])[0]
+        return " ".join(rng.choice(words, size=3)), vector
+
+    runs = [question() for _ in range(args.queries)]
+    for group in groups:
+        measure(group, runs, args.chunks)
 
     if args.embed:
         from agents.retrieval import embedder_for
 
-        embedder = embedder_for(group=group, model=MODEL)
+        embedder = embedder_for(group=groups[0], model=MODEL)
         embedder.embed(["warm up"])
         latencies = []
         for n in range(50):
