@@ -155,13 +155,13 @@ def source_add_files(
             title=_title_from(upload.name, raw, kind), raw=raw, digest=_digest(raw),
             filename=upload.name, content_type=upload.content_type or "", queue=queue,
         ))  # fmt: skip
-    embedding_indexes_sync(group=group)
+    embedding_indexes_sync(group=group, queue=queue)
     return added
 
 
 @transaction.atomic
 def source_add_text(
-    *, group: Group, title: str, text: str, actor: User | None
+    *, group: Group, title: str, text: str, actor: User | None, queue: bool = True
 ) -> tuple[KnowledgeSource, bool]:
     ensure_group_allowed(group)
     if not title.strip() or not text.strip():
@@ -172,9 +172,11 @@ def source_add_text(
             f"The text is over the {settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES / 1e6:.1f} MB limit."
         )
     _check_room(group, 1)
-    added = _store(group=group, actor=actor, kind=KnowledgeSource.Kind.TEXT, title=title,
-                   raw=raw, digest=_digest(raw), content_type="text/markdown")  # fmt: skip
-    embedding_indexes_sync(group=group)
+    added = _store(
+        group=group, actor=actor, kind=KnowledgeSource.Kind.TEXT, title=title, raw=raw,
+        digest=_digest(raw), content_type="text/markdown", queue=queue,
+    )  # fmt: skip
+    embedding_indexes_sync(group=group, queue=queue)
     return added
 
 
@@ -259,8 +261,13 @@ def embedding_model_set(*, group: Group, model: str, actor: User | None) -> Grou
     return group
 
 
-def embedding_indexes_sync(*, group: Group, retry_failed: bool = False) -> list[str]:
-    """Start building an index for each model the group now needs (after commit). Returns them."""
+def embedding_indexes_sync(
+    *, group: Group, retry_failed: bool = False, queue: bool = True
+) -> list[str]:
+    """Start building an index for each model the group now needs (after commit). Returns them.
+
+    `queue=False` only records them: ingesting a source completes them too.
+    """
     from agents.tasks import build_embedding_index
 
     started = []
@@ -277,7 +284,7 @@ def embedding_indexes_sync(*, group: Group, retry_failed: bool = False) -> list[
             else:
                 continue
             started.append(model)
-    for model in started:
+    for model in started if queue else ():
         transaction.on_commit(
             lambda model=model: build_embedding_index.delay(group_id=group.pk, model=model)
         )

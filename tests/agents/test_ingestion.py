@@ -168,8 +168,9 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
     """A real process is killed (SIGKILL) while it embeds the second batch of a source."""
     settings.PARLEY_EMBEDDING_BATCH_SIZE = 2
     text = "\n\n".join(f"# Part {n}\nRule {n}: keep the door number {n} closed." for n in range(6))
-    source, _ = ingestion.source_add_text(group=tenant_a.group, title="Rules", text=text,
-                                          actor=None)  # fmt: skip
+    source, _ = ingestion.source_add_text(
+        group=tenant_a.group, title="Rules", text=text, actor=None, queue=False
+    )
     source = ingestion.source_chunk(group=tenant_a.group, source_id=source.pk)
     with group_scope(tenant_a.group):
         chunks = list(Knowledge.objects.filter(source=source).order_by("id"))
@@ -217,8 +218,10 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
 
 @pytest.mark.django_db(transaction=True)
 def test_the_embeddings_queue_worker_ingests_a_source(tenant_a, celery_worker):
-    source, _ = ingestion.source_add_text(group=tenant_a.group, title="Lunch",
-                                          text="Lunch is served at noon.", actor=None)  # fmt: skip
+    source, _ = ingestion.source_add_text(
+        group=tenant_a.group, title="Lunch", text="Lunch is served at noon.", actor=None,
+        queue=False,
+    )  # fmt: skip
     result = ingest_source.delay(group_id=tenant_a.group.pk, source_id=source.pk)
     assert result.get(timeout=120) == "ready"
     assert retrieve(group=tenant_a.group, query="When do we eat?", top_k=1)[0].title == "Lunch"
