@@ -118,7 +118,9 @@ MODELS: list[ModelInfo] = [
     _m("gemini", "gemini-2.5-flash", 1_048_576, 65_536, "0.30", "2.50", "0.075", vision=True),
     _m("local", "llama3.1", 131_072, 8_192, "0", "0"),
     _m("local", "qwen2.5", 32_768, 8_192, "0", "0"),
+    # all-MiniLM-L6-v2 runs in-process (sentence-transformers); others through the endpoint.
     _m("local", "all-MiniLM-L6-v2", 256, 0, "0", "0", tools=False, embedding_dimensions=384),
+    _m("local", "nomic-embed-text", 8_192, 0, "0", "0", tools=False, embedding_dimensions=768),
     # The provider simulator: priced like a real model so metering is exercised end to end.
     _m("simulator", "sim-gpt", 128_000, 16_384, "1.00", "4.00", "0.50"),
     _m("simulator-anthropic", "sim-claude", 200_000, 64_000, "3.00", "15.00", "0.30"),

@@ -1,9 +1,11 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.utils import timezone
+from pgvector.django import VectorField
 
 from ontology.models import Group, TenantModel, Thing
 from ontology.scoping import TenantManager
@@ -65,26 +67,155 @@ class ProviderCredential(TenantModel):
         return f"{self.provider} key …{self.key_hint}"
 
 
+class KnowledgeSource(TenantModel):
+    """A document a group added to its knowledge: a file, pasted text or a URL to fetch.
+
+    The original bytes are kept (not a file on disk), so a worker on another
+    machine can extract and chunk it, and a failed source can be retried.
+    """
+
+    class Kind(models.TextChoices):
+        FILE = "file", "File"
+        TEXT = "text", "Text"
+        URL = "url", "URL"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        CHUNKING = "chunking", "Chunking"
+        EMBEDDING = "embedding", "Embedding"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="knowledge_sources")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    title = models.CharField(max_length=300)
+    filename = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    raw = models.BinaryField(editable=False, default=bytes)
+    size_bytes = models.PositiveIntegerField(default=0)
+    content_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    embedded_count = models.PositiveIntegerField(default=0)
+    embed_total = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    TERMINAL = (Status.READY, Status.FAILED)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "content_hash"], name="knowledge_source_unique_content"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def progress(self) -> int:
+        """Percent done: chunking counts for nothing, each embedded chunk (per model) for one."""
+        if self.status == self.Status.READY:
+            return 100
+        if not self.embed_total:
+            return 0
+        return min(99, int(100 * self.embedded_count / self.embed_total))
+
+
 class Knowledge(TenantModel):
-    """A chunk of a group's knowledge, searchable by full text (vectors arrive with retrieval)."""
+    """A chunk of a knowledge source: its text, its place in the document, its full-text vector.
+
+    Its id is what a citation [n] links to (`knowledge-detail`). Embeddings live
+    in KnowledgeEmbedding, one row per chunk and embedding model.
+    """
 
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="knowledge")
+    source = models.ForeignKey(KnowledgeSource, on_delete=models.CASCADE, related_name="chunks")
     title = models.CharField(max_length=300)
+    section = models.CharField(max_length=500, blank=True, help_text="Heading path.")
     content = models.TextField()
     position = models.PositiveIntegerField(default=0)
+    token_count = models.PositiveIntegerField(default=0)
     search_vector = models.GeneratedField(
-        expression=SearchVector("title", "content", config="english"),
+        expression=SearchVector("title", "section", "content", config="english"),
         output_field=SearchVectorField(),
         db_persist=True,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
-        verbose_name_plural = "knowledge"
-        indexes = [GinIndex(fields=["search_vector"], name="knowledge_search_gin")]
+        verbose_name = "knowledge chunk"
+        verbose_name_plural = "knowledge chunks"
+        ordering = ["source", "position"]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="knowledge_search_gin"),
+            models.Index(fields=["source", "position"], name="knowledge_source_position"),
+        ]
 
     def __str__(self) -> str:
-        return self.title
+        from agents.retrieval.chunking import SECTION_SEPARATOR
+
+        return f"{self.title}{SECTION_SEPARATOR}{self.section}" if self.section else self.title
+
+
+class KnowledgeEmbedding(TenantModel):
+    """One chunk's vector under one embedding model. Models live side by side.
+
+    The column has no fixed dimension; each model gets its own partial HNSW
+    index on a fixed-dimension halfvec cast (agents.retrieval.indexes), so a
+    query only ever compares vectors of one model.
+    """
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(KnowledgeSource, on_delete=models.CASCADE, related_name="+")
+    chunk = models.ForeignKey(Knowledge, on_delete=models.CASCADE, related_name="embeddings")
+    model = models.CharField(max_length=120)
+    embedding = VectorField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chunk", "model"], name="knowledge_embedding_unique")
+        ]
+        indexes = [models.Index(fields=["source", "model"], name="knowledge_embedding_source")]
+
+    def __str__(self) -> str:
+        return f"{self.chunk_id} ({self.model})"
+
+
+class EmbeddingIndex(TenantModel):
+    """Whether a group's chunks are all embedded under one model (so searches may use it).
+
+    A new model is built in the background; until it is ready, searches keep
+    using a model that is, so changing models never leaves a group without answers.
+    """
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="embedding_indexes")
+    model = models.CharField(max_length=120)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "model"], name="embedding_index_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.status})"
 
 
 class ToolCall(TenantModel):

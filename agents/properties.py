@@ -25,7 +25,8 @@ AGENT_DEFAULTS: dict[str, Any] = {
     "tools": [],
     "ragEnabled": False,
     "ragTopK": 5,
-    "embeddingModel": "all-MiniLM-L6-v2",
+    "embeddingModel": "",  # empty: the organisation's embedding model
+    "knowledgeSources": [],  # empty: all of the organisation's knowledge
     "toolCallTimeout": 30,
     "requestTimeout": 60,
     "maxConsecutiveToolCalls": 5,
@@ -36,6 +37,7 @@ AGENT_DEFAULTS: dict[str, Any] = {
 MAX_SYSTEM_PROMPT = 20_000
 MAX_TIMEOUT_SECONDS = 600
 MAX_CONSECUTIVE_TOOL_CALLS = 50
+MAX_KNOWLEDGE_SOURCES = 500
 
 
 def _is_number(value: Any) -> bool:
@@ -111,11 +113,23 @@ def validate_agent_properties(properties: dict[str, Any]) -> dict[str, Any]:
     if not _is_int(p["ragTopK"]) or not 1 <= p["ragTopK"] <= 50:
         errors["ragTopK"] = "Top-k must be a whole number between 1 and 50."
 
-    if catalog.get_embedding_model(p["embeddingModel"]) is None:
+    if p["embeddingModel"] != "" and catalog.get_embedding_model(p["embeddingModel"]) is None:
         known = ", ".join(m.model for m in catalog.embedding_models())
         errors["embeddingModel"] = (
             f"Unknown embedding model {p['embeddingModel']!r}. Known embedding models: {known}."
         )
+
+    sources = p["knowledgeSources"]
+    if (
+        not isinstance(sources, list)
+        or not all(_is_int(s) and s > 0 for s in sources)
+        or len(sources) > MAX_KNOWLEDGE_SOURCES
+    ):
+        errors["knowledgeSources"] = (
+            f"Knowledge sources must be a list of at most {MAX_KNOWLEDGE_SOURCES} source ids."
+        )
+    else:
+        p["knowledgeSources"] = sorted(set(sources))
 
     for key, label in (
         ("toolCallTimeout", "Tool call timeout"),

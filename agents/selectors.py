@@ -1,36 +1,52 @@
-"""Read paths for agents: knowledge search (full text until vector retrieval lands)."""
+"""Read paths for agents: knowledge sources, their chunks, and knowledge search."""
 
 from __future__ import annotations
 
-import re
+from django.db.models import Count, QuerySet
 
-from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import F
-
-from agents.models import Knowledge
+from agents.models import EmbeddingIndex, Knowledge, KnowledgeSource
+from agents.retrieval import Hit, Who, agent_embedding_model, retrieve
 from ontology.models import Group
+from ontology.scoping import group_scope
 
 
-def _any_word_query(text: str) -> SearchQuery | None:
-    """Match passages sharing any word with a natural-language question, best first.
+def search_knowledge(
+    *,
+    group: Group,
+    query: str,
+    limit: int = 5,
+    properties: dict | None = None,
+    who: Who | None = None,
+) -> list[Hit]:
+    """The group's chunks best matching `query` (hybrid), as an agent with these properties."""
+    properties = properties or {}
+    return retrieve(
+        group=group, query=query, top_k=limit,
+        embedding_model=agent_embedding_model(group, properties),
+        source_ids=properties.get("knowledgeSources") or None, who=who,
+    )  # fmt: skip
 
-    websearch/plain queries AND every word, so "How many days for refunds?" would
-    miss a passage without "many". Words are letters and digits only: the raw query is safe.
-    """
-    words = list(dict.fromkeys(re.findall(r"\w+", text.lower())))[:64]
-    if not words:
-        return None
-    return SearchQuery(" | ".join(words), search_type="raw", config="english")
+
+def knowledge_sources(*, group: Group) -> QuerySet[KnowledgeSource]:
+    with group_scope(group):
+        return KnowledgeSource.objects.defer("raw").select_related("created_by")
 
 
-def search_knowledge(*, group: Group, query: str, limit: int = 5) -> list[Knowledge]:
-    """The group's passages best matching `query`, each with a `score`."""
-    search = _any_word_query(query)
-    if search is None:
-        return []
-    hits = (
-        Knowledge.objects.filter(group=group, search_vector=search)
-        .annotate(score=SearchRank(F("search_vector"), search))
-        .order_by("-score", "id")[:limit]
-    )
-    return list(hits)
+def embedding_indexes(*, group: Group) -> list[EmbeddingIndex]:
+    with group_scope(group):
+        return list(EmbeddingIndex.objects.order_by("model"))
+
+
+def knowledge_source(*, group: Group, pk: int) -> KnowledgeSource | None:
+    with group_scope(group):
+        return KnowledgeSource.objects.defer("raw").filter(pk=pk).first()
+
+
+def source_chunks(*, group: Group, source: KnowledgeSource) -> QuerySet[Knowledge]:
+    with group_scope(group):
+        return Knowledge.objects.filter(source=source).annotate(vectors=Count("embeddings"))
+
+
+def knowledge_chunk(*, group: Group, pk: int) -> Knowledge | None:
+    with group_scope(group):
+        return Knowledge.objects.select_related("source").defer("source__raw").filter(pk=pk).first()

@@ -1,4 +1,4 @@
-"""Write paths for agents' own rows: knowledge passages and provider credentials."""
+"""Write paths for agents' own rows: provider credentials (knowledge: agents.ingestion)."""
 
 from __future__ import annotations
 
@@ -11,43 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents import catalog
-from agents.models import Knowledge, ProviderCredential
+from agents.models import ProviderCredential
 from agents.secrets import encrypt
 from ontology.models import Group, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
 from ontology.versions import bump_group_version
-
-
-@transaction.atomic
-def knowledge_create(
-    *, group: Group, title: str, content: str, actor: User | None, position: int = 0
-) -> Knowledge:
-    ensure_group_allowed(group)
-    if not title.strip() or not content.strip():
-        raise ValidationError("A knowledge passage needs a title and some content.")
-    passage = Knowledge.objects.create(
-        group=group, title=title.strip()[:300], content=content, position=position
-    )
-    event_record(group=group, type="knowledge.created", actor=actor, target=passage,
-                 metadata={"chars": len(content)})  # fmt: skip
-    return passage
-
-
-@transaction.atomic
-def knowledge_update(*, passage: Knowledge, title: str, content: str, actor: User | None) -> None:
-    ensure_group_allowed(passage.group)
-    passage.title, passage.content = title.strip()[:300], content
-    passage.save(update_fields=["title", "content"])
-    event_record(group=passage.group, type="knowledge.updated", actor=actor, target=passage,
-                 metadata={"chars": len(content)})  # fmt: skip
-
-
-@transaction.atomic
-def knowledge_delete(*, passage: Knowledge, actor: User | None) -> None:
-    ensure_group_allowed(passage.group)
-    event_record(group=passage.group, type="knowledge.deleted", actor=actor, target=passage)
-    passage.delete()
 
 
 def check_base_url(url: str) -> None:

@@ -1,18 +1,163 @@
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""The Knowledge pages: sources and their live status, adding and deleting them, chunks.
 
-from agents.models import Knowledge
+Members of the active group read; its owners and admins add, retry and delete.
+Every lookup is scoped to the active group: another group's id is a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from agents import ingestion, selectors
+from agents.forms import EmbeddingModelForm, KnowledgeAddForm, add_knowledge
+from agents.models import KnowledgeSource
+from agents.retrieval import group_embedding_model
+from ontology.models import Membership
+from ontology.tenant_admin import apply_service_errors
+
+
+def _group(request: HttpRequest):
+    if request.group is None:
+        raise Http404("No such knowledge.")
+    return request.group
+
+
+def _manages(request: HttpRequest) -> bool:
+    return request.group is not None and request.group.role in Membership.ADMIN_ROLES
+
+
+def _admin_group(request: HttpRequest):
+    group = _group(request)
+    if not _manages(request):
+        raise PermissionDenied("Only the organisation's owners and admins manage its knowledge.")
+    return group
+
+
+def _source_or_404(request: HttpRequest, pk: int) -> KnowledgeSource:
+    source = selectors.knowledge_source(group=_group(request), pk=pk)
+    if source is None:
+        raise Http404("No such source.")
+    return source
+
+
+def _status_item(source: KnowledgeSource) -> dict:
+    return {
+        "id": source.pk, "status": source.status, "label": source.get_status_display(),
+        "chunks": source.chunk_count, "progress": source.progress, "error": source.error,
+        "title": source.title,
+    }  # fmt: skip
+
+
+@login_required
+def knowledge_list(request: HttpRequest) -> HttpResponse:
+    group = _group(request)
+    manages = _manages(request)
+    add_form = KnowledgeAddForm()
+    if request.method == "POST":
+        group = _admin_group(request)
+        add_form = KnowledgeAddForm(request.POST, request.FILES)
+        if add_form.is_valid():
+            try:
+                added = add_knowledge(group=group, data=add_form.cleaned_data, actor=request.user)
+            except ValidationError as error:
+                apply_service_errors(add_form, error)
+            else:
+                for source, created in added:
+                    if created:
+                        messages.success(request, f"Added “{source.title}”; ingesting it now.")
+                    else:
+                        messages.info(
+                            request, f"“{source.title}” is already here; not added again."
+                        )
+                return redirect("knowledge-list")
+    sources = list(selectors.knowledge_sources(group=group))
+    context = {
+        "sources": sources,
+        "indexes": selectors.embedding_indexes(group=group),
+        "manages": manages,
+        "add_form": add_form,
+        "model_form": EmbeddingModelForm(initial={"model": group_embedding_model(group)}),
+        "group_model": group_embedding_model(group),
+        "busy": any(s.status not in KnowledgeSource.TERMINAL for s in sources),
+    }
+    return render(
+        request, "agents/knowledge_list.html", context, status=400 if add_form.errors else 200
+    )
+
+
+@login_required
+@require_GET
+def knowledge_status(request: HttpRequest) -> JsonResponse:
+    """What the Knowledge page polls while something is being ingested."""
+    sources = list(selectors.knowledge_sources(group=_group(request)))
+    return JsonResponse({
+        "busy": any(s.status not in KnowledgeSource.TERMINAL for s in sources),
+        "sources": [_status_item(s) for s in sources],
+    })  # fmt: skip
+
+
+@login_required
+@require_POST
+def knowledge_model(request: HttpRequest) -> HttpResponse:
+    group = _admin_group(request)
+    form = EmbeddingModelForm(request.POST)
+    if form.is_valid():
+        ingestion.embedding_model_set(group=group, model=form.cleaned_data["model"],
+                                      actor=request.user)  # fmt: skip
+        messages.success(request, f"Embedding with {form.cleaned_data['model']} in the "
+                         "background; the current vectors answer until it is done.")  # fmt: skip
+    else:
+        messages.error(request, "Pick an embedding model from the list.")
+    return redirect("knowledge-list")
+
+
+@login_required
+@require_GET
+def knowledge_source_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    group = _group(request)
+    source = _source_or_404(request, pk)
+    chunks = selectors.source_chunks(group=group, source=source)
+    return render(request, "agents/knowledge_source.html",
+                  {"source": source, "chunks": chunks, "manages": _manages(request)})  # fmt: skip
+
+
+@login_required
+@require_POST
+def knowledge_source_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    _admin_group(request)
+    source = _source_or_404(request, pk)
+    ingestion.source_delete(source=source, actor=request.user)
+    messages.success(request, f"Deleted “{source.title}” and its chunks.")
+    return redirect("knowledge-list")
+
+
+@login_required
+@require_POST
+def knowledge_source_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    _admin_group(request)
+    source = _source_or_404(request, pk)
+    try:
+        ingestion.source_retry(source=source, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("knowledge-source", pk=source.pk)
 
 
 @login_required
 @require_GET
 def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One passage of the active group's knowledge: where a citation [n] in the chat leads."""
-    if request.group is None:
+    """One chunk, shown within its source: where a citation [n] in the chat leads."""
+    group = _group(request)
+    chunk = selectors.knowledge_chunk(group=group, pk=pk)
+    if chunk is None:
         raise Http404("No such knowledge.")
-    knowledge = Knowledge.objects.filter(group=request.group, pk=pk).first()
-    if knowledge is None:
-        raise Http404("No such knowledge.")
-    return render(request, "agents/knowledge_detail.html", {"knowledge": knowledge})
+    neighbours = selectors.source_chunks(group=group, source=chunk.source).filter(
+        position__gte=chunk.position - 1, position__lte=chunk.position + 1
+    )
+    context = {"knowledge": chunk, "source": chunk.source, "neighbours": neighbours}
+    return render(request, "agents/knowledge_detail.html", context)

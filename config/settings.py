@@ -199,6 +199,8 @@ DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "parley@localhost")
 
 CELERY_TASK_ROUTES = {
     "agents.run_tool": {"queue": "tools"},
+    "agents.ingest_source": {"queue": "embeddings"},
+    "agents.build_embedding_index": {"queue": "embeddings"},
 }
 # `make run` starts beat; in production run one `celery -A config beat` next to the workers.
 CELERY_BEAT_SCHEDULE = {
@@ -303,3 +305,28 @@ PARLEY_ALLOW_PRIVATE_BASE_URLS = env_bool("PARLEY_ALLOW_PRIVATE_BASE_URLS", DEBU
 PARLEY_RETRY_ATTEMPTS = env_int("PARLEY_RETRY_ATTEMPTS", 3)
 PARLEY_RETRY_BASE_DELAY = env_float("PARLEY_RETRY_BASE_DELAY", 0.5)
 PARLEY_RETRY_MAX_DELAY = env_float("PARLEY_RETRY_MAX_DELAY", 8.0)
+
+# --- Knowledge and retrieval ----------------------------------------------------------
+
+# A group's embedding model unless it picks another: local MiniLM (no network) without an
+# OpenAI key. Agents may override it per agent.
+PARLEY_EMBEDDING_MODEL = env_str(
+    "PARLEY_EMBEDDING_MODEL",
+    "text-embedding-3-small" if PARLEY_PROVIDER_API_KEYS["openai"] else "all-MiniLM-L6-v2",
+)
+PARLEY_EMBEDDING_BATCH_SIZE = env_int("PARLEY_EMBEDDING_BATCH_SIZE", 32)
+PARLEY_CHUNK_TOKENS = env_int("PARLEY_CHUNK_TOKENS", 200)
+PARLEY_CHUNK_OVERLAP = env_int("PARLEY_CHUNK_OVERLAP", 40)
+# Limits on what a group may add.
+PARLEY_KNOWLEDGE_MAX_FILE_BYTES = env_int("PARLEY_KNOWLEDGE_MAX_FILE_BYTES", 10 * 1024 * 1024)
+PARLEY_KNOWLEDGE_MAX_FILES = env_int("PARLEY_KNOWLEDGE_MAX_FILES", 20)
+PARLEY_KNOWLEDGE_MAX_URLS = env_int("PARLEY_KNOWLEDGE_MAX_URLS", 20)
+PARLEY_KNOWLEDGE_MAX_SOURCES = env_int("PARLEY_KNOWLEDGE_MAX_SOURCES", 1000)
+PARLEY_KNOWLEDGE_MAX_CHUNKS = env_int("PARLEY_KNOWLEDGE_MAX_CHUNKS", 5000)
+# URL sources are fetched by the ingestion job; off keeps them stored but unfetched.
+PARLEY_KNOWLEDGE_FETCH_URLS = env_bool("PARLEY_KNOWLEDGE_FETCH_URLS", True)
+PARLEY_KNOWLEDGE_FETCH_TIMEOUT = env_float("PARLEY_KNOWLEDGE_FETCH_TIMEOUT", 20.0)
+# Hybrid search: candidates per path, HNSW search breadth, reciprocal-rank-fusion constant.
+PARLEY_RETRIEVAL_CANDIDATES = env_int("PARLEY_RETRIEVAL_CANDIDATES", 40)
+PARLEY_RETRIEVAL_EF_SEARCH = env_int("PARLEY_RETRIEVAL_EF_SEARCH", 100)
+PARLEY_RETRIEVAL_RRF_K = env_int("PARLEY_RETRIEVAL_RRF_K", 60)

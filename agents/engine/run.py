@@ -48,7 +48,7 @@ from agents.providers import (
     resolve_endpoint,
 )
 from agents.providers.registry import StoredCredential
-from agents.selectors import search_knowledge
+from agents.retrieval import Who, agent_embedding_model, aretrieve
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
@@ -182,6 +182,10 @@ class AgentRun:
         await self.emit("run.started", message_id=str(self.message_id))
         if setup.error_code:
             return await self._finish(Message.Status.ERROR, setup.error_code)
+        try:
+            setup.passages = await self._retrieve(setup)
+        except Exception:
+            logger.exception("run %s: knowledge search failed; answering without it", self.run_id)
         if setup.passages:
             self._sources = [self._source_item(p) for p in setup.passages]
             await self.emit("sources", items=self._sources)
@@ -499,17 +503,25 @@ class AgentRun:
                     error_code = error_code or error.code
             if choices:
                 error_code = ""
-            passages: list[dict[str, Any]] = []
-            if properties["ragEnabled"] and history and history[-1][0] == Message.Role.USER:
-                hits = search_knowledge(
-                    group=self.group, query=history[-1][1], limit=properties["ragTopK"]
-                )
-                passages = [
-                    {"n": n, "knowledge_id": h.pk, "title": h.title, "content": h.content,
-                     "score": round(float(h.score), 6)}
-                    for n, h in enumerate(hits, start=1)
-                ]  # fmt: skip
-        return Setup(thread, agent, properties, history, choices, passages, error_code)
+        return Setup(thread, agent, properties, history, choices, [], error_code)
+
+    async def _retrieve(self, setup: Setup) -> list[dict[str, Any]]:
+        """Knowledge for the user's question, when the agent adds it to every turn."""
+        props, history = setup.properties, setup.history
+        if not (props["ragEnabled"] and history and history[-1][0] == Message.Role.USER):
+            return []
+        hits = await aretrieve(
+            group=self.group, query=history[-1][1], top_k=props["ragTopK"],
+            embedding_model=agent_embedding_model(self.group, props),
+            source_ids=props.get("knowledgeSources") or None,
+            who=Who(user_id=getattr(self.user, "pk", None), agent_id=setup.agent.id,
+                    thread_id=setup.thread.pk, run_id=self.run_id),
+        )  # fmt: skip
+        return [
+            {"n": n, "knowledge_id": h.knowledge_id, "title": h.citation_title,
+             "content": h.content, "score": round(h.score, 6)}
+            for n, h in enumerate(hits, start=1)
+        ]  # fmt: skip
 
     def _start_message(self, thread: AIThread) -> Message:
         with group_scope(self.group):

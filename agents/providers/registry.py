@@ -112,3 +112,10 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
         return AnthropicWire(client)
     param = "max_completion_tokens" if endpoint.provider == "openai" else "max_tokens"
     return OpenAIWire(client, max_tokens_param=param)
+
+
+async def close_clients() -> None:
+    """Close this event loop's clients, so a short-lived loop (`asyncio.run`) ends clean."""
+    per_loop = _clients.pop(asyncio.get_running_loop(), {})
+    for client in per_loop.values():
+        await client.close()

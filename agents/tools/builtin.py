@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from agents.retrieval import Who
 from agents.selectors import search_knowledge
 from agents.tools.context import ToolContext
 from agents.tools.registry import ToolFailed, ToolSpec, object_schema, register_tool
@@ -24,20 +25,21 @@ PASSAGE_CHARS = 1200
 
 
 def search_knowledge_tool(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    limit = arguments.get("limit")
-    if limit is None and ctx.agent is not None:
-        limit = ctx.agent.properties.get("ragTopK")
+    properties = ctx.agent.properties if ctx.agent is not None else {}
+    limit = arguments.get("limit") or properties.get("ragTopK") or DEFAULT_SEARCH_LIMIT
+    who = Who(user_id=getattr(ctx.user, "pk", None), agent_id=getattr(ctx.agent, "pk", None),
+              thread_id=getattr(ctx.thread, "pk", None))  # fmt: skip
     hits = search_knowledge(
-        group=ctx.group, query=arguments["query"], limit=limit or DEFAULT_SEARCH_LIMIT
+        group=ctx.group, query=arguments["query"], limit=limit, properties=properties, who=who
     )
     return {
         "results": [
             {
                 "n": n,
-                "knowledge_id": hit.pk,
-                "title": hit.title,
+                "knowledge_id": hit.knowledge_id,
+                "title": hit.citation_title,
                 "content": hit.content[:PASSAGE_CHARS],
-                "score": round(float(hit.score), 6),
+                "score": round(hit.score, 6),
             }
             for n, hit in enumerate(hits, start=1)
         ]

@@ -17,6 +17,19 @@ from tests.conftest import make_tenant
 WIRES = [("simulator", "sim-gpt"), ("simulator-anthropic", "sim-claude")]
 
 
+def ingest_text(group, title: str, text: str, actor=None):
+    """Add pasted knowledge and ingest it here and now, as the embeddings worker would.
+
+    Nothing is queued: the session's Celery worker must not ingest it at the same time.
+    """
+    from agents import ingestion
+
+    source, _ = ingestion.source_add_text(
+        group=group, title=title, text=text, actor=actor, queue=False
+    )
+    return ingestion.source_process(group=group, source_id=source.pk)
+
+
 class Recorder:
     """A sink that keeps every event and lets a test wait for one without sleeping."""
 

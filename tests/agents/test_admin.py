@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from agents import services
-from agents.models import Knowledge, PriceOverride, ProviderCredential
+from agents import ingestion, services
+from agents.models import KnowledgeSource, PriceOverride, ProviderCredential
 from agents.secrets import decrypt
 from billing.models import AICall
 from ontology.models import Event
@@ -63,23 +63,42 @@ def test_another_tenants_keys_are_out_of_reach(admin_a, tenant_b):
     assert b"9999" not in listing.content
 
 
-def test_knowledge_is_edited_per_tenant_and_audited(admin_a, tenant_a, tenant_b):
-    theirs = services.knowledge_create(
-        group=tenant_b.group, title="Bravo secrets", content="Only for Bravo.", actor=None
+def test_knowledge_sources_are_added_per_tenant_and_audited(admin_a, tenant_a, tenant_b):
+    theirs, _ = ingestion.source_add_text(
+        group=tenant_b.group, title="Bravo secrets", text="Only for Bravo.", actor=None
     )
     response = admin_a.post(
-        reverse("admin:agents_knowledge_add"),
-        {"group": tenant_a.group.pk, "title": "Alpha FAQ", "content": "Opening hours 9-5."},
-    )
+        reverse("admin:agents_knowledgesource_add"),
+        {"group": tenant_a.group.pk, "text_title": "Alpha FAQ", "text": "Opening hours 9-5.",
+         "urls": ""},
+    )  # fmt: skip
     assert response.status_code == 302
     with group_scope(tenant_a.group):
-        assert Knowledge.objects.get().title == "Alpha FAQ"
-        assert Event.objects.filter(type="knowledge.created").exists()
-    listing = admin_a.get(reverse("admin:agents_knowledge_changelist")).content
+        source = KnowledgeSource.objects.get()
+        event = Event.objects.get(type="knowledge.source_added")
+    assert (source.title, source.status, bytes(source.raw)) == ("Alpha FAQ", "queued",
+                                                                 b"Opening hours 9-5.")  # fmt: skip
+    assert (event.actor, event.target_id) == (tenant_a.owner, str(source.pk))
+    listing = admin_a.get(reverse("admin:agents_knowledgesource_changelist")).content
     assert b"Alpha FAQ" in listing and b"Bravo secrets" not in listing
-    assert (
-        admin_a.get(reverse("admin:agents_knowledge_change", args=[theirs.pk])).status_code == 404
-    )
+    url = reverse("admin:agents_knowledgesource_change", args=[theirs.pk])
+    assert admin_a.get(url).status_code == 404
+
+
+def test_an_admin_upload_over_the_limit_is_a_form_error(admin_a, tenant_a, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES = 10
+    response = admin_a.post(
+        reverse("admin:agents_knowledgesource_add"),
+        {"group": tenant_a.group.pk, "files": [SimpleUploadedFile("big.txt", b"x" * 11)],
+         "text_title": "", "text": "", "urls": ""},
+    )  # fmt: skip
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["files"]
+    assert "big.txt" in errors[0] and "limit" in errors[0]
+    with group_scope(tenant_a.group):
+        assert not KnowledgeSource.objects.exists()
 
 
 def test_prices_are_for_platform_staff_only(admin_a, client, superuser):

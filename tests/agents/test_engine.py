@@ -10,13 +10,13 @@ from channels.db import database_sync_to_async
 
 from agents import catalog
 from agents.engine import AgentRun
-from agents.models import Knowledge, PriceOverride, ToolCall
+from agents.models import PriceOverride, ToolCall
 from agents.tokens import count_tokens
 from billing.models import AICall
 from chat.models import AIThread, Message
 from ontology.models import Connection, Event, Thing
 from ontology.scoping import group_scope
-from tests.agents.conftest import WIRES, Recorder
+from tests.agents.conftest import WIRES, Recorder, ingest_text
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -356,14 +356,10 @@ async def test_offline_mode_searches_knowledge_and_cites_it(sim, celery_worker, 
 
     @database_sync_to_async
     def add_knowledge():
-        Knowledge.objects.create(
-            group=convo.tenant.group, title="Refund policy",
-            content="Customers have 30 days for refunds. Keep the receipt.",
-        )  # fmt: skip
-        Knowledge.objects.create(
-            group=other.tenant.group, title="Rival refund policy",
-            content="Customers have 90 days for refunds, customers refunds days days.",
-        )  # fmt: skip
+        ingest_text(convo.tenant.group, "Refund policy",
+                    "Customers have 30 days for refunds. Keep the receipt.")  # fmt: skip
+        ingest_text(other.tenant.group, "Rival refund policy",
+                    "Customers have 90 days for refunds, customers refunds days days.")  # fmt: skip
 
     await add_knowledge()
     _, result, sink = await run_agent(convo)
@@ -382,9 +378,7 @@ async def test_rag_context_is_added_automatically(sim, conversation):
 
     @database_sync_to_async
     def add_knowledge():
-        Knowledge.objects.create(
-            group=convo.tenant.group, title="Parking", content="Park only in bay C on Fridays."
-        )
+        ingest_text(convo.tenant.group, "Parking", "Park only in bay C on Fridays.")
 
     await add_knowledge()
     _, result, sink = await run_agent(convo)

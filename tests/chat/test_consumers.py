@@ -124,12 +124,9 @@ async def test_tool_activity_and_sources_reach_the_client(sim, celery_worker):
 
     @database_sync_to_async
     def add_knowledge():
-        from agents import services as agent_services
+        from tests.agents.conftest import ingest_text
 
-        agent_services.knowledge_create(
-            group=tenant.group, title="Refund policy", content="Refunds within 30 days.",
-            actor=None,
-        )  # fmt: skip
+        ingest_text(tenant.group, "Refund policy", "Refunds within 30 days.")
 
     await add_knowledge()
     tab, _ = await connect(thread.pk, tenant.member)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from agents.models import Agent
+from agents.models import Agent, KnowledgeSource
 from ontology.models import Group, Membership
 from ontology.scoping import group_scope
 
@@ -78,6 +78,11 @@ def test_seed_demo_creates_the_demo_tenant_once(db, settings):
         roles = dict(Membership.objects.values_list("user__username", "role"))
         assert roles == {"owner@acme.example": "owner", "member@acme.example": "member"}
         assert list(Agent.objects.values_list("name", flat=True)) == ["Acme Assistant"]
+        # Demo knowledge is queued for the embeddings worker `make run` starts.
+        assert sorted(KnowledgeSource.objects.values_list("title", "status")) == [
+            ("Expense claims", "queued"), ("Office hours", "queued"),
+            ("Refund policy", "queued"), ("Travel policy", "queued"),
+        ]  # fmt: skip
 
 
 def test_seed_demo_is_off_in_production(db, settings):

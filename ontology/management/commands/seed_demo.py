@@ -4,8 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from agents import services as agent_services
-from agents.models import Agent, Knowledge
+from agents import ingestion
+from agents.models import Agent, KnowledgeSource
 from ontology import services
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import group_scope
@@ -104,10 +104,9 @@ class Command(BaseCommand):
                     group=group, type=Thing.Type.AGENT, name="Acme Assistant",
                     properties={**DEMO_AGENT, "provider": provider, "model": model}, actor=None,
                 )  # fmt: skip
-            if not Knowledge.objects.exists():
-                for position, (title, content) in enumerate(DEMO_KNOWLEDGE):
-                    agent_services.knowledge_create(
-                        group=group, title=title, content=content, position=position, actor=None
-                    )
+            if not KnowledgeSource.objects.exists():
+                # Ingested by the worker `make run` starts (local embeddings, no network).
+                for title, content in DEMO_KNOWLEDGE:
+                    ingestion.source_add_text(group=group, title=title, text=content, actor=None)
         verb = "Created" if created_group else "Checked"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo tenant Acme Corp."))

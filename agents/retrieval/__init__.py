@@ -1,0 +1,145 @@
+"""Knowledge retrieval: chunking, embedding models, per-model vector indexes, hybrid search.
+
+`retrieve` (sync: tools, commands) and `aretrieve` (agent runs) embed the
+question with the model the group or agent uses (or, while that one is still
+being built, the one that is ready), record the embedding call in the ledger,
+and return the fused hits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+
+from agents.providers import ProviderError
+from agents.retrieval.chunking import ChunkDraft, chunk_text, embedding_text
+from agents.retrieval.embedders import (
+    Embedder,
+    EmbeddingResult,
+    embedder_for,
+    record_embedding_call,
+)
+from agents.retrieval.search import MODES, Hit, search_chunks
+from agents.retrieval.spaces import (
+    agent_embedding_model,
+    group_embedding_model,
+    serving_model,
+    wanted_models,
+)
+from ontology.models import Group
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MODES",
+    "ChunkDraft",
+    "Embedder",
+    "EmbeddingResult",
+    "Hit",
+    "Who",
+    "agent_embedding_model",
+    "aretrieve",
+    "chunk_text",
+    "embedder_for",
+    "embedding_text",
+    "group_embedding_model",
+    "record_embedding_call",
+    "retrieve",
+    "search_chunks",
+    "serving_model",
+    "wanted_models",
+]
+
+
+@dataclass(frozen=True)
+class Who:
+    """On whose behalf a search runs, for the ledger row of its embedding call."""
+
+    user_id: int | None = None
+    agent_id: int | None = None
+    thread_id: int | None = None
+    run_id: uuid.UUID | None = None
+
+
+def _embedder(group: Group, embedding_model: str | None, mode: str) -> Embedder | None:
+    if mode == "keyword":
+        return None
+    model = serving_model(group, embedding_model or group_embedding_model(group))
+    if model is None:
+        return None
+    try:
+        return embedder_for(group=group, model=model)
+    except ProviderError as error:
+        logger.warning("group %s: cannot embed with %s (%s)", group.pk, model, error.code)
+        return None
+
+
+def _search(
+    group: Group, query: str, top_k: int, embedder: Embedder | None,
+    result: EmbeddingResult | None, error: ProviderError | None,
+    source_ids: Sequence[int] | None, mode: str, who: Who,
+) -> list[Hit]:  # fmt: skip
+    if embedder is not None:
+        record_embedding_call(
+            group_id=group.pk, embedder=embedder, result=result, error=error,
+            user_id=who.user_id, agent_id=who.agent_id, thread_id=who.thread_id,
+            run_id=who.run_id,
+        )  # fmt: skip
+    return search_chunks(
+        group=group, query=query, top_k=top_k,
+        vector=result.vectors[0] if result else None,
+        model=embedder.model if embedder else None,
+        source_ids=source_ids, mode=mode,
+    )  # fmt: skip
+
+
+def retrieve(
+    *,
+    group: Group,
+    query: str,
+    top_k: int = 5,
+    embedding_model: str | None = None,
+    source_ids: Sequence[int] | None = None,
+    mode: str = "hybrid",
+    who: Who | None = None,
+) -> list[Hit]:
+    """Search the group's knowledge. A failing embedding model leaves the keyword path alone."""
+    who = who or Who()
+    embedder = _embedder(group, embedding_model, mode)
+    result = error = None
+    if embedder is not None:
+        try:
+            result = embedder.embed([query])
+        except ProviderError as failure:
+            logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
+            error = failure
+    return _search(group, query, top_k, embedder, result, error, source_ids, mode, who)
+
+
+async def aretrieve(
+    *,
+    group: Group,
+    query: str,
+    top_k: int = 5,
+    embedding_model: str | None = None,
+    source_ids: Sequence[int] | None = None,
+    mode: str = "hybrid",
+    who: Who | None = None,
+) -> list[Hit]:
+    """`retrieve` for the event loop: the model runs off the loop, the database in its thread."""
+    who = who or Who()
+    embedder = await database_sync_to_async(_embedder)(group, embedding_model, mode)
+    result = error = None
+    if embedder is not None:
+        try:
+            result = await embedder.aembed([query])
+        except ProviderError as failure:
+            logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
+            error = failure
+    return await database_sync_to_async(_search)(
+        group, query, top_k, embedder, result, error, source_ids, mode, who
+    )

@@ -1,0 +1,142 @@
+"""Turn an uploaded document into plain text with Markdown headings (`# Title`).
+
+Headings are kept because chunks carry their section path as context. Text,
+Markdown and HTML are read here; PDFs through pypdf (one section per page).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import PurePath
+
+FORMATS = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+CONTENT_TYPES = {
+    "text/plain": "text",
+    "text/markdown": "markdown",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/pdf": "pdf",
+}
+SUPPORTED_EXTENSIONS = ", ".join(sorted(FORMATS))
+
+
+class UnreadableDocument(Exception):
+    """The document cannot be turned into text; the message says why, for the source's page."""
+
+
+def format_of(filename: str = "", content_type: str = "") -> str | None:
+    """The document format from its file extension, else from its content type."""
+    suffix = PurePath(filename).suffix.lower() if filename else ""
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    return CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+
+
+def extract_text(raw: bytes, *, filename: str = "", content_type: str = "") -> str:
+    kind = format_of(filename, content_type)
+    if kind is None:
+        raise UnreadableDocument(f"Unsupported file type. Supported types: {SUPPORTED_EXTENSIONS}.")
+    if kind == "pdf":
+        return _pdf_text(raw)
+    text = _decode(raw)
+    return _html_text(text) if kind == "html" else text
+
+
+def _decode(raw: bytes) -> str:
+    if b"\x00" in raw[:8192]:
+        raise UnreadableDocument("The file is binary, not text.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _pdf_text(raw: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableDocument("The PDF is password-protected.")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except UnreadableDocument:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
+        raise UnreadableDocument(f"The PDF could not be read ({error}).") from error
+    if not any(page.strip() for page in pages):
+        raise UnreadableDocument(
+            "The PDF has no extractable text (it may be scanned images without a text layer)."
+        )
+    return "\n\n".join(f"# Page {n}\n\n{text.strip()}" for n, text in enumerate(pages, 1))
+
+
+class _HTMLToText(HTMLParser):
+    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    BLOCKS = {"p", "div", "li", "tr", "br", "section", "article", "blockquote", "pre", "table",
+              "ul", "ol", "dd", "dt", "header", "footer", "main", "nav", "aside"}  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.heading: int | None = None
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self._in_title = True
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.heading = int(tag[1])
+            self.parts.append("\n\n" + "#" * self.heading + " ")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n" if tag not in ("br", "li", "tr") else "\n")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.heading = None
+            self.parts.append("\n\n")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        if self.skipping:
+            return
+        if self.heading is not None:
+            data = " ".join(data.split())
+        self.parts.append(data)
+
+
+def _html_text(html: str) -> str:
+    parser = _HTMLToText()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    lines = [" ".join(line.split()) if not line.startswith("#") else line.strip()
+             for line in text.splitlines()]  # fmt: skip
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_title(raw: bytes) -> str:
+    parser = _HTMLToText()
+    parser.feed(_decode(raw))
+    return " ".join(parser.title.split())
