@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
 FLUSH_EVENTS = 64
 PUBLISH_SECONDS = 0.1
+FINAL_EVENTS = frozenset({"run.completed", "run.stopped", "error"})
 LOCK_SECONDS = 60
 HEARTBEAT_SECONDS = 15
 STALE_AFTER = timedelta(seconds=90)
@@ -75,6 +76,15 @@ class EventLog:
         self._publisher: asyncio.Task | None = None
 
     async def emit(self, event: dict[str, Any]) -> None:
+        if event["type"] in FINAL_EVENTS:
+            # The log is complete before anyone hears the run ended: a client that
+            # resumes after the final event finds everything.
+            self._pending.append(event)
+            await self.flush()
+            local_fanout().publish(self.thread.pk, event)
+            self._outbox.append(event)
+            await self.publish()
+            return
         local_fanout().publish(self.thread.pk, event)
         self._outbox.append(event)
         if event["type"] != "delta":
