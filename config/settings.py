@@ -103,17 +103,10 @@ CACHES = {
     }
 }
 
-CHANNEL_LAYER_READ_TIMEOUT = 30  # seconds; must exceed channels_redis' 5 s BZPOPMIN wait
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py 8 times reads out after 5 s, exactly channels_redis' blocking wait, so an
-        # idle socket's consumer would crash (channels_redis#422): read timeouts are longer.
-        "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT}],
-            "prefix": "parley:asgi",
-            "capacity": 1000,
-        },
+        "BACKEND": "chat.layers.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "parley:asgi", "capacity": 1000},
     }
 }
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.db import connection
@@ -340,8 +341,9 @@ async def test_anonymous_is_refused(sim):
 
 async def test_a_foreign_origin_is_refused(sim):
     tenant, thread = await chat_setup()
-    _, connected = await connect(thread.pk, tenant.member, origin="https://evil.example")
+    tab, connected = await connect(thread.pk, tenant.member, origin="https://evil.example")
     assert connected is False
+    await tab.disconnect()  # the refused socket's application ends with the client
 
 
 def dead_run(tenant_a) -> Message:
@@ -428,3 +430,15 @@ async def test_a_failed_title_call_is_metered_and_falls_back_to_the_question(sim
     [call] = await title_calls(tenant)
     assert (call.status, call.error_code, call.cost) == ("failed", "provider_unavailable", 0)
     await tab.disconnect()
+
+
+def test_the_channel_layer_blocks_for_less_than_a_socket_read_may_take():
+    """An idle socket's consumer must not see a read timeout (channels_redis#422)."""
+    from redis.asyncio.connection import DEFAULT_SOCKET_TIMEOUT
+
+    from chat.layers import RedisChannelLayer
+
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisChannelLayer)
+    timeout = layer.hosts[0].get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    assert timeout is None or layer.brpop_timeout < timeout
