@@ -43,6 +43,7 @@ LOCK_SECONDS = 60
 HEARTBEAT_SECONDS = 15
 STALE_AFTER = timedelta(seconds=90)
 SWEEP_SECONDS = 60
+CLOSE = "registry.close"
 
 
 def _control_group(thread_id: int) -> str:
@@ -152,6 +153,7 @@ class RunRegistry:
         self.runs: dict[int, AgentRun] = {}
         self._tasks: set[asyncio.Task] = set()
         self._control_channel: str | None = None
+        self._control_task: asyncio.Task | None = None
         self.swept = asyncio.Event()  # set once this process's first sweep has run
 
     async def start(
@@ -250,14 +252,32 @@ class RunRegistry:
         # The default "specific" prefix: channels_redis reads all of a process's channels through
         # one shared key, and a channel with another prefix would starve the consumers' ones.
         self._control_channel = await self.layer.new_channel()
-        task = asyncio.create_task(self._control_loop())
-        self._tasks.add(task)
-        task = asyncio.create_task(self._sweep_loop())
-        self._tasks.add(task)
+        self._control_task = asyncio.create_task(self._control_loop())
+        sweep = asyncio.create_task(self._sweep_loop())
+        for task in (self._control_task, sweep):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop this process's runs, sweep and stop listener, and wait for them to end.
+
+        The listener is woken by a message rather than cancelled: a cancellation that lands
+        inside the channel layer's blocking read can be lost (redis-py's read timeout races
+        it), and the listener would then never end.
+        """
+        if self._control_channel is not None:
+            await self.layer.send(self._control_channel, {"type": CLOSE})
+        for task in self._tasks:
+            if task is not self._control_task:
+                task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._control_channel = self._control_task = None
 
     async def _control_loop(self) -> None:
         while True:
             message = await self.layer.receive(self._control_channel)
+            if message.get("type") == CLOSE:
+                return
             if message.get("type") == "run.stop":
                 run = self.runs.get(message.get("thread_id"))
                 if run is not None:
@@ -307,6 +327,13 @@ def registry() -> RunRegistry:
     if loop not in _registries:
         _registries[loop] = RunRegistry()
     return _registries[loop]
+
+
+async def close_registry() -> None:
+    """End this event loop's runs and listeners (an orderly shutdown; tests between loops)."""
+    run_registry = _registries.pop(asyncio.get_running_loop(), None)
+    if run_registry is not None:
+        await run_registry.close()
 
 
 def mark_interrupted_runs(*, stale_after: timedelta = STALE_AFTER) -> int:

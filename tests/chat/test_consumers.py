@@ -29,7 +29,7 @@ from tests.conftest import make_tenant, set_plan
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("thread_connections", "clear_cache"),
+    pytest.mark.usefixtures("close_runs", "thread_connections", "clear_cache"),
 ]
 TIMEOUT = 10
 
@@ -337,6 +337,7 @@ async def test_anonymous_is_refused(sim):
     _, thread = await chat_setup()
     tab, _ = await connect(thread.pk, None)
     assert (await tab.receive_output(timeout=TIMEOUT))["code"] == 4401
+    await tab.disconnect()
 
 
 async def test_a_foreign_origin_is_refused(sim):
