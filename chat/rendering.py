@@ -60,9 +60,7 @@ class RenderedAnswer:
     follow_ups: list[str] = field(default_factory=list)
 
 
-def render_answer(
-    content: str, *, sources: Iterable[Mapping[str, Any]] = ()
-) -> RenderedAnswer:
+def render_answer(content: str, *, sources: Iterable[Mapping[str, Any]] = ()) -> RenderedAnswer:
     """Safe HTML for an assistant message, with its citations linked and follow-ups apart."""
     body, follow_ups = split_follow_ups(content)
     links = _citation_links(sources)
@@ -170,12 +168,9 @@ def _highlight(code: str, language: str, _attrs: str) -> str:
         lexer = get_lexer_by_name(language) if language else None
     except ClassNotFound:
         lexer = None
-    body = (
-        pygments_highlight(code, lexer, _formatter()) if lexer is not None else html.escape(code)
-    )
+    body = pygments_highlight(code, lexer, _formatter()) if lexer is not None else html.escape(code)
     # Starts with <pre, so markdown-it uses it as the whole block.
     return f'<pre class="codeblock" data-lang="{label}"><code class="highlight">{body}</code></pre>'
-
 
 
 @cache

@@ -74,9 +74,7 @@ def threads_for_list(
         matching = Message.objects.filter(group=group, content__icontains=query).exclude(
             status=Message.Status.REPLACED
         )
-        threads = threads.filter(
-            Q(title__icontains=query) | Q(pk__in=matching.values("thread_id"))
-        )
+        threads = threads.filter(Q(title__icontains=query) | Q(pk__in=matching.values("thread_id")))
     return threads.order_by("-last_activity_at", "-pk")
 
 

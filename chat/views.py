@@ -197,8 +197,11 @@ def _present(message: Message, *, last_answer: uuid.UUID | None) -> dict[str, An
         follow_ups=rendered.follow_ups if item["is_last"] else [],
         streaming=message.status == Message.Status.STREAMING,
         tools=[
-            {"label": _tool_label(call.get("name", "")), "ok": call.get("ok", False),
-             "summary": call.get("summary", "")}
+            {
+                "label": _tool_label(call.get("name", "")),
+                "ok": call.get("ok", False),
+                "summary": call.get("summary", ""),
+            }
             for call in message.tool_calls
         ],
         note=NOTES.get(message.status, ""),

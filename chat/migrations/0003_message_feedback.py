@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0002_alter_message_status_runevent'),
+        ("chat", "0002_alter_message_status_runevent"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='feedback',
-            field=models.CharField(blank=True, choices=[('up', 'Helpful'), ('down', 'Not helpful')], max_length=4),
+            model_name="message",
+            name="feedback",
+            field=models.CharField(
+                blank=True, choices=[("up", "Helpful"), ("down", "Not helpful")], max_length=4
+            ),
         ),
     ]

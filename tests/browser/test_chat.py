@@ -17,7 +17,7 @@ from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-XSS = '<img src=x onerror=alert(1)> <script>alert(2)</script> [click me](javascript:alert(3))'
+XSS = "<img src=x onerror=alert(1)> <script>alert(2)</script> [click me](javascript:alert(3))"
 
 
 def make_agent(tenant, name: str, model: str, **properties) -> Thing:

@@ -409,7 +409,8 @@ async def test_the_first_answer_titles_the_thread_for_every_tab_metered(sim):
     reported = sim.usage_log[-1]
     assert (call.status, call.model, call.usage_exact) == ("ok", "sim-gpt", True)
     assert (call.input_tokens, call.output_tokens) == (
-        reported.input_tokens, reported.output_tokens
+        reported.input_tokens,
+        reported.output_tokens,
     )
     assert call.cost > 0 and call.thread_id == thread.pk
 

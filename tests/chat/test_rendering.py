@@ -79,7 +79,7 @@ def test_tables_and_emphasis_render():
 
 def test_follow_ups_only_count_when_they_close_the_answer():
     body, questions = split_follow_ups(
-        "Answer.\n\n**Suggested follow-ups:**\n1. First?\n2. \"Second?\"\n"
+        'Answer.\n\n**Suggested follow-ups:**\n1. First?\n2. "Second?"\n'
     )
     assert (body, questions) == ("Answer.", ["First?", "Second?"])
     text = "Follow-up questions:\n- one\n\nThen more prose after the list."

@@ -45,7 +45,7 @@ def test_the_thread_page_renders_the_stored_history_safely(client, tenant_a):
     client.force_login(tenant_a.member)
     page = client.get(reverse("thread-detail", args=[thread.pk])).content.decode()
     assert "&lt;b&gt;bold?&lt;/b&gt;" in page  # the question is text, not markup
-    assert '<strong>14 days</strong>' in page
+    assert "<strong>14 days</strong>" in page
     assert '<a href="/knowledge/42/" class="cite" title="Refund policy"' in page
     assert '<pre class="codeblock" data-lang="python">' in page
     assert "Search knowledge · done" in page
@@ -141,9 +141,9 @@ def test_feedback_is_stored_audited_and_toggles(client, tenant_a):
     assert response.json() == {"feedback": ""}  # the same thumb again takes it back
     with group_scope(tenant_a.group):
         votes = list(
-            Event.objects.filter(type="message.feedback").order_by("id").values_list(
-                "metadata__to", flat=True
-            )
+            Event.objects.filter(type="message.feedback")
+            .order_by("id")
+            .values_list("metadata__to", flat=True)
         )
     assert votes == ["up", "down", ""]
 
@@ -206,7 +206,8 @@ def test_pages_need_a_login_and_a_group(client, tenant_a):
 @pytest.mark.usefixtures("clear_cache")
 def test_page_writes_are_rate_limited_with_a_429_and_retry_after(client, tenant_a, settings):
     settings.PARLEY_HTTP_RATE_LIMITS = {
-        **settings.PARLEY_HTTP_RATE_LIMITS, "chat": {"user": "2/d", "group": "100/d"}
+        **settings.PARLEY_HTTP_RATE_LIMITS,
+        "chat": {"user": "2/d", "group": "100/d"},
     }
     thread, _ = conversation(tenant_a)
     client.force_login(tenant_a.member)
