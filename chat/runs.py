@@ -10,6 +10,7 @@ whose heartbeat stops; the sweep marks them interrupted with their partial text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
@@ -155,6 +156,7 @@ class RunRegistry:
         self._control_channel: str | None = None
         self._control_task: asyncio.Task | None = None
         self.swept = asyncio.Event()  # set once this process's first sweep has run
+        self._closing = asyncio.Event()
 
     async def start(
         self,
@@ -196,14 +198,16 @@ class RunRegistry:
         )
 
     async def _drive(self, run: AgentRun, thread: AIThread) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(run, thread.pk))
+        ended = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(run, thread.pk, ended))
         result = None
         try:
             result = await run.execute()
         except Exception:
             logger.exception("run %s failed outside the agent loop", run.run_id)
         finally:
-            heartbeat.cancel()
+            ended.set()
+            await heartbeat
             await run.sink.close()
             self.runs.pop(thread.pk, None)
             await self.layer.group_discard(_control_group(thread.pk), self._control_channel)
@@ -229,11 +233,17 @@ class RunRegistry:
             thread.pk, {"type": "thread.updated", "thread": {"id": thread.pk, "title": title}}
         )
 
-    async def _heartbeat(self, run: AgentRun, thread_id: int) -> None:
+    async def _heartbeat(self, run: AgentRun, thread_id: int, ended: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await sync_to_async(cache.touch)(_lock_key(thread_id), LOCK_SECONDS)
-            await database_sync_to_async(_touch_message)(run.group, run.message_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), HEARTBEAT_SECONDS)
+            if ended.is_set():
+                return
+            try:
+                await sync_to_async(cache.touch)(_lock_key(thread_id), LOCK_SECONDS)
+                await database_sync_to_async(_touch_message)(run.group, run.message_id)
+            except Exception:
+                logger.exception("run %s: heartbeat failed; it beats again later", run.run_id)
 
     async def _release(self, thread_id: int, run_id: uuid.UUID) -> None:
         def release() -> None:
@@ -261,16 +271,18 @@ class RunRegistry:
     async def close(self) -> None:
         """Stop this process's runs, sweep and stop listener, and wait for them to end.
 
-        The listener is woken by a message rather than cancelled: a cancellation that lands
-        inside the channel layer's blocking read can be lost (redis-py's read timeout races
-        it), and the listener would then never end.
+        Nothing is cancelled: a cancelled task can leave its database work running in a
+        worker thread, and a cancellation that lands inside the channel layer's blocking
+        read can be lost (redis-py's read timeout races it). Runs are stopped (their
+        partial answers saved, metered), the sweep finishes its pass and the listener is
+        woken by a message.
         """
+        self._closing.set()
+        for run in list(self.runs.values()):
+            run.stop()
         if self._control_channel is not None:
             await self.layer.send(self._control_channel, {"type": CLOSE})
-        for task in self._tasks:
-            if task is not self._control_task:
-                task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*list(self._tasks))
         self._control_channel = self._control_task = None
 
     async def _control_loop(self) -> None:
@@ -284,13 +296,14 @@ class RunRegistry:
                     run.stop()
 
     async def _sweep_loop(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 await database_sync_to_async(mark_interrupted_runs)()
             except Exception:
                 logger.exception("the interrupted-run sweep failed; it runs again later")
             self.swept.set()
-            await asyncio.sleep(SWEEP_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
 
 
 def _touch_message(group: Group, message_id: uuid.UUID) -> None:
