@@ -103,6 +103,9 @@ CACHES = {
     }
 }
 
+# Redis connections per channel-layer pool (one pool per process and event loop); a call
+# beyond them waits for a free one.
+PARLEY_CHANNEL_LAYER_CONNECTIONS = env_int("PARLEY_CHANNEL_LAYER_CONNECTIONS", 200)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "chat.layers.RedisChannelLayer",

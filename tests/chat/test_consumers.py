@@ -444,3 +444,20 @@ def test_the_channel_layer_blocks_for_less_than_a_socket_read_may_take():
     assert isinstance(layer, RedisChannelLayer)
     timeout = layer.hosts[0].get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     assert timeout is None or layer.brpop_timeout < timeout
+
+
+async def test_more_concurrent_group_messages_than_pooled_connections_all_arrive(settings):
+    """A burst beyond the pool's connections waits for a free one instead of failing."""
+    settings.PARLEY_CHANNEL_LAYER_CONNECTIONS = 3
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("pool-burst", channel)
+    try:
+        await asyncio.gather(
+            *(layer.group_send("pool-burst", {"type": "n", "n": n}) for n in range(40))
+        )
+        received = {(await layer.receive(channel))["n"] for _ in range(40)}
+    finally:
+        await layer.group_discard("pool-burst", channel)
+    assert received == set(range(40))
+    assert layer.connection(0).connection_pool.max_connections == 3
