@@ -12,8 +12,6 @@ import contextlib
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,6 +22,7 @@ from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, pa
 from chat.limits import message_rate_limited
 from chat.models import Message
 from chat.runs import Busy, active_run_id, registry
+from ontology.db_async import db_call, io_call
 from ontology.scoping import group_scope
 
 CLOSE_NOT_LOGGED_IN = 4401
@@ -41,9 +40,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
-        access = await database_sync_to_async(selectors.thread_for_member)(
-            user=user, thread_id=thread_id
-        )
+        access = await db_call(selectors.thread_for_member)(user=user, thread_id=thread_id)
         if access is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -102,9 +99,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.on_resume(frame)
 
     async def on_send(self, frame: SendMessage) -> None:
-        retry_after = await database_sync_to_async(message_rate_limited)(
-            user=self.user, group=self.group
-        )
+        retry_after = await db_call(message_rate_limited)(user=self.user, group=self.group)
         if retry_after is not None:
             await self.error(
                 "rate_limited",
@@ -123,7 +118,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await self._start(save_question, client_id=frame.client_id)
 
     async def on_regenerate(self, frame: Regenerate) -> None:
-        message = await database_sync_to_async(selectors.message_in_thread)(
+        message = await db_call(selectors.message_in_thread)(
             thread=self.thread, message_id=frame.message_id
         )
         if message is None:
@@ -161,12 +156,12 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self._resume(frame.after_seq)
 
     async def _resume(self, after_seq: int) -> None:
-        run_id = await sync_to_async(active_run_id)(self.thread.pk)
+        run_id = await io_call(active_run_id)(self.thread.pk)
         if run_id is None:
-            run_id = await database_sync_to_async(selectors.latest_run_id)(thread=self.thread)
+            run_id = await db_call(selectors.latest_run_id)(thread=self.thread)
         if run_id is None:
             return
-        events = await database_sync_to_async(selectors.run_events)(
+        events = await db_call(selectors.run_events)(
             thread=self.thread, run_id=run_id, after_seq=after_seq
         )
         self.sent[str(run_id)] = after_seq
@@ -211,7 +206,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     async def _fill_gap(self, run_id: str, last: int, upto: int) -> None:
         """Events this client missed (it resumed, or fell behind): read them from the log."""
         for _ in range(GAP_WAITS):
-            missing = await database_sync_to_async(selectors.run_events)(
+            missing = await db_call(selectors.run_events)(
                 thread=self.thread, run_id=run_id, after_seq=last, before_seq=upto
             )
             if len(missing) == upto - last - 1:

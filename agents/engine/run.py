@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agents import catalog
@@ -64,6 +63,7 @@ from billing.services import (
 )
 from chat import services as chat_services
 from chat.models import AIThread, Message
+from ontology.db_async import db_call
 from ontology.models import Group, User
 from ontology.scoping import ScopeError, group_scope
 
@@ -172,7 +172,7 @@ class AgentRun:
 
     async def execute(self) -> RunResult:
         try:
-            self.setup = await database_sync_to_async(self._prepare)()
+            self.setup = await db_call(self._prepare)()
         except _AgentUnavailable:
             return await self._fail_before_start("agent_unavailable")
         except Exception:
@@ -199,9 +199,7 @@ class AgentRun:
     def _write_placeholder(self) -> asyncio.Task:
         """Insert the streaming message row, off the path to the first token."""
         if self._placeholder is None:
-            self._placeholder = asyncio.create_task(
-                database_sync_to_async(self._start_message)(self.setup.thread)
-            )
+            self._placeholder = asyncio.create_task(db_call(self._start_message)(self.setup.thread))
         return self._placeholder
 
     async def _loop(self, setup: Setup) -> tuple[str, str]:
@@ -333,7 +331,7 @@ class AgentRun:
             result.stopped = True
             return result
         try:
-            reservation = await database_sync_to_async(self._reserve)(choice.info, request)
+            reservation = await db_call(self._reserve)(choice.info, request)
         except QuotaExceeded as refusal:
             result.refused = refusal.code
             return result
@@ -375,9 +373,7 @@ class AgentRun:
             ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
             status=status, error_code=result.error.code if result.error else "",
         )  # fmt: skip
-        result.entry = await database_sync_to_async(self._record_call)(
-            choice.info, entry, reservation
-        )
+        result.entry = await db_call(self._record_call)(choice.info, entry, reservation)
         return result
 
     def _price(self, info: catalog.ModelInfo) -> catalog.Prices:
@@ -549,7 +545,7 @@ class AgentRun:
                     ledger_write=self._settle_all,
                 )  # fmt: skip
 
-        await database_sync_to_async(write)()
+        await db_call(write)()
         if status == Message.Status.COMPLETE:
             await self.emit("run.completed", message_id=str(message.pk),
                             usage={"input": totals.input_tokens, "output": totals.output_tokens},

@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agents import catalog
@@ -44,6 +43,7 @@ from billing.services import (
     cost_of,
 )
 from chat.models import AIThread, Message
+from ontology.db_async import db_call
 from ontology.models import Group, User
 from ontology.scoping import group_scope
 
@@ -68,7 +68,7 @@ class _Prepared:
 
 async def generate_title(*, group: Group, thread: AIThread, user: User | None) -> str:
     """A title for the thread's first exchange (the question's first words if the call fails)."""
-    prepared = await database_sync_to_async(_prepare)(group, thread)
+    prepared = await db_call(_prepare)(group, thread)
     if prepared is None:
         return ""
     if isinstance(prepared, str):
@@ -84,7 +84,7 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         timeout=20.0,
     )
     try:
-        reservation = await database_sync_to_async(_reserve)(group, user, prepared.choice, request)
+        reservation = await db_call(_reserve)(group, user, prepared.choice, request)
     except QuotaExceeded:
         return fallback_title(prepared.question)  # no budget left: no call, the words will do
     result, reported = CallResult(), UsageReport()
@@ -117,15 +117,13 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         thread_id=thread.pk, run_id=None, purpose=AICall.Purpose.TITLE,
         provider=info.provider, model=prepared.choice.model, step=0, attempt=0,
         usage=measured_usage(request, result, reported),
-        prices=await database_sync_to_async(catalog.prices_for)(info),
+        prices=await db_call(catalog.prices_for)(info),
         latency_ms=int((time.monotonic() - started) * 1000),
         ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
         status=AICall.Status.FAILED if result.error else AICall.Status.OK,
         error_code=result.error.code if result.error else "",
     )  # fmt: skip
-    await database_sync_to_async(ai_calls_record)(
-        entries=[entry], settle=[reservation] if reservation else []
-    )
+    await db_call(ai_calls_record)(entries=[entry], settle=[reservation] if reservation else [])
     return clean_title(result.text) or fallback_title(prepared.question)
 
 

@@ -13,8 +13,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
-
 from agents.providers import ProviderError
 from agents.retrieval.chunking import ChunkDraft, chunk_text, embedding_text
 from agents.retrieval.embedders import (
@@ -30,6 +28,7 @@ from agents.retrieval.spaces import (
     serving_model,
     wanted_models,
 )
+from ontology.db_async import db_call
 from ontology.models import Group
 
 logger = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ async def aretrieve(
 ) -> list[Hit]:
     """`retrieve` for the event loop: the model runs off the loop, the database in its thread."""
     who = who or Who()
-    embedder = await database_sync_to_async(_embedder)(group, embedding_model, mode)
+    embedder = await db_call(_embedder)(group, embedding_model, mode)
     result = error = None
     if embedder is not None:
         try:
@@ -140,6 +139,6 @@ async def aretrieve(
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
             error = failure
-    return await database_sync_to_async(_search)(
+    return await db_call(_search)(
         group, query, top_k, embedder, result, error, source_ids, mode, who
     )

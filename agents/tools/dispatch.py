@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
@@ -17,6 +16,7 @@ from django.utils import timezone
 from agents.models import ToolCall
 from agents.providers import ToolCallRequest
 from agents.tools.registry import TOOLS
+from ontology.db_async import db_call
 from ontology.scoping import group_scope
 
 
@@ -141,7 +141,7 @@ async def run_tool_call(call: ToolCallRequest, run: ToolRun, index: int = 0) -> 
     arguments, problem = _check(call, run)
     if problem:
         return ToolOutcome(call=call, ok=False, error=problem, arguments=arguments)
-    record = await database_sync_to_async(_record)(call, run, arguments, index)
+    record = await db_call(_record)(call, run, arguments, index)
     if record.status != ToolCall.Status.PENDING:  # already ran (a replayed run)
         return ToolOutcome(call, record.status == ToolCall.Status.OK, record.result, record.error,
                            arguments)  # fmt: skip
