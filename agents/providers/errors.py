@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
 import anthropic
@@ -96,3 +96,14 @@ async def sdk_stream(opening: Awaitable[Any]) -> AsyncIterator[Any]:
         raise provider_error_from(exc) from exc
     finally:
         await stream.close()
+
+
+async def classified(chunks: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+    """Iterate a stream that opens on its first step: any failure becomes a ProviderError."""
+    try:
+        async for item in chunks:
+            yield item
+    except Exception as exc:
+        raise provider_error_from(exc) from exc
+    finally:
+        await chunks.aclose()

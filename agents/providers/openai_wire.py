@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
 from openai import AsyncOpenAI
 
 from agents.providers.base import (
@@ -18,7 +20,7 @@ from agents.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
-from agents.providers.errors import provider_error_from, sdk_stream
+from agents.providers.errors import classified, provider_error_from
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -79,26 +81,29 @@ class OpenAIWire:
                 for tool in request.tools
             ]
         calls: dict[int, dict[str, str]] = {}
-        async for chunk in sdk_stream(self.client.chat.completions.create(**kwargs)):
-            if chunk.usage is not None:
-                details = chunk.usage.prompt_tokens_details
+        async for chunk in classified(self._chunks(kwargs)):
+            usage = chunk.get("usage")
+            if usage:
+                details = usage.get("prompt_tokens_details") or {}
                 yield UsageReport(
-                    input_tokens=chunk.usage.prompt_tokens,
-                    output_tokens=chunk.usage.completion_tokens,
-                    cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    input_tokens=usage.get("prompt_tokens") or 0,
+                    output_tokens=usage.get("completion_tokens") or 0,
+                    cached_tokens=details.get("cached_tokens") or 0,
                 )
-            for choice in chunk.choices:
-                delta = choice.delta
-                if delta is not None and delta.content:
-                    yield TextDelta(delta.content)
-                for part in (delta.tool_calls if delta is not None else None) or []:
-                    call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                    if part.id:
-                        call["id"] = part.id
-                    if part.function is not None:
-                        call["name"] += part.function.name or ""
-                        call["arguments"] += part.function.arguments or ""
-                if choice.finish_reason:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    yield TextDelta(delta["content"])
+                for part in delta.get("tool_calls") or ():
+                    call = calls.setdefault(
+                        part.get("index", 0), {"id": "", "name": "", "arguments": ""}
+                    )
+                    if part.get("id"):
+                        call["id"] = part["id"]
+                    function = part.get("function") or {}
+                    call["name"] += function.get("name") or ""
+                    call["arguments"] += function.get("arguments") or ""
+                if choice.get("finish_reason"):
                     for index in sorted(calls):
                         call = calls[index]
                         call_id = call["id"] or f"call_{index}_{uuid.uuid4().hex[:12]}"
@@ -106,7 +111,30 @@ class OpenAIWire:
                             ToolCallRequest(call_id, call["name"], call["arguments"] or "{}")
                         )
                     calls.clear()
-                    yield Finished(choice.finish_reason)
+                    yield Finished(choice["finish_reason"])
+
+    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The stream's chunks as plain dicts.
+
+        The SDK sends the request (auth, retries, status errors); the chunks are read from
+        its streaming response rather than built into typed models: building a model per
+        token cost more CPU than everything else a streamed token goes through.
+        """
+        opening = self.client.chat.completions.with_streaming_response.create(**kwargs)
+        async with opening as response:
+            async for data in sse_data(response.iter_lines()):
+                if data.startswith("[DONE]"):
+                    break
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else None
+                    raise openai.APIError(
+                        message=message or "An error occurred during streaming",
+                        request=response.http_request,
+                        body=error,
+                    )
+                yield chunk
 
     async def embed(
         self, *, model: str, texts: list[str], dimensions: int | None = None
@@ -120,3 +148,18 @@ class OpenAIWire:
             raise provider_error_from(exc) from exc
         vectors = [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
         return Embeddings(vectors=vectors, input_tokens=response.usage.prompt_tokens)
+
+
+async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The data of each server-sent event (its `data:` lines joined), in order."""
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
