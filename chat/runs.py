@@ -29,7 +29,7 @@ from agents.engine.titles import generate_title
 from chat import services
 from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.models import AIThread, Message, RunEvent
-from ontology.db_async import db_call, io_call
+from ontology.db_async import db_call, io_call, log_call
 from ontology.models import Group, User
 from ontology.scoping import group_scope, scopes_disabled
 from ontology.services import event_record
@@ -116,9 +116,8 @@ class EventLog:
     async def flush(self) -> None:
         events, self._pending = self._pending, []
         if events:
-            # Not the process's one thread-sensitive executor: connects, sends and run
-            # starts would queue behind every run's log writes.
-            await db_call(self._write)(events)
+            # The log writers' own threads: sends and run starts never queue behind them.
+            await log_call(self._write)(events)
 
     def _write(self, events: list[dict[str, Any]]) -> None:
         # One statement per batch, arrays unnested in the server: the ORM's bulk_create
