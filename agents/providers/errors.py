@@ -85,17 +85,17 @@ def _from_stream_error(exc: Exception, text: str) -> ProviderError:
 
 async def sdk_stream(opening: Awaitable[Any]) -> AsyncIterator[Any]:
     """Open an SDK stream and iterate it: any failure becomes a ProviderError; always closed."""
-    try:
+
+    async def items() -> AsyncGenerator[Any, None]:
         stream = await opening
-    except Exception as exc:
-        raise provider_error_from(exc) from exc
-    try:
-        async for item in stream:
-            yield item
-    except Exception as exc:
-        raise provider_error_from(exc) from exc
-    finally:
-        await stream.close()
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            await stream.close()
+
+    async for item in classified(items()):
+        yield item
 
 
 async def classified(chunks: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
