@@ -30,10 +30,13 @@ def _executor(name: str, threads: int) -> ThreadPoolExecutor:
     return _executors[name]
 
 
+def _request_pool() -> ThreadPoolExecutor:
+    return _executor("db", settings.PARLEY_DB_THREADS)
+
+
 def db_call(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a sync function that uses the database on the request pool (connections tidied)."""
-    executor = _executor("db", settings.PARLEY_DB_THREADS)
-    return database_sync_to_async(func, thread_sensitive=False, executor=executor)
+    return database_sync_to_async(func, thread_sensitive=False, executor=_request_pool())
 
 
 def log_call(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,6 +47,4 @@ def log_call(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def io_call(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a sync function that blocks on something else (the cache) on the request pool."""
-    return sync_to_async(
-        func, thread_sensitive=False, executor=_executor("db", settings.PARLEY_DB_THREADS)
-    )
+    return sync_to_async(func, thread_sensitive=False, executor=_request_pool())

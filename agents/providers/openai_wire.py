@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import openai
@@ -113,7 +113,7 @@ class OpenAIWire:
                     calls.clear()
                     yield Finished(choice["finish_reason"])
 
-    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The stream's chunks as plain dicts.
 
         The SDK sends the request (auth, retries, status errors); the chunks are read from
