@@ -74,6 +74,7 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 
+from agents.tokens import count_tokens  # noqa: E402
 from chat import services as chat_services  # noqa: E402
 from chat.models import Message  # noqa: E402
 from ontology import services  # noqa: E402
@@ -170,6 +171,7 @@ def profiler(pid: int, output: str | None) -> Iterator[None]:
                "--rate", "200", "--output", output, "--nonblocking"]  # fmt: skip
     if output.endswith(".txt"):
         command += ["--format", "raw"]
+    command += os.environ.get("PARLEY_PY_SPY_ARGS", "").split()  # e.g. "--gil --threads"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
         yield
@@ -190,9 +192,14 @@ def rss_kib(pid: int, key: str = "VmRSS") -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds (utime, stime: fields 14 and 15 of /proc/<pid>/stat)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ  # utime + stime (fields 14, 15)
+    return int(fields[11]) / HZ, int(fields[12]) / HZ
 
 
 def machine_busy() -> tuple[int, int]:
@@ -241,6 +248,7 @@ class Phase:
         self.sampler = sampler
         self.rss_start = sampler.peak
         self.cpu_start = {name: cpu_seconds(pid) for name, pid in sampler.pids.items()}
+        self.daphne_sys_start = cpu_split(sampler.pids["daphne"])[1]
         self.busy_start = machine_busy()
         self.started = time.perf_counter()
 
@@ -253,6 +261,7 @@ class Phase:
         machine = (busy - self.busy_start[0]) / max(1, total - self.busy_start[1])
         return {
             "wall": wall, "cpu": cpu, "machine": machine, "rss_start": self.rss_start,
+            "daphne_sys": cpu_split(self.sampler.pids["daphne"])[1] - self.daphne_sys_start,
             "rss_peak": self.sampler.peak, "rss_end": rss_kib(self.sampler.pids["daphne"]),
         }  # fmt: skip
 
@@ -521,9 +530,10 @@ def check_streams(streams: list[Stream], stored: dict[str, tuple[str, str]]) -> 
                 f"client {stream.index}: text {len(stream.text)} chars vs stored "
                 f"{len(content)} ({status})"
             )
-        if stream.usage.get("output") not in (None, stream.deltas):
+        tokens = count_tokens(stream.text)
+        if stream.usage.get("output") not in (None, tokens):
             problems.append(
-                f"client {stream.index}: {stream.deltas} deltas, usage says "
+                f"client {stream.index}: {tokens} tokens received, usage says "
                 f"{stream.usage.get('output')} output tokens"
             )
     return {"lost": lost, "duplicated": duplicated, "mismatched": mismatched,
@@ -724,7 +734,8 @@ def print_phase(summary: dict) -> None:
         cpu = phase["cpu"]
         print(
             f"  daphne CPU {cpu['daphne']:.1f} s = {100 * cpu['daphne'] / phase['wall']:.0f}% "
-            f"of a core; simulator {100 * cpu['simulator'] / phase['wall']:.0f}%; bench "
+            f"of a core ({phase['daphne_sys']:.1f} s system); "
+            f"simulator {100 * cpu['simulator'] / phase['wall']:.0f}%; bench "
             f"{100 * cpu['bench'] / phase['wall']:.0f}%; machine busy "
             f"{100 * phase['machine']:.0f}% of 2 cores over {phase['wall']:.1f} s"
         )

@@ -89,6 +89,11 @@ class RemotePublisher:
         self._checked_at = float("-inf")
         self._remote = True
 
+    def may_have_listeners(self) -> bool:
+        """As last looked, or yes when that is over REMOTE_CHECK_SECONDS old (the next
+        `send` looks again): a stream with no tab elsewhere queues nothing for one."""
+        return self._remote or time.monotonic() - self._checked_at >= REMOTE_CHECK_SECONDS
+
     async def send(self, events: list[dict[str, Any]]) -> None:
         if events and await self._has_remote_listeners():
             await self.layer.group_send(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 import weakref
@@ -21,7 +20,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from agents.engine import AgentRun
@@ -29,15 +28,14 @@ from agents.engine.titles import generate_title
 from chat import services
 from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.models import AIThread, Message, RunEvent
-from ontology.db_async import db_call, io_call, log_call
+from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
+from ontology.db_async import db_call, io_call
 from ontology.models import Group, User
 from ontology.scoping import group_scope, scopes_disabled
 from ontology.services import event_record
 
 logger = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.25
-FLUSH_EVENTS = 64
 PUBLISH_SECONDS = 0.1
 FINAL_EVENTS = frozenset({"run.completed", "run.stopped", "error"})
 LOCK_SECONDS = 60
@@ -66,38 +64,40 @@ class Busy(Exception):
 
 class EventLog:
     """The run's sink: each event to this process's tabs at once, to other processes' tabs
-    in batches of at most PUBLISH_SECONDS, and to the durable log in ordered batches."""
+    in batches of at most PUBLISH_SECONDS (while there are any), and to the durable log."""
 
     def __init__(self, *, group: Group, thread: AIThread) -> None:
         self.group = group
         self.thread = thread
         self.remote = RemotePublisher(thread.pk)
-        self._pending: list[dict[str, Any]] = []
-        self._timer: asyncio.Task | None = None
+        self.log = run_log()
+        self._unwritten = 0
         self._outbox: list[dict[str, Any]] = []
         self._publisher: asyncio.Task | None = None
 
     async def emit(self, event: dict[str, Any]) -> None:
+        self.log.add(group_id=self.group.pk, thread_id=self.thread.pk, event=event)
         if event["type"] in FINAL_EVENTS:
             # The log is complete before anyone hears the run ended: a client that
             # resumes after the final event finds everything.
-            self._pending.append(event)
-            await self.flush()
+            await self.log.sync()
+            self._unwritten = 0
             local_fanout().publish(self.thread.pk, event)
             self._outbox.append(event)
             await self.publish()
             return
+        self._unwritten += 1
+        if self._unwritten >= FLUSH_EVENTS:
+            self._unwritten = 0
+            self.log.write_soon()
         local_fanout().publish(self.thread.pk, event)
+        if not self.remote.may_have_listeners():
+            return  # no tab elsewhere; one that opens later reads what it missed from the log
         self._outbox.append(event)
         if event["type"] != "delta":
             await self.publish()
         elif self._publisher is None:
             self._publisher = asyncio.create_task(self._publish_soon())
-        self._pending.append(event)
-        if len(self._pending) >= FLUSH_EVENTS:
-            await self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.create_task(self._flush_soon())
 
     async def _publish_soon(self) -> None:
         await asyncio.sleep(PUBLISH_SECONDS)
@@ -108,47 +108,12 @@ class EventLog:
         events, self._outbox = self._outbox, []
         await self.remote.send(events)
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
-        self._timer = None
-        await self.flush()
-
-    async def flush(self) -> None:
-        events, self._pending = self._pending, []
-        if events:
-            # The log writers' own threads: sends and run starts never queue behind them.
-            await log_call(self._write)(events)
-
-    def _write(self, events: list[dict[str, Any]]) -> None:
-        # One statement per batch, arrays unnested in the server: the ORM's bulk_create
-        # built a model instance per token and cost more CPU than the stream itself. The
-        # group is written explicitly (this is the run's own group), as the manager would.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO chat_runevent
-                    (group_id, thread_id, run_id, seq, type, payload, created_at)
-                SELECT %s, %s, %s, e.seq, e.type, e.payload::jsonb, now()
-                FROM unnest(%s::integer[], %s::text[], %s::text[]) AS e(seq, type, payload)
-                ON CONFLICT (run_id, seq) DO NOTHING
-                """,
-                [
-                    self.group.pk,
-                    self.thread.pk,
-                    events[0]["run_id"],
-                    [event["seq"] for event in events],
-                    [event["type"] for event in events],
-                    [json.dumps(event, ensure_ascii=False) for event in events],
-                ],
-            )
-
     async def close(self) -> None:
-        for task in (self._publisher, self._timer):
-            if task is not None:
-                task.cancel()
-        self._publisher = self._timer = None
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self._publisher = None
         await self.publish()
-        await self.flush()
+        await self.log.sync()
 
 
 class RunRegistry:
@@ -288,6 +253,7 @@ class RunRegistry:
         if self._control_channel is not None:
             await self.layer.send(self._control_channel, {"type": CLOSE})
         await asyncio.gather(*list(self._tasks))
+        await close_run_log()
         self._control_channel = self._control_task = None
 
     async def _control_loop(self) -> None:

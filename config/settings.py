@@ -103,10 +103,12 @@ CACHES = {
     }
 }
 
-# Threads per process for database work from async code (requests and runs) and for the
-# runs' event-log writes; together they should stay within DATABASE_POOL_MAX_SIZE.
+# Threads per process for database work from async code (requests and runs); with the run
+# log's own writer thread they should stay within DATABASE_POOL_MAX_SIZE.
 PARLEY_DB_THREADS = env_int("PARLEY_DB_THREADS", 12)
-PARLEY_LOG_WRITER_THREADS = env_int("PARLEY_LOG_WRITER_THREADS", 4)
+# Streamed text goes out in frames: the first token at once, then what arrived, at most
+# one frame per this many milliseconds (0: every token as its own event).
+PARLEY_STREAM_FRAME_MS = env_int("PARLEY_STREAM_FRAME_MS", 50)
 # Redis connections per channel-layer pool (one pool per process and event loop); a call
 # beyond them waits for a free one.
 PARLEY_CHANNEL_LAYER_CONNECTIONS = env_int("PARLEY_CHANNEL_LAYER_CONNECTIONS", 200)

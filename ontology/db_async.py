@@ -7,10 +7,11 @@ tenant scope carried in the context), so it can run on any thread:
 
 * `db_call`: what someone is waiting for (connecting, sending, starting and finishing a
   run) runs on the request pool;
-* `log_call`: the runs' batched event-log writes run on a pool of their own, so a burst of
-  streams writing their logs never delays a send or a run start.
+* `log_call`: the run log's writes (one writer per process, see chat/runlog.py) run on a
+  thread of their own, so they never wait behind, or delay, a send or a run start.
 
-The two pools together stay within the database connection pool (DATABASE_POOL_MAX_SIZE).
+The request pool and the log thread stay within the database connection pool
+(DATABASE_POOL_MAX_SIZE).
 """
 
 from collections.abc import Callable
@@ -40,8 +41,8 @@ def db_call(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def log_call(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a run-log write on the log writers' pool (connections tidied)."""
-    executor = _executor("run-log", settings.PARLEY_LOG_WRITER_THREADS)
+    """Run a run-log write on the log writer's own thread (connections tidied)."""
+    executor = _executor("run-log", 1)
     return database_sync_to_async(func, thread_sensitive=False, executor=executor)
 
 

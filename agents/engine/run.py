@@ -31,6 +31,7 @@ from agents.engine.context import (
     history_budget,
     system_prompt,
 )
+from agents.engine.frames import DeltaFrames
 from agents.errors import sentence_for
 from agents.providers import (
     ChatMessage,
@@ -300,21 +301,37 @@ class AgentRun:
         started = time.monotonic()
         first_token_at: float | None = None
 
+        # A stop never cuts an emit in half: text is kept iff it was sent, and it is all
+        # sent (frames drain on every ending), so what streamed is what is kept.
         emitting = asyncio.Lock()
 
+        async def send(text: str) -> None:
+            texts.append(text)
+            self._text.append(text)
+            await self.emit("delta", text=text)
+            self._write_placeholder()
+
+        frames = DeltaFrames(send, interval=settings.PARLEY_STREAM_FRAME_MS / 1000, lock=emitting)
+
         async def consume() -> None:
+            try:
+                await read()
+            except Exception:
+                await frames.drain()
+                raise
+            await frames.drain()
+
+        async def read() -> None:
             nonlocal reported, first_token_at
             async for event in chat_provider(choice.endpoint).stream(request):
                 result.streamed = True
                 if isinstance(event, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.monotonic()
-                    # A stop never cuts an emit in half: text is kept iff it was sent.
-                    async with emitting:
-                        texts.append(event.text)
-                        self._text.append(event.text)
-                        await self.emit("delta", text=event.text)
-                    self._write_placeholder()
+                    # Postgres text cannot hold NUL; a model that sends one loses just that.
+                    text = event.text.replace("\x00", "")
+                    if text:
+                        await frames.add(text)
                 elif isinstance(event, ToolCallReady):
                     result.produced = True
                     result.tool_calls.append(event.call)
@@ -352,6 +369,7 @@ class AgentRun:
         else:
             result.stopped = True
             async with emitting:
+                await frames.drain_locked()
                 consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ProviderError):
                 await consumer

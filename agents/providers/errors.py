@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
+import aiohttp
 import anthropic
+import httpx2
 import openai
 
 from agents.providers.base import ProviderError
@@ -24,12 +26,31 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
+def _broken_connection(exc: BaseException) -> bool:
+    """A refused or dropped connection the SDKs' aiohttp transport reports as a timeout.
+
+    Its exception map sends every aiohttp.ClientConnectionError that is not a timeout
+    (connection refused, server disconnected) to httpx's ConnectTimeout first.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ServerTimeoutError | aiohttp.SocketTimeoutError):
+            return False
+        if isinstance(seen, aiohttp.ClientConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def provider_error_from(exc: Exception) -> ProviderError:
     """Classify any exception raised while talking to a provider."""
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError | TimeoutError):
-        return ProviderError("timeout", "The provider took too long to answer.")
+    timeouts = openai.APITimeoutError | anthropic.APITimeoutError | httpx2.TimeoutException
+    if isinstance(exc, timeouts | TimeoutError):  # httpx's own: a read timing out mid-stream
+        if not _broken_connection(exc):
+            return ProviderError("timeout", "The provider took too long to answer.")
+        return ProviderError("provider_unavailable", "Could not reach the provider.")
     if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
         return ProviderError("provider_unavailable", "Could not reach the provider.")
     status = getattr(exc, "status_code", None)

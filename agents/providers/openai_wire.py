@@ -52,6 +52,42 @@ def _messages(request: ChatRequest) -> list[dict[str, Any]]:
     return messages
 
 
+def _events(chunk: dict[str, Any], calls: dict[int, dict[str, str]]) -> list[StreamEvent]:
+    """What one chunk says; tool calls are assembled in `calls` until the choice finishes."""
+    events: list[StreamEvent] = []
+    usage = chunk.get("usage")
+    if usage:
+        details = usage.get("prompt_tokens_details") or {}
+        events.append(
+            UsageReport(
+                input_tokens=usage.get("prompt_tokens") or 0,
+                output_tokens=usage.get("completion_tokens") or 0,
+                cached_tokens=details.get("cached_tokens") or 0,
+            )
+        )
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            events.append(TextDelta(delta["content"]))
+        for part in delta.get("tool_calls") or ():
+            call = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
+            if part.get("id"):
+                call["id"] = part["id"]
+            function = part.get("function") or {}
+            call["name"] += function.get("name") or ""
+            call["arguments"] += function.get("arguments") or ""
+        if choice.get("finish_reason"):
+            for index in sorted(calls):
+                call = calls[index]
+                call_id = call["id"] or f"call_{index}_{uuid.uuid4().hex[:12]}"
+                events.append(
+                    ToolCallReady(ToolCallRequest(call_id, call["name"], call["arguments"] or "{}"))
+                )
+            calls.clear()
+            events.append(Finished(choice["finish_reason"]))
+    return events
+
+
 class OpenAIWire:
     def __init__(self, client: AsyncOpenAI, *, max_tokens_param: str = "max_tokens") -> None:
         self.client = client
@@ -81,60 +117,37 @@ class OpenAIWire:
                 for tool in request.tools
             ]
         calls: dict[int, dict[str, str]] = {}
-        async for chunk in classified(self._chunks(kwargs)):
-            usage = chunk.get("usage")
-            if usage:
-                details = usage.get("prompt_tokens_details") or {}
-                yield UsageReport(
-                    input_tokens=usage.get("prompt_tokens") or 0,
-                    output_tokens=usage.get("completion_tokens") or 0,
-                    cached_tokens=details.get("cached_tokens") or 0,
-                )
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    yield TextDelta(delta["content"])
-                for part in delta.get("tool_calls") or ():
-                    call = calls.setdefault(
-                        part.get("index", 0), {"id": "", "name": "", "arguments": ""}
-                    )
-                    if part.get("id"):
-                        call["id"] = part["id"]
-                    function = part.get("function") or {}
-                    call["name"] += function.get("name") or ""
-                    call["arguments"] += function.get("arguments") or ""
-                if choice.get("finish_reason"):
-                    for index in sorted(calls):
-                        call = calls[index]
-                        call_id = call["id"] or f"call_{index}_{uuid.uuid4().hex[:12]}"
-                        yield ToolCallReady(
-                            ToolCallRequest(call_id, call["name"], call["arguments"] or "{}")
-                        )
-                    calls.clear()
-                    yield Finished(choice["finish_reason"])
+        async for batch in classified(self._chunks(kwargs)):
+            for chunk in batch:
+                for event in _events(chunk, calls):
+                    yield event
 
-    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        """The stream's chunks as plain dicts.
+    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The stream's chunks as plain dicts, a list per read from the network.
 
         The SDK sends the request (auth, retries, status errors); the chunks are read from
-        its streaming response rather than built into typed models: building a model per
-        token cost more CPU than everything else a streamed token goes through.
+        its streaming response's bytes rather than built into typed models line by line:
+        a model per token cost more CPU than everything else a streamed token goes through.
         """
         opening = self.client.chat.completions.with_streaming_response.create(**kwargs)
         async with opening as response:
-            async for data in sse_data(response.iter_lines()):
-                if data.startswith("[DONE]"):
-                    break
-                chunk = json.loads(data)
-                if isinstance(chunk, dict) and chunk.get("error"):
-                    error = chunk["error"]
-                    message = error.get("message") if isinstance(error, dict) else None
-                    raise openai.APIError(
-                        message=message or "An error occurred during streaming",
-                        request=response.http_request,
-                        body=error,
-                    )
-                yield chunk
+            async for events in sse_events(response.http_response.aiter_bytes()):
+                chunks = []
+                for data in events:
+                    if data.startswith("[DONE]"):
+                        yield chunks
+                        return
+                    chunk = json.loads(data)
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        error = chunk["error"]
+                        message = error.get("message") if isinstance(error, dict) else None
+                        raise openai.APIError(
+                            message=message or "An error occurred during streaming",
+                            request=response.http_request,
+                            body=error,
+                        )
+                    chunks.append(chunk)
+                yield chunks
 
     async def embed(
         self, *, model: str, texts: list[str], dimensions: int | None = None
@@ -150,16 +163,31 @@ class OpenAIWire:
         return Embeddings(vectors=vectors, input_tokens=response.usage.prompt_tokens)
 
 
-async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The data of each server-sent event (its `data:` lines joined), in order."""
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
+    """The data of the server-sent events (each event's `data:` lines joined), in order,
+    as a list per network read that completed any. Lines end in LF or CRLF."""
+    buffer = b""
     data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buffer = buffer.split(b"\n")
+        events: list[str] = []
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data:
+                    events.append("\n".join(data))
+                    data = []
+            elif line.startswith(b"data:"):
+                value = line[6:] if line.startswith(b"data: ") else line[5:]
+                data.append(value.decode())
+        if events:
+            yield events
+    if buffer.rstrip(b"\r").startswith(b"data:"):
+        line = buffer.rstrip(b"\r")
+        data.append((line[6:] if line.startswith(b"data: ") else line[5:]).decode())
     if data:
-        yield "\n".join(data)
+        yield ["\n".join(data)]

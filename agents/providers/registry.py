@@ -12,6 +12,8 @@ import hashlib
 import weakref
 from dataclasses import dataclass
 
+import anthropic
+import openai
 from anthropic import AsyncAnthropic
 from django.conf import settings
 from openai import AsyncOpenAI
@@ -99,14 +101,18 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
     cache_key = (endpoint.wire, endpoint.base_url, key_digest)
     client = per_loop.get(cache_key)
     if client is None:
+        # The SDKs' aiohttp transport: aiohttp parses the HTTP stream in C, where httpx
+        # spent most of a streamed token's CPU in Python (h11, anyio timeouts per read).
         if endpoint.wire == "anthropic":
             client = AsyncAnthropic(
-                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0
-            )
+                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0,
+                http_client=anthropic.DefaultAioHttpClient(),
+            )  # fmt: skip
         else:
             client = AsyncOpenAI(
-                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0
-            )
+                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0,
+                http_client=openai.DefaultAioHttpClient(),
+            )  # fmt: skip
         per_loop[cache_key] = client
     if endpoint.wire == "anthropic":
         return AnthropicWire(client)

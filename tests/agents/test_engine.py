@@ -86,7 +86,7 @@ async def test_streams_text_and_meters_it(sim, conversation, provider, model):
     assert sink.types[-1] == "run.completed"
     assert [e["seq"] for e in sink.events] == list(range(1, len(sink.events) + 1))
     deltas = sink.of("delta")
-    assert len(deltas) > 10
+    assert deltas and all(d["text"] for d in deltas)
     content = "".join(d["text"] for d in deltas)
     message = await reload_message(convo, result.message_id)
     assert (message.status, message.content) == (Message.Status.COMPLETE, content)
@@ -226,6 +226,23 @@ async def test_persistent_failure_falls_back_to_the_fallback_model(
     ]
     assert {r.error_code for r in rows[:3]} == {"provider_unavailable"}
     assert_matches_simulator(rows, sim)
+
+
+@pytest.mark.parametrize(("provider", "model"), WIRES)
+async def test_a_provider_that_goes_quiet_is_a_timeout(
+    sim, conversation, settings, provider, model
+):
+    settings.PARLEY_RETRY_ATTEMPTS = 1
+    convo = await conversation(
+        agent_props(provider, f"{model}@text;ttft_ms=5000", requestTimeout=0.3)
+    )
+    _, result, sink = await run_agent(convo)
+
+    (error,) = sink.of("error")
+    assert error["code"] == "timeout" and "took too long" in error["message"]
+    assert result.status == Message.Status.ERROR
+    (row,) = await ledger(convo)
+    assert (row.status, row.error_code) == ("failed", "timeout")
 
 
 @pytest.mark.parametrize(("provider", "model"), WIRES)

@@ -1,0 +1,143 @@
+"""The durable run log: every run of this process written together, one statement per tick.
+
+Each run's events reach the RunEvent table at most FLUSH_SECONDS after they were
+emitted, or sooner when a run gets FLUSH_EVENTS ahead, in order. The writer batches
+across runs: with two hundred streams that is four inserts a second instead of
+eight hundred, and the rows travel as one JSON document (one C-level dump here,
+one parse in Postgres) rather than as per-row parameters. A run's final event
+waits for `sync()`: the log is complete before anyone hears the run ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from typing import Any
+
+from django.db import connection
+
+from ontology.db_async import log_call
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+FLUSH_EVENTS = 64
+
+_INSERT = """
+INSERT INTO chat_runevent (group_id, thread_id, run_id, seq, type, payload, created_at)
+SELECT e.group_id, e.thread_id, e.run_id, e.seq, e.type, e.payload, now()
+FROM jsonb_to_recordset(%s::jsonb)
+    AS e(group_id bigint, thread_id bigint, run_id uuid, seq integer, type text, payload jsonb)
+ON CONFLICT (run_id, seq) DO NOTHING
+"""
+
+
+def write_rows(rows: list[dict[str, Any]]) -> None:
+    """Insert run events (a replayed row is skipped). Each row names its run's own group,
+    as the tenant manager would: the writer serves every group of the process."""
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT, [json.dumps(rows, ensure_ascii=False)])
+
+
+class RunLogWriter:
+    """This event loop's writer of the run log (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._waiting = asyncio.Event()  # rows are pending
+        self._urgent = asyncio.Event()  # write them without waiting for the tick
+        self._pending_done: asyncio.Future | None = None  # resolves once the pending rows are in
+        self._writing_done: asyncio.Future | None = None  # resolves once the batch in flight is in
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    def add(self, *, group_id: int, thread_id: int, event: dict[str, Any]) -> None:
+        self._rows.append(
+            {"group_id": group_id, "thread_id": thread_id, "run_id": event["run_id"],
+             "seq": event["seq"], "type": event["type"], "payload": event}
+        )  # fmt: skip
+        self._waiting.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def write_soon(self) -> None:
+        """A run got FLUSH_EVENTS ahead: write at once rather than at the tick."""
+        self._urgent.set()
+
+    async def sync(self) -> None:
+        """Wait until every event added so far is in the log (written now, not at the tick)."""
+        if self._rows:
+            done = self._pending_future()
+            self._urgent.set()
+        elif self._writing_done is not None:
+            done = self._writing_done
+        else:
+            return
+        await asyncio.shield(done)
+
+    def _pending_future(self) -> asyncio.Future:
+        if self._pending_done is None:
+            self._pending_done = asyncio.get_running_loop().create_future()
+        return self._pending_done
+
+    async def close(self) -> None:
+        """Write what is pending and end the writer (nothing is cancelled)."""
+        self._closing = True
+        self._urgent.set()
+        self._waiting.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._waiting.wait()
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), FLUSH_SECONDS)
+            self._waiting.clear()
+            self._urgent.clear()
+            rows, self._rows = self._rows, []
+            done = self._pending_future()
+            self._pending_done = None
+            written = await self._write(rows, done)
+            if self._closing and (not self._rows or not written):
+                return  # closing with the database down: the sweep keeps what the messages hold
+
+    async def _write(self, rows: list[dict[str, Any]], done: asyncio.Future) -> bool:
+        self._writing_done = done
+        try:
+            if rows:
+                await log_call(write_rows)(rows)
+        except Exception as problem:
+            # Kept, in front of anything newer, for the next tick (a replayed row is skipped).
+            logger.exception("could not write %d run events; they are written again", len(rows))
+            self._rows[:0] = rows
+            self._waiting.set()
+            done.set_exception(problem)
+            done.exception()  # retrieved: a run that stopped waiting is not an error
+            return False
+        else:
+            done.set_result(None)
+            return True
+        finally:
+            self._writing_done = None
+
+
+_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_log() -> RunLogWriter:
+    loop = asyncio.get_running_loop()
+    if loop not in _writers:
+        _writers[loop] = RunLogWriter()
+    return _writers[loop]
+
+
+async def close_run_log() -> None:
+    """Write this event loop's pending run events and end its writer."""
+    writer = _writers.pop(asyncio.get_running_loop(), None)
+    if writer is not None:
+        await writer.close()
