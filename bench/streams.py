@@ -2,7 +2,7 @@
 
     make bench                    (all benchmarks)
     python -m config.devservers exec -- .venv/bin/python bench/streams.py [--clients 200]
-        [--words 300] [--tps 50] [--ramp 3] [--procs 1] [--no-slow-client]
+        [--words 300] [--tps 50] [--ramp 3] [--procs 1] [--web-processes N] [--no-slow-client]
 
 Setup: migrate, one enterprise group with one user per client (each with its own
 thread and a session made with Django's session engine), the provider simulator
@@ -77,6 +77,7 @@ from django.db import connections  # noqa: E402
 from agents.tokens import count_tokens  # noqa: E402
 from chat import services as chat_services  # noqa: E402
 from chat.models import Message  # noqa: E402
+from config.devservers import daphne_commands, listening_socket, web_processes  # noqa: E402
 from ontology import services  # noqa: E402
 from ontology.models import Group, Thing, User  # noqa: E402
 from ontology.scoping import group_scope  # noqa: E402
@@ -112,6 +113,21 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path | N
         time.sleep(0.05)
 
 
+def wait_for_daphne(port: int, processes: list[subprocess.Popen], log: Path) -> None:
+    """Every process listening on the shared socket (its log line), and one answering."""
+    deadline = time.monotonic() + 60
+    while True:
+        if log.read_text().count("Listening on TCP address") >= len(processes):
+            address = ("127.0.0.1", port)
+            with contextlib.suppress(OSError), socket.create_connection(address, 5) as client:
+                client.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                if client.recv(64).startswith(b"HTTP/"):  # production settings: a redirect
+                    return
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            raise RuntimeError(f"daphne did not start\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def simulator_process() -> Iterator[tuple[str, int]]:
     """The simulator in its own process, as a remote provider would be: no shared GIL."""
@@ -130,9 +146,10 @@ def simulator_process() -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def daphne_process(
-    simulator_url: str, *, ping_interval: int, ping_timeout: int, log: Path
-) -> Iterator[tuple[int, int]]:
-    """daphne as `make run` starts it, with production settings and raised rate limits."""
+    simulator_url: str, *, processes: int, ping_interval: int, ping_timeout: int, log: Path
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """daphne as `make run` starts it (processes sharing one socket), with production
+    settings and raised rate limits."""
     port = free_port()
     env = {
         **os.environ,
@@ -142,23 +159,26 @@ def daphne_process(
         **{f"PARLEY_RATE_{plan}_{scope}": "1000000/m"
            for plan in ("FREE", "TEAM", "BUSINESS", "ENTERPRISE") for scope in ("USER", "GROUP")},
     }  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "--ping-interval", str(ping_interval), "--ping-timeout", str(ping_timeout),
-             "config.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    options = ("--ping-interval", str(ping_interval), "--ping-timeout", str(ping_timeout))
+    started: list[subprocess.Popen] = []
+    with listening_socket("127.0.0.1", port) as sock, log.open("w") as out:
+        for command in daphne_commands(sock, processes, *options).values():
+            process = subprocess.Popen(  # noqa: S603
+                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                pass_fds=(sock.fileno(),),
+            )  # fmt: skip
+            started.append(process)
     try:
-        wait_for_port(port, process, "daphne", log)
-        yield port, process.pid
+        wait_for_daphne(port, started, log)
+        yield port, tuple(process.pid for process in started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @contextlib.contextmanager
@@ -191,8 +211,16 @@ def rss_kib(pid: int, key: str = "VmRSS") -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    return sum(cpu_split(pid))
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    return sum(sum(cpu_split(pid)) for pid in pids)
+
+
+def system_seconds(pids: tuple[int, ...]) -> float:
+    return sum(cpu_split(pid)[1] for pid in pids)
+
+
+def rss_total(pids: tuple[int, ...], key: str = "VmRSS") -> int:
+    return sum(rss_kib(pid, key) for pid in pids)
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -217,7 +245,7 @@ def loadavg() -> str:
 class Sampler:
     """Samples daphne's RSS every 50 ms in a thread; a phase reads its peak and CPU."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, tuple[int, ...]]) -> None:
         self.pids = pids
         self.peak = 0
         self.last = 0
@@ -227,7 +255,7 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             with contextlib.suppress(OSError):
-                self.last = rss_kib(self.pids["daphne"])
+                self.last = rss_total(self.pids["daphne"])
                 self.peak = max(self.peak, self.last)
 
     def start(self) -> Sampler:
@@ -239,7 +267,7 @@ class Sampler:
         self._thread.join()
 
     def phase(self) -> Phase:
-        self.peak = rss_kib(self.pids["daphne"])
+        self.peak = rss_total(self.pids["daphne"])
         return Phase(self)
 
 
@@ -248,7 +276,7 @@ class Phase:
         self.sampler = sampler
         self.rss_start = sampler.peak
         self.cpu_start = {name: cpu_seconds(pid) for name, pid in sampler.pids.items()}
-        self.daphne_sys_start = cpu_split(sampler.pids["daphne"])[1]
+        self.daphne_sys_start = system_seconds(sampler.pids["daphne"])
         self.busy_start = machine_busy()
         self.started = time.perf_counter()
 
@@ -261,8 +289,8 @@ class Phase:
         machine = (busy - self.busy_start[0]) / max(1, total - self.busy_start[1])
         return {
             "wall": wall, "cpu": cpu, "machine": machine, "rss_start": self.rss_start,
-            "daphne_sys": cpu_split(self.sampler.pids["daphne"])[1] - self.daphne_sys_start,
-            "rss_peak": self.sampler.peak, "rss_end": rss_kib(self.sampler.pids["daphne"]),
+            "daphne_sys": system_seconds(self.sampler.pids["daphne"]) - self.daphne_sys_start,
+            "rss_peak": self.sampler.peak, "rss_end": rss_total(self.sampler.pids["daphne"]),
         }  # fmt: skip
 
 
@@ -751,7 +779,8 @@ def main(args: argparse.Namespace) -> int:
     n = args.clients
     print(
         f"streams bench: {n} clients, {agent_model(args.words, args.tps)}, ramp {args.ramp:g} s, "
-        f"{args.procs} client process(es); load average before: {loadavg()}"
+        f"{args.procs} client process(es), {args.web_processes} daphne process(es); "
+        f"load average before: {loadavg()}"
     )
     tenant = setup_tenant(n, words=args.words, tps=args.tps, slow_words=args.slow_words,
                           warmup=args.warmup)  # fmt: skip
@@ -761,11 +790,15 @@ def main(args: argparse.Namespace) -> int:
     with (
         simulator_process() as (sim_url, sim_pid),
         daphne_process(
-            sim_url, ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, log=log
-        ) as (port, daphne_pid),
+            sim_url,
+            processes=args.web_processes,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+            log=log,
+        ) as (port, daphne_pids),
     ):
         origin = f"http://127.0.0.1:{port}"
-        sampler = Sampler({"daphne": daphne_pid, "simulator": sim_pid, "bench": os.getpid()})
+        sampler = Sampler({"daphne": daphne_pids, "simulator": (sim_pid,), "bench": (os.getpid(),)})
         sampler.start()
 
         def job(kind: str, url: str, clients: list, ramp: float, round_: int) -> Job:
@@ -785,7 +818,7 @@ def main(args: argparse.Namespace) -> int:
         baseline = summarize("baseline: direct to the simulator", *direct, phase.end())
 
         phase = sampler.phase()
-        with profiler(daphne_pid, args.py_spy):
+        with profiler(daphne_pids[0], args.py_spy):
             streams, lags = run_clients(job("ws", ws_url, clients, args.ramp, 1), args.procs)
         platform = summarize("platform: WebSocket through daphne", streams, lags, phase.end())
         stored = stored_answers(tenant.group, [s.message_id for s in streams if s.message_id])
@@ -825,7 +858,7 @@ def main(args: argparse.Namespace) -> int:
                                        second_streams, second_lags, slow_phase)  # fmt: skip
             second_checks = check_streams(second_streams, stored)
             slow["stored"] = stored.get(slow["message_id"], ("", "missing"))
-        vmhwm = rss_kib(daphne_pid, "VmHWM")
+        vmhwm = rss_total(daphne_pids, "VmHWM")
         sampler.stop()
 
     bad = checks["lost"] + checks["duplicated"] + checks["mismatched"] + checks["failed"]
@@ -925,6 +958,11 @@ if __name__ == "__main__":
     parser.add_argument("--tps", type=float, default=50, help="simulator tokens per second")
     parser.add_argument("--ramp", type=float, default=3.0, help="seconds over which sends start")
     parser.add_argument("--procs", type=int, default=1, help="client processes (one loop each)")
+    parser.add_argument(
+        "--web-processes", type=int, default=web_processes(),
+        help="daphne processes on one socket, as `make run` starts (PARLEY_WEB_PROCESSES, "
+        "else one per core)",
+    )  # fmt: skip
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--slow-words", type=int, default=12_000)
     parser.add_argument("--ping-interval", type=int, default=20, help="daphne's default: 20")

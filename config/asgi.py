@@ -1,9 +1,6 @@
 """ASGI entry point: HTTP goes to Django; WebSockets go through session auth and an Origin check."""
 
 import os
-import sys
-
-sys.setswitchinterval(float(os.environ.get("PARLEY_SWITCH", "0.005")))
 
 from django.core.asgi import get_asgi_application
 

@@ -301,6 +301,36 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)  # noqa: S603
 
 
+def web_processes() -> int:
+    """daphne processes `make run` starts: PARLEY_WEB_PROCESSES, else one per core."""
+    configured = os.environ.get("PARLEY_WEB_PROCESSES", "").strip()
+    return max(1, int(configured) if configured else os.cpu_count() or 1)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """One listening socket that every daphne process accepts from (passed with --fd)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def daphne_commands(sock: socket.socket, count: int, *options: str) -> dict[str, list[str]]:
+    """`count` daphne processes serving the ASGI app from one shared socket.
+
+    Each is a whole Parley process (its own runs, stop listener and sweep); the kernel
+    hands each new connection to whichever process accepts it first, and runs reach
+    tabs in other processes through the channel layer.
+    """
+    command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *options,
+               "config.asgi:application"]  # fmt: skip
+    if count == 1:
+        return {"daphne": command}
+    return {f"daphne-{number}": command for number in range(1, count + 1)}
+
+
 def run_platform() -> int:
     with exclusive_lock(DATA / "run.lock"), servers(DATA, durable=True) as server_env:
         env = {
@@ -320,9 +350,9 @@ def run_platform() -> int:
         if not port_is_free(port):
             port = free_port()
         host = os.environ.get("BIND_HOST", "127.0.0.1")
+        web = listening_socket(host, port)
         commands = {
-            "daphne": [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-                       "config.asgi:application"],
+            **daphne_commands(web, web_processes()),
             "celery": [sys.executable, "-m", "celery", "-A", "config", "worker",
                        "-Q", "default,tools,embeddings", "--concurrency", "2",
                        "--loglevel", "INFO"],
@@ -334,7 +364,10 @@ def run_platform() -> int:
                                      "--port", str(simulator_port)]  # fmt: skip
         if simulator_port is not None:
             say(f"Provider simulator on {env['PARLEY_SIMULATOR_URL']}")
-        return supervise(commands, env=env, banner=lambda: print_banner(host, port))
+        with web:
+            return supervise(
+                commands, env=env, banner=lambda: print_banner(host, port), pass_fds=(web.fileno(),)
+            )
 
 
 def print_banner(host: str, port: int) -> None:
@@ -358,7 +391,9 @@ def _raise_stop(signum, frame):
     raise _Stop
 
 
-def supervise(commands: dict[str, list[str]], *, env: dict[str, str], banner) -> int:
+def supervise(
+    commands: dict[str, list[str]], *, env: dict[str, str], banner, pass_fds: tuple[int, ...] = ()
+) -> int:
     """Start the processes; when one exits or a stop signal arrives, stop them all."""
     # Explicit handlers: a shell that starts us in the background leaves SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -367,7 +402,7 @@ def supervise(commands: dict[str, list[str]], *, env: dict[str, str], banner) ->
     exit_code = 0
     try:
         for name, command in commands.items():
-            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=pass_fds)  # noqa: S603
         banner()
         while exit_code == 0:
             for name, process in processes.items():

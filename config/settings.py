@@ -97,7 +97,7 @@ REDIS_URL = env_str("REDIS_URL")
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "parley",
     }

@@ -1,0 +1,35 @@
+"""The cache backend shares one Redis client per process across threads and async contexts."""
+
+import asyncio
+import contextvars
+
+from asgiref.sync import sync_to_async
+from django.core.cache import cache, caches
+
+
+def redis_connections_received() -> int:
+    client = cache._cache.get_client(None, write=True)
+    return client.info("stats")["total_connections_received"]
+
+
+async def test_many_async_contexts_reuse_one_client_and_its_connections():
+    before = await sync_to_async(redis_connections_received, thread_sensitive=False)()
+
+    async def in_its_own_context(n):  # a socket or a run: a task, so a context, of its own
+        def count():
+            cache.add(f"context-test:{n}", n, 30)
+            return id(caches["default"]._cache)
+
+        return await sync_to_async(count, thread_sensitive=False)()
+
+    # Fresh contexts, as daphne gives each connection: nothing inherited from this test.
+    tasks = [
+        asyncio.create_task(in_its_own_context(n), context=contextvars.Context()) for n in range(60)
+    ]
+    clients = await asyncio.gather(*tasks)
+    after = await sync_to_async(redis_connections_received, thread_sensitive=False)()
+
+    assert len(set(clients)) == 1
+    # At most one new connection per thread that ran a command at once (Django's own
+    # backend opened one per context here: 60 and more).
+    assert after - before <= 12
