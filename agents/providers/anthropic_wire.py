@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import anthropic
 from anthropic import AsyncAnthropic
+from django.conf import settings
 
 from agents.providers.base import (
     ChatMessage,
@@ -20,7 +23,8 @@ from agents.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
-from agents.providers.errors import sdk_stream
+from agents.providers.errors import classified
+from agents.providers.sse import carries_text, hold_reads, merged, sse_events
 
 _STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
 
@@ -80,35 +84,73 @@ class AnthropicWire:
             ]
         tools: dict[int, dict[str, str]] = {}
         stop_reason = "stop"
-        async for event in sdk_stream(self.client.messages.create(**kwargs)):
-            kind = event.type
-            if kind == "message_start":
-                usage = event.message.usage
-                cached = getattr(usage, "cache_read_input_tokens", None) or 0
-                # Output here is a placeholder; message_delta carries the cumulative count.
-                yield UsageReport(input_tokens=usage.input_tokens + cached, cached_tokens=cached)
-            elif kind == "content_block_start":
-                block = event.content_block
-                if block.type == "tool_use":
-                    tools[event.index] = {"id": block.id, "name": block.name, "json": ""}
-            elif kind == "content_block_delta":
-                delta = event.delta
-                if delta.type == "text_delta":
-                    yield TextDelta(delta.text)
-                elif delta.type == "input_json_delta" and event.index in tools:
-                    tools[event.index]["json"] += delta.partial_json
-            elif kind == "content_block_stop" and event.index in tools:
-                tool = tools.pop(event.index)
-                yield ToolCallReady(ToolCallRequest(tool["id"], tool["name"], tool["json"] or "{}"))
-            elif kind == "message_delta":
-                if event.delta.stop_reason:
-                    stop_reason = _STOP_REASONS.get(
-                        event.delta.stop_reason, event.delta.stop_reason
-                    )
-                if event.usage is not None and event.usage.output_tokens is not None:
-                    yield UsageReport(output_tokens=event.usage.output_tokens)
-            elif kind == "message_stop":
-                yield Finished(stop_reason)
+        interval = settings.PARLEY_STREAM_FRAME_MS / 1000
+        async for batch in classified(self._events(kwargs)):
+            out: list[StreamEvent] = []
+            for event in batch:
+                kind = event.get("type")
+                if kind == "message_start":
+                    usage = (event.get("message") or {}).get("usage") or {}
+                    cached = usage.get("cache_read_input_tokens") or 0
+                    # Output here is a placeholder; message_delta carries the cumulative count.
+                    input_tokens = (usage.get("input_tokens") or 0) + cached
+                    out.append(UsageReport(input_tokens=input_tokens, cached_tokens=cached))
+                elif kind == "content_block_start":
+                    block = event.get("content_block") or {}
+                    if block.get("type") == "tool_use":
+                        tool = {"id": block["id"], "name": block["name"], "json": ""}
+                        tools[event["index"]] = tool
+                elif kind == "content_block_delta":
+                    delta = event.get("delta") or {}
+                    if delta.get("type") == "text_delta":
+                        out.append(TextDelta(delta.get("text") or ""))
+                    elif delta.get("type") == "input_json_delta" and event.get("index") in tools:
+                        tools[event["index"]]["json"] += delta.get("partial_json") or ""
+                elif kind == "content_block_stop" and event.get("index") in tools:
+                    tool = tools.pop(event["index"])
+                    call = ToolCallRequest(tool["id"], tool["name"], tool["json"] or "{}")
+                    out.append(ToolCallReady(call))
+                elif kind == "message_delta":
+                    reason = (event.get("delta") or {}).get("stop_reason")
+                    if reason:
+                        stop_reason = _STOP_REASONS.get(reason, reason)
+                    output = (event.get("usage") or {}).get("output_tokens")
+                    if output is not None:
+                        out.append(UsageReport(output_tokens=output))
+                elif kind == "message_stop":
+                    out.append(Finished(stop_reason))
+            events = merged(out)
+            handed_at = time.monotonic()
+            for item in events:
+                yield item
+            if carries_text(events):
+                await hold_reads(handed_at, interval)
+
+    async def _events(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The stream's events as plain dicts, a list per read from the network (see sse.py).
+
+        An `error` event inside the 200 stream raises the SDK's status error, as its own
+        stream reader would.
+        """
+        opening = self.client.messages.with_streaming_response.create(**kwargs)
+        async with opening as response:
+            reads = response.http_response.aiter_bytes()
+            async for datas in sse_events(reads):
+                batch = []
+                for data in datas:
+                    event = json.loads(data)
+                    if not isinstance(event, dict):
+                        continue
+                    if event.get("type") == "error":
+                        error = event.get("error")
+                        message = error.get("message") if isinstance(error, dict) else None
+                        raise anthropic.APIStatusError(
+                            message or "An error occurred during streaming",
+                            response=response.http_response,
+                            body=event,
+                        )
+                    batch.append(event)
+                yield batch
 
     async def embed(
         self, *, model: str, texts: list[str], dimensions: int | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -102,21 +102,6 @@ def _from_stream_error(exc: Exception, text: str) -> ProviderError:
         return ProviderError("context_length", "The conversation is too long for this model.")
     code = _STREAM_ERROR_CODES.get(kind, "provider_unavailable")
     return ProviderError(code, f"The provider reported an error mid-stream ({kind or 'unknown'}).")
-
-
-async def sdk_stream(opening: Awaitable[Any]) -> AsyncIterator[Any]:
-    """Open an SDK stream and iterate it: any failure becomes a ProviderError; always closed."""
-
-    async def items() -> AsyncGenerator[Any, None]:
-        stream = await opening
-        try:
-            async for item in stream:
-                yield item
-        finally:
-            await stream.close()
-
-    async for item in classified(items()):
-        yield item
 
 
 async def classified(chunks: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:

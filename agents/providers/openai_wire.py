@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import openai
+from django.conf import settings
 from openai import AsyncOpenAI
 
 from agents.providers.base import (
@@ -21,6 +23,7 @@ from agents.providers.base import (
     UsageReport,
 )
 from agents.providers.errors import classified, provider_error_from
+from agents.providers.sse import carries_text, hold_reads, merged, sse_events
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -117,10 +120,14 @@ class OpenAIWire:
                 for tool in request.tools
             ]
         calls: dict[int, dict[str, str]] = {}
+        interval = settings.PARLEY_STREAM_FRAME_MS / 1000
         async for batch in classified(self._chunks(kwargs)):
-            for chunk in batch:
-                for event in _events(chunk, calls):
-                    yield event
+            events = merged([event for chunk in batch for event in _events(chunk, calls)])
+            handed_at = time.monotonic()
+            for event in events:
+                yield event
+            if carries_text(events):
+                await hold_reads(handed_at, interval)
 
     async def _chunks(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The stream's chunks as plain dicts, a list per read from the network.
@@ -131,7 +138,8 @@ class OpenAIWire:
         """
         opening = self.client.chat.completions.with_streaming_response.create(**kwargs)
         async with opening as response:
-            async for events in sse_events(response.http_response.aiter_bytes()):
+            reads = response.http_response.aiter_bytes()
+            async for events in sse_events(reads):
                 chunks = []
                 for data in events:
                     if data.startswith("[DONE]"):
@@ -161,33 +169,3 @@ class OpenAIWire:
             raise provider_error_from(exc) from exc
         vectors = [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
         return Embeddings(vectors=vectors, input_tokens=response.usage.prompt_tokens)
-
-
-async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
-    """The data of the server-sent events (each event's `data:` lines joined), in order,
-    as a list per network read that completed any. Lines end in LF or CRLF."""
-    buffer = b""
-    data: list[str] = []
-    async for chunk in chunks:
-        buffer += chunk
-        if b"\n" not in chunk:
-            continue
-        *lines, buffer = buffer.split(b"\n")
-        events: list[str] = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if data:
-                    events.append("\n".join(data))
-                    data = []
-            elif line.startswith(b"data:"):
-                value = line[6:] if line.startswith(b"data: ") else line[5:]
-                data.append(value.decode())
-        if events:
-            yield events
-    if buffer.rstrip(b"\r").startswith(b"data:"):
-        line = buffer.rstrip(b"\r")
-        data.append((line[6:] if line.startswith(b"data: ") else line[5:]).decode())
-    if data:
-        yield ["\n".join(data)]

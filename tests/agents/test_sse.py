@@ -1,6 +1,6 @@
-"""The server-sent-event reader the OpenAI wire parses chunks with (bytes as the network gives them)."""
+"""The server-sent-event reader both wires parse with (bytes as the network gives them)."""
 
-from agents.providers.openai_wire import sse_events
+from agents.providers.sse import sse_events
 
 
 async def chunks(*items: bytes):

@@ -1,0 +1,78 @@
+"""Server-sent events as both wires read them: from the SDK's streaming response's bytes.
+
+The SDKs send the request (auth, retries, status errors) and hand back the raw
+response; the events are parsed here into plain dicts. Building the SDK's typed
+model per token cost more CPU than everything else a streamed token goes through.
+
+Once text flows, the network is read at most once per PARLEY_STREAM_FRAME_MS
+(the first token is never held back), each read taking whatever arrived meanwhile
+in one go. A model sends a token every few milliseconds; reading each on its own wakes
+the whole HTTP stack per token, for text that goes out in frames anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from agents.providers.base import StreamEvent, TextDelta
+
+
+def carries_text(events: list[StreamEvent]) -> bool:
+    return any(isinstance(event, TextDelta) for event in events)
+
+
+async def hold_reads(handed_at: float, interval: float) -> None:
+    """Before the next read: wait until `interval` after text was last handed on.
+
+    Called only after a read that carried text, so nothing before the first token
+    (the request, the role chunk, a tool call's arguments) is ever held.
+    """
+    remaining = handed_at + interval - time.monotonic()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
+    """The data of the server-sent events (each event's `data:` lines joined), in order,
+    as a list per network read that completed any. Lines end in LF or CRLF."""
+    buffer = b""
+    data: list[str] = []
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buffer = buffer.split(b"\n")
+        events: list[str] = []
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data:
+                    events.append("\n".join(data))
+                    data = []
+            elif line.startswith(b"data:"):
+                data.append(_field_value(line))
+        if events:
+            yield events
+    line = buffer.rstrip(b"\r")
+    if line.startswith(b"data:"):
+        data.append(_field_value(line))
+    if data:
+        yield ["\n".join(data)]
+
+
+def _field_value(line: bytes) -> str:
+    return (line[6:] if line.startswith(b"data: ") else line[5:]).decode()
+
+
+def merged(events: list[StreamEvent]) -> list[StreamEvent]:
+    """One read's events with adjacent text joined: one delta per read, not per token."""
+    out: list[StreamEvent] = []
+    for event in events:
+        if isinstance(event, TextDelta) and out and isinstance(out[-1], TextDelta):
+            out[-1] = TextDelta(out[-1].text + event.text)
+        else:
+            out.append(event)
+    return out
