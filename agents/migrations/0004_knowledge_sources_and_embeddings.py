@@ -30,6 +30,9 @@ def passages_to_sources(apps, schema_editor):
         )
         passage.source = source
         passage.save(update_fields=["source"])
+    # Fire the deferred foreign-key checks now: the indexes this migration creates last
+    # cannot be built on a table with pending trigger events (a database with passages).
+    schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
