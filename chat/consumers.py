@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from chat import selectors, services
 from chat.fanout import broadcast, local_fanout, process_origin, thread_group
 from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
-from chat.limits import message_rate_limited
+from chat.limits import RateLimited, message_rate_limited
 from chat.models import Message
 from chat.runs import Busy, active_run_id, registry
 from ontology.db_async import db_call, io_call
@@ -99,14 +99,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.on_resume(frame)
 
     async def on_send(self, frame: SendMessage) -> None:
-        retry_after = await db_call(message_rate_limited)(user=self.user, group=self.group)
-        if retry_after is not None:
-            await self.error(
-                "rate_limited",
-                f"You are sending messages too fast. Try again in {retry_after} s.",
-                retry_after=retry_after,
-            )
-            return
+        def admit() -> None:
+            retry_after = message_rate_limited(user=self.user, group=self.group)
+            if retry_after is not None:
+                raise RateLimited(retry_after)
 
         def save_question():
             with group_scope(self.group):
@@ -115,7 +111,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                     client_id=frame.client_id,
                 )  # fmt: skip
 
-        await self._start(save_question, client_id=frame.client_id)
+        await self._start(save_question, admit=admit, client_id=frame.client_id)
 
     async def on_regenerate(self, frame: Regenerate) -> None:
         message = await db_call(selectors.message_in_thread)(
@@ -131,13 +127,20 @@ class ThreadConsumer(AsyncWebsocketConsumer):
 
         await self._start(set_aside)
 
-    async def _start(self, before, *, client_id: str = "") -> None:
+    async def _start(self, before, *, admit=None, client_id: str = "") -> None:
         """Start a run after `before` (saving the question, or setting an answer aside),
         then tell every tab what `before` changed."""
         try:
             _, message = await registry().start(
-                group=self.group, thread=self.thread, user=self.user, before=before
+                group=self.group, thread=self.thread, user=self.user, admit=admit, before=before
             )
+        except RateLimited as limited:
+            await self.error(
+                "rate_limited",
+                f"You are sending messages too fast. Try again in {limited.retry_after} s.",
+                retry_after=limited.retry_after,
+            )
+            return
         except Busy:
             await self.error("busy", "An answer is still being written. Wait or stop it first.")
             return

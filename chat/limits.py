@@ -14,6 +14,14 @@ from billing.selectors import plan_for
 from ontology.models import Group, User
 
 
+class RateLimited(Exception):
+    """Over a message limit: try again in `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
 def message_rates(group: Group) -> dict[str, str]:
     plan = plan_for(group)
     return {"user": plan.message_rate_user, "group": plan.message_rate_group}

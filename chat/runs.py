@@ -134,21 +134,30 @@ class RunRegistry:
         group: Group,
         thread: AIThread,
         user: User,
+        admit: Callable[[], Any] | None = None,
         before: Callable[[], Any] | None = None,
     ) -> tuple[uuid.UUID, Any]:
-        """Start a run on the thread; `before` (sync, e.g. saving the question) runs first.
+        """Start a run on the thread, in one trip to a worker thread: `admit` (sync, e.g. the
+        rate limit; it raises to refuse), then the thread's lock, then `before` (sync, e.g.
+        saving the question; its result is returned).
 
         Raises Busy when another run holds the thread, in this process or another.
         """
         sink = EventLog(group=group, thread=thread)
         run = AgentRun(group=group, thread=thread, user=user, sink=sink)
-        if not await io_call(cache.add)(_lock_key(thread.pk), str(run.run_id), LOCK_SECONDS):
-            raise Busy
-        try:
-            prepared = await db_call(before)() if before else None
-        except BaseException:
-            await self._release(thread.pk, run.run_id)
-            raise
+
+        def claim() -> Any:
+            if admit is not None:
+                admit()
+            if not cache.add(_lock_key(thread.pk), str(run.run_id), LOCK_SECONDS):
+                raise Busy
+            try:
+                return before() if before else None
+            except BaseException:
+                _release_lock(thread.pk, run.run_id)
+                raise
+
+        prepared = await db_call(claim)()
         await self._listen()
         await self.layer.group_add(_control_group(thread.pk), self._control_channel)
         self.runs[thread.pk] = run
@@ -216,11 +225,7 @@ class RunRegistry:
                 logger.exception("run %s: heartbeat failed; it beats again later", run.run_id)
 
     async def _release(self, thread_id: int, run_id: uuid.UUID) -> None:
-        def release() -> None:
-            if cache.get(_lock_key(thread_id)) == str(run_id):
-                cache.delete(_lock_key(thread_id))
-
-        await io_call(release)()
+        await io_call(_release_lock)(thread_id, run_id)
 
     async def ensure_running(self) -> None:
         """Start this process's stop listener and interrupted-run sweep (idempotent)."""
@@ -275,6 +280,11 @@ class RunRegistry:
             self.swept.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
+
+
+def _release_lock(thread_id: int, run_id: uuid.UUID) -> None:
+    if cache.get(_lock_key(thread_id)) == str(run_id):
+        cache.delete(_lock_key(thread_id))
 
 
 def _touch_message(group: Group, message_id: uuid.UUID) -> None:
