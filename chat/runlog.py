@@ -17,14 +17,16 @@ import logging
 import weakref
 from typing import Any
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
+from agents.text import storable_text
 from ontology.db_async import log_call
 
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
 FLUSH_EVENTS = 64
+MAX_QUEUED = 200_000  # unwritten rows kept while the database is away
 
 _INSERT = """
 INSERT INTO chat_runevent (group_id, thread_id, run_id, seq, type, payload, created_at)
@@ -42,6 +44,18 @@ def write_rows(rows: list[dict[str, Any]]) -> None:
         cursor.execute(_INSERT, [json.dumps(rows, ensure_ascii=False)])
 
 
+def storable(value: Any) -> Any:
+    """The value with every string fit for jsonb (see `storable_text`): model output and
+    tool arguments are untrusted, and one bad string must not stop the log."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
+
+
 class RunLogWriter:
     """This event loop's writer of the run log (see the module docstring)."""
 
@@ -55,9 +69,11 @@ class RunLogWriter:
         self._closing = False
 
     def add(self, *, group_id: int, thread_id: int, event: dict[str, Any]) -> None:
+        # A delta's text is already clean (the engine stores it as the answer too).
+        payload = event if event["type"] == "delta" else storable(event)
         self._rows.append(
             {"group_id": group_id, "thread_id": thread_id, "run_id": event["run_id"],
-             "seq": event["seq"], "type": event["type"], "payload": event}
+             "seq": event["seq"], "type": event["type"], "payload": payload}
         )  # fmt: skip
         self._waiting.set()
         if self._task is None:
@@ -109,21 +125,44 @@ class RunLogWriter:
     async def _write(self, rows: list[dict[str, Any]], done: asyncio.Future) -> bool:
         self._writing_done = done
         try:
+            return await self._write_batch(rows, done)
+        finally:
+            self._writing_done = None
+
+    async def _write_batch(self, rows: list[dict[str, Any]], done: asyncio.Future) -> bool:
+        try:
             if rows:
                 await log_call(write_rows)(rows)
-        except Exception as problem:
-            # Kept, in front of anything newer, for the next tick (a replayed row is skipped).
+        except (OperationalError, InterfaceError) as problem:
+            # The database is away: keep the rows, in front of anything newer, for the next
+            # tick (a replayed row is skipped), up to MAX_QUEUED rows.
             logger.exception("could not write %d run events; they are written again", len(rows))
             self._rows[:0] = rows
+            if len(self._rows) > MAX_QUEUED:
+                dropped = len(self._rows) - MAX_QUEUED
+                del self._rows[:dropped]
+                logger.error("run log: dropped the %d oldest unwritten run events", dropped)
             self._waiting.set()
             done.set_exception(problem)
             done.exception()  # retrieved: a run that stopped waiting is not an error
             return False
-        else:
-            done.set_result(None)
-            return True
-        finally:
-            self._writing_done = None
+        except Exception:
+            # A row the database refuses (e.g. its group was deleted): write run by run,
+            # so only the run that holds it loses its log.
+            logger.exception("run log batch refused; writing it run by run")
+            await self._write_each_run(rows)
+        done.set_result(None)
+        return True
+
+    async def _write_each_run(self, rows: list[dict[str, Any]]) -> None:
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            runs.setdefault(row["run_id"], []).append(row)
+        for run_id, run_rows in runs.items():
+            try:
+                await log_call(write_rows)(run_rows)
+            except Exception:
+                logger.exception("run %s: %d log events refused and dropped", run_id, len(run_rows))
 
 
 _writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -187,7 +187,10 @@ class RunRegistry:
         finally:
             ended.set()
             await heartbeat
-            await run.sink.close()
+            try:
+                await run.sink.close()
+            except Exception:  # the log is away: the run still lets go of the thread
+                logger.exception("run %s: its last events could not be written", run.run_id)
             self.runs.pop(thread.pk, None)
             await self.layer.group_discard(_control_group(thread.pk), self._control_channel)
             await self._release(thread.pk, run.run_id)

@@ -302,9 +302,13 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 def web_processes() -> int:
-    """daphne processes `make run` starts: PARLEY_WEB_PROCESSES, else one per core."""
+    """daphne processes `make run` starts: PARLEY_WEB_PROCESSES, else one per core this
+    process may use, at most 4 (each holds up to PARLEY_DB_THREADS + 1 database
+    connections, and the embedded Postgres allows 100)."""
     configured = os.environ.get("PARLEY_WEB_PROCESSES", "").strip()
-    return max(1, int(configured) if configured else os.cpu_count() or 1)
+    if configured:
+        return max(1, int(configured))
+    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -364,9 +368,10 @@ def run_platform() -> int:
                                      "--port", str(simulator_port)]  # fmt: skip
         if simulator_port is not None:
             say(f"Provider simulator on {env['PARLEY_SIMULATOR_URL']}")
+        shared = {name: (web.fileno(),) for name in commands if name.startswith("daphne")}
         with web:
             return supervise(
-                commands, env=env, banner=lambda: print_banner(host, port), pass_fds=(web.fileno(),)
+                commands, env=env, banner=lambda: print_banner(host, port), pass_fds=shared
             )
 
 
@@ -392,7 +397,11 @@ def _raise_stop(signum, frame):
 
 
 def supervise(
-    commands: dict[str, list[str]], *, env: dict[str, str], banner, pass_fds: tuple[int, ...] = ()
+    commands: dict[str, list[str]],
+    *,
+    env: dict[str, str],
+    banner,
+    pass_fds: dict[str, tuple[int, ...]] | None = None,
 ) -> int:
     """Start the processes; when one exits or a stop signal arrives, stop them all."""
     # Explicit handlers: a shell that starts us in the background leaves SIGINT ignored.
@@ -402,7 +411,8 @@ def supervise(
     exit_code = 0
     try:
         for name, command in commands.items():
-            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=pass_fds)  # noqa: S603
+            fds = (pass_fds or {}).get(name, ())
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=fds)  # noqa: S603
         banner()
         while exit_code == 0:
             for name, process in processes.items():

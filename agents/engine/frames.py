@@ -39,8 +39,12 @@ class DeltaFrames:
         self._timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task | None = None
         self._closed = False
+        self._failure: Exception | None = None
 
     async def add(self, text: str) -> None:
+        self._raise_failure()
+        if self._closed:
+            return  # stopped: nothing more goes out
         self._pending.append(text)
         if self._timer is not None or self._flusher is not None:
             return  # a frame is already due; it takes this text along
@@ -61,10 +65,18 @@ class DeltaFrames:
     async def _flush_due(self) -> None:
         try:
             await self._flush()
+        except Exception as problem:  # kept for the stream's next step: it fails the call
+            self._failure = problem
+            self._closed = True
         finally:
             self._flusher = None
             if self._pending and not self._closed:
                 self._schedule()  # text that arrived while the frame was being sent
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     async def _flush(self) -> None:
         async with self._lock:
@@ -77,7 +89,7 @@ class DeltaFrames:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if self._closed and not close:
+        elif self._closed:
             return
         if self._pending:
             text, self._pending = "".join(self._pending), []
@@ -85,9 +97,17 @@ class DeltaFrames:
             await self._send(text)
 
     async def drain(self) -> None:
-        """The stream ended: send what is pending, after any frame already on its way."""
-        flusher = self._flusher
-        if flusher is not None and flusher is not asyncio.current_task():
-            await flusher
-        async with self._lock:
-            await self.drain_locked()
+        """The stream ended: send what is pending, after any frame already on its way.
+        A frame that failed on its timer fails here."""
+        try:
+            flusher = self._flusher
+            if flusher is not None and flusher is not asyncio.current_task():
+                await flusher
+            self._raise_failure()
+            async with self._lock:
+                await self.drain_locked()
+        finally:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None

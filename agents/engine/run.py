@@ -49,6 +49,7 @@ from agents.providers import (
 )
 from agents.providers.registry import StoredCredential
 from agents.retrieval import Who, agent_embedding_model, aretrieve
+from agents.text import storable_text
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
@@ -328,8 +329,7 @@ class AgentRun:
                 if isinstance(event, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.monotonic()
-                    # Postgres text cannot hold NUL; a model that sends one loses just that.
-                    text = event.text.replace("\x00", "")
+                    text = storable_text(event.text)  # a model's NUL or lone surrogate
                     if text:
                         await frames.add(text)
                 elif isinstance(event, ToolCallReady):
@@ -369,8 +369,12 @@ class AgentRun:
         else:
             result.stopped = True
             async with emitting:
-                await frames.drain_locked()
-                consumer.cancel()
+                try:
+                    await frames.drain_locked()
+                except Exception:  # the call is still metered; unsent text is not kept
+                    logger.exception("run %s: the frame before the stop failed", self.run_id)
+                finally:
+                    consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ProviderError):
                 await consumer
         result.text = "".join(texts)

@@ -138,10 +138,12 @@ class AnthropicWire:
             async for datas in sse_events(reads):
                 batch = []
                 for data in datas:
-                    event = json.loads(data)
+                    event = json.loads(data) if data else None
                     if not isinstance(event, dict):
                         continue
                     if event.get("type") == "error":
+                        if batch:
+                            yield batch  # what came before the error in the same read
                         error = event.get("error")
                         message = error.get("message") if isinstance(error, dict) else None
                         raise anthropic.APIStatusError(

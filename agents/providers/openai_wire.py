@@ -145,8 +145,12 @@ class OpenAIWire:
                     if data.startswith("[DONE]"):
                         yield chunks
                         return
+                    if not data:
+                        continue
                     chunk = json.loads(data)
                     if isinstance(chunk, dict) and chunk.get("error"):
+                        if chunks:
+                            yield chunks  # what came before the error in the same read
                         error = chunk["error"]
                         message = error.get("message") if isinstance(error, dict) else None
                         raise openai.APIError(

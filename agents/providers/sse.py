@@ -64,7 +64,7 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
 
 
 def _field_value(line: bytes) -> str:
-    return (line[6:] if line.startswith(b"data: ") else line[5:]).decode()
+    return (line[6:] if line.startswith(b"data: ") else line[5:]).decode(errors="replace")
 
 
 def merged(events: list[StreamEvent]) -> list[StreamEvent]:

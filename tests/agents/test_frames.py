@@ -26,27 +26,27 @@ pytestmark = [
 async def test_a_paced_answer_streams_in_frames_with_the_first_token_alone(
     sim, conversation, settings, provider, model
 ):
-    settings.PARLEY_STREAM_FRAME_MS = 60
-    convo = await conversation(agent_props(provider, f"{model}@text;words=60;tps=100;ttft_ms=0"))
+    settings.PARLEY_STREAM_FRAME_MS = 250
+    convo = await conversation(agent_props(provider, f"{model}@text;words=16;tps=10;ttft_ms=0"))
     _, result, sink = await run_agent(convo)
 
     deltas = [d["text"] for d in sink.of("delta")]
     message = await reload_message(convo, result.message_id)
     assert (message.status, message.content) == (Message.Status.COMPLETE, "".join(deltas))
     tokens = count_tokens(message.content)
-    assert count_tokens(deltas[0]) == 1  # nothing waits for the first token
-    assert 3 <= len(deltas) <= tokens // 3  # 10 ms a token, 60 ms a frame
+    assert count_tokens(deltas[0]) == 1  # nothing waits for the first token (100 ms apart)
+    assert 3 <= len(deltas) <= tokens // 2  # 100 ms a token, 250 ms a frame
 
 
 async def test_frames_off_send_each_read_as_it_comes(sim, conversation, settings):
     settings.PARLEY_STREAM_FRAME_MS = 0
-    convo = await conversation(agent_props("simulator", "sim-gpt@text;words=20;tps=50;ttft_ms=0"))
+    convo = await conversation(agent_props("simulator", "sim-gpt@text;words=10;tps=12;ttft_ms=0"))
     _, result, sink = await run_agent(convo)
 
     deltas = [d["text"] for d in sink.of("delta")]
     message = await reload_message(convo, result.message_id)
     assert message.content == "".join(deltas)
-    assert len(deltas) > count_tokens(message.content) // 2  # 20 ms apart: read one by one
+    assert len(deltas) > count_tokens(message.content) // 2  # 80 ms apart: read one by one
 
 
 async def test_reads_after_text_wait_out_the_interval_and_never_before_it():
@@ -113,5 +113,24 @@ async def test_a_stop_drains_what_is_pending_and_no_frame_follows():
     async with lock:  # what the run's stop does before it cancels the stream
         await frames.drain_locked()
     assert sent == ["a", "b"]
+    await frames.add("c")  # the stream's last token, read before the cancel reached it
     with pytest.raises(TimeoutError):  # past the moment the held frame was due: nothing
         await asyncio.wait_for(more.wait(), 0.15)
+    assert sent == ["a", "b"]
+
+
+async def test_a_frame_that_fails_on_its_timer_fails_the_stream():
+    lock = asyncio.Lock()
+    failed = asyncio.Event()
+
+    async def send(text):
+        if text != "a":
+            failed.set()
+            raise RuntimeError("the sink is gone")
+
+    frames = DeltaFrames(send, interval=0.05, lock=lock)
+    await frames.add("a")
+    await frames.add("b")  # held; its timer's send fails
+    await asyncio.wait_for(failed.wait(), 5)
+    with pytest.raises(RuntimeError, match="sink is gone"):
+        await frames.drain()

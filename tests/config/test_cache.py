@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
@@ -13,6 +14,7 @@ def redis_connections_received() -> int:
 
 
 async def test_many_async_contexts_reuse_one_client_and_its_connections():
+    threads = ThreadPoolExecutor(max_workers=4)
     before = await sync_to_async(redis_connections_received, thread_sensitive=False)()
 
     async def in_its_own_context(n):  # a socket or a run: a task, so a context, of its own
@@ -20,7 +22,7 @@ async def test_many_async_contexts_reuse_one_client_and_its_connections():
             cache.add(f"context-test:{n}", n, 30)
             return id(caches["default"]._cache)
 
-        return await sync_to_async(count, thread_sensitive=False)()
+        return await sync_to_async(count, thread_sensitive=False, executor=threads)()
 
     # Fresh contexts, as daphne gives each connection: nothing inherited from this test.
     tasks = [
@@ -30,6 +32,7 @@ async def test_many_async_contexts_reuse_one_client_and_its_connections():
     after = await sync_to_async(redis_connections_received, thread_sensitive=False)()
 
     assert len(set(clients)) == 1
-    # At most one new connection per thread that ran a command at once (Django's own
-    # backend opened one per context here: 60 and more).
-    assert after - before <= 12
+    threads.shutdown()
+    # At most one new connection per thread that ran a command at once, and the count of
+    # this test's own (Django's backend opened one per context here: 60 and more).
+    assert after - before <= 4 + 1
