@@ -10,14 +10,14 @@ names the process it came from, so local tabs skip the copy of what they already
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import weakref
 from collections import defaultdict
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+
+from ontology.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +54,11 @@ class LocalFanout:
             listener.deliver(event)
 
 
-_fanouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_fanouts: PerLoop[LocalFanout] = PerLoop(LocalFanout)
 
 
 def local_fanout() -> LocalFanout:
-    loop = asyncio.get_running_loop()
-    if loop not in _fanouts:
-        _fanouts[loop] = LocalFanout()
-    return _fanouts[loop]
+    return _fanouts.get()
 
 
 def process_origin(layer=None) -> str | None:

@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import weakref
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection
 
 from agents.text import storable_text
 from ontology.db_async import log_call
+from ontology.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -165,18 +165,15 @@ class RunLogWriter:
                 logger.exception("run %s: %d log events refused and dropped", run_id, len(run_rows))
 
 
-_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_writers: PerLoop[RunLogWriter] = PerLoop(RunLogWriter)
 
 
 def run_log() -> RunLogWriter:
-    loop = asyncio.get_running_loop()
-    if loop not in _writers:
-        _writers[loop] = RunLogWriter()
-    return _writers[loop]
+    return _writers.get()
 
 
 async def close_run_log() -> None:
     """Write this event loop's pending run events and end its writer."""
-    writer = _writers.pop(asyncio.get_running_loop(), None)
+    writer = _writers.pop()
     if writer is not None:
         await writer.close()

@@ -30,6 +30,7 @@ from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
 from ontology.db_async import db_call, io_call
+from ontology.loops import PerLoop
 from ontology.models import Group, User
 from ontology.scoping import group_scope, scopes_disabled
 from ontology.services import event_record
@@ -297,7 +298,7 @@ def _touch_message(group: Group, message_id: uuid.UUID) -> None:
         )
 
 
-_registries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_registries: PerLoop[RunRegistry] = PerLoop(RunRegistry)
 
 
 class StartRunsOnFirstRequest:
@@ -320,15 +321,12 @@ class StartRunsOnFirstRequest:
 
 
 def registry() -> RunRegistry:
-    loop = asyncio.get_running_loop()
-    if loop not in _registries:
-        _registries[loop] = RunRegistry()
-    return _registries[loop]
+    return _registries.get()
 
 
 async def close_registry() -> None:
     """End this event loop's runs and listeners (an orderly shutdown; tests between loops)."""
-    run_registry = _registries.pop(asyncio.get_running_loop(), None)
+    run_registry = _registries.pop()
     if run_registry is not None:
         await run_registry.close()
 
