@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection
 
-from agents.text import storable_text
+from agents.text import storable
 from ontology.db_async import log_call
 from ontology.loops import PerLoop
 
@@ -42,18 +42,6 @@ def write_rows(rows: list[dict[str, Any]]) -> None:
     as the tenant manager would: the writer serves every group of the process."""
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, [json.dumps(rows, ensure_ascii=False)])
-
-
-def storable(value: Any) -> Any:
-    """The value with every string fit for jsonb (see `storable_text`): model output and
-    tool arguments are untrusted, and one bad string must not stop the log."""
-    if isinstance(value, str):
-        return storable_text(value)
-    if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable(item) for item in value]
-    return value
 
 
 class RunLogWriter:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
-from django.conf import settings
 
 from agents.providers.base import (
     ChatMessage,
@@ -24,7 +22,7 @@ from agents.providers.base import (
     UsageReport,
 )
 from agents.providers.errors import classified
-from agents.providers.sse import carries_text, hold_reads, merged, sse_events
+from agents.providers.sse import paced, sse_events
 
 _STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
 
@@ -82,9 +80,13 @@ class AnthropicWire:
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+        async for event in paced(self._reads(kwargs)):
+            yield event
+
+    async def _reads(self, kwargs: dict[str, Any]) -> AsyncIterator[list[StreamEvent]]:
+        """Each network read's events (see sse.paced)."""
         tools: dict[int, dict[str, str]] = {}
         stop_reason = "stop"
-        interval = settings.PARLEY_STREAM_FRAME_MS / 1000
         async for batch in classified(self._events(kwargs)):
             out: list[StreamEvent] = []
             for event in batch:
@@ -119,12 +121,7 @@ class AnthropicWire:
                         out.append(UsageReport(output_tokens=output))
                 elif kind == "message_stop":
                     out.append(Finished(stop_reason))
-            events = merged(out)
-            handed_at = time.monotonic()
-            for item in events:
-                yield item
-            if carries_text(events):
-                await hold_reads(handed_at, interval)
+            yield out
 
     async def _events(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The stream's events as plain dicts, a list per read from the network (see sse.py).

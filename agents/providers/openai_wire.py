@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import openai
-from django.conf import settings
 from openai import AsyncOpenAI
 
 from agents.providers.base import (
@@ -23,7 +21,7 @@ from agents.providers.base import (
     UsageReport,
 )
 from agents.providers.errors import classified, provider_error_from
-from agents.providers.sse import carries_text, hold_reads, merged, sse_events
+from agents.providers.sse import paced, sse_events
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -119,15 +117,14 @@ class OpenAIWire:
                 }
                 for tool in request.tools
             ]
+        async for event in paced(self._reads(kwargs)):
+            yield event
+
+    async def _reads(self, kwargs: dict[str, Any]) -> AsyncIterator[list[StreamEvent]]:
+        """Each network read's events (see sse.paced)."""
         calls: dict[int, dict[str, str]] = {}
-        interval = settings.PARLEY_STREAM_FRAME_MS / 1000
         async for batch in classified(self._chunks(kwargs)):
-            events = merged([event for chunk in batch for event in _events(chunk, calls)])
-            handed_at = time.monotonic()
-            for event in events:
-                yield event
-            if carries_text(events):
-                await hold_reads(handed_at, interval)
+            yield [event for chunk in batch for event in _events(chunk, calls)]
 
     async def _chunks(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The stream's chunks as plain dicts, a list per read from the network.

@@ -16,7 +16,22 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from django.conf import settings
+
 from agents.providers.base import StreamEvent, TextDelta
+
+
+async def paced(reads: AsyncIterator[list[StreamEvent]]) -> AsyncIterator[StreamEvent]:
+    """A wire's events, given as a list per network read: each read's text joined into one
+    delta, and after text the next read held until PARLEY_STREAM_FRAME_MS has passed."""
+    interval = settings.PARLEY_STREAM_FRAME_MS / 1000
+    async for events in reads:
+        events = merged(events)
+        handed_at = time.monotonic()
+        for event in events:
+            yield event
+        if carries_text(events):
+            await hold_reads(handed_at, interval)
 
 
 def carries_text(events: list[StreamEvent]) -> bool:
