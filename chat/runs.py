@@ -14,7 +14,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -65,11 +65,22 @@ class Busy(Exception):
 
 class EventLog:
     """The run's sink: each event to this process's tabs at once, to other processes' tabs
-    in batches of at most PUBLISH_SECONDS (while there are any), and to the durable log."""
+    in batches of at most PUBLISH_SECONDS (while there are any), and to the durable log.
 
-    def __init__(self, *, group: Group, thread: AIThread) -> None:
+    `before_final` runs once the final event is in the log and before anyone hears it: the
+    run lets go of its thread there, so a tab that sends again at once is not told "busy".
+    """
+
+    def __init__(
+        self,
+        *,
+        group: Group,
+        thread: AIThread,
+        before_final: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.group = group
         self.thread = thread
+        self.before_final = before_final
         self.remote = RemotePublisher(thread.pk)
         self.log = run_log()
         self._unwritten = 0
@@ -83,6 +94,11 @@ class EventLog:
             # resumes after the final event finds everything.
             await self.log.sync()
             self._unwritten = 0
+            if self.before_final is not None:
+                try:
+                    await self.before_final()
+                except Exception:  # Redis is away: the lock expires by itself (LOCK_SECONDS)
+                    logger.exception("run %s could not let go of its thread", event["run_id"])
             local_fanout().publish(self.thread.pk, event)
             self._outbox.append(event)
             await self.publish()
@@ -146,6 +162,7 @@ class RunRegistry:
         """
         sink = EventLog(group=group, thread=thread)
         run = AgentRun(group=group, thread=thread, user=user, sink=sink)
+        sink.before_final = lambda: self._let_go(run, thread.pk)
 
         def claim() -> Any:
             if admit is not None:
@@ -192,9 +209,7 @@ class RunRegistry:
                 await run.sink.close()
             except Exception:  # the log is away: the run still lets go of the thread
                 logger.exception("run %s: its last events could not be written", run.run_id)
-            self.runs.pop(thread.pk, None)
-            await self.layer.group_discard(_control_group(thread.pk), self._control_channel)
-            await self._release(thread.pk, run.run_id)
+            await self._let_go(run, thread.pk)  # a no-op once the final event did it
         if result is not None and result.status == Message.Status.COMPLETE and not thread.title:
             await self._name_thread(run, thread)
 
@@ -228,8 +243,17 @@ class RunRegistry:
             except Exception:
                 logger.exception("run %s: heartbeat failed; it beats again later", run.run_id)
 
-    async def _release(self, thread_id: int, run_id: uuid.UUID) -> None:
-        await io_call(_release_lock)(thread_id, run_id)
+    async def _let_go(self, run: AgentRun, thread_id: int) -> None:
+        """The run no longer holds its thread: stops for the thread stop reaching it, and the
+        lock is free (in that order: nothing else can start on the thread before this ends)."""
+        if self.runs.get(thread_id) is not run:
+            return
+        del self.runs[thread_id]
+        try:
+            await self.layer.group_discard(_control_group(thread_id), self._control_channel)
+        except Exception:  # the group expires by itself; a stray stop finds no run here
+            logger.exception("run %s: could not leave the thread's stop group", run.run_id)
+        await io_call(_release_lock)(thread_id, run.run_id)
 
     async def ensure_running(self) -> None:
         """Start this process's stop listener and interrupted-run sweep (idempotent)."""

@@ -21,7 +21,7 @@ from billing.models import AICall
 from chat import services as chat_services
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
-from chat.runs import mark_interrupted_runs, registry
+from chat.runs import active_run_id, mark_interrupted_runs, registry
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
@@ -177,6 +177,24 @@ async def test_a_second_message_while_streaming_is_busy(sim):
             return list(Message.objects.filter(role="user").values_list("content", flat=True))
 
     assert await questions() == ["First"]
+    await tab.disconnect()
+
+
+@pytest.mark.parametrize("ending", ["run.completed", "run.stopped"])
+async def test_the_thread_is_free_the_moment_its_run_is_announced_over(sim, ending):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=100;words=30")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="First")
+    if ending == "run.stopped":
+        await frames_until(tab, "delta")
+        await send(tab, type="run.stop")
+    await frames_until(tab, ending)
+    # A blocking read: nothing else on this loop runs before it, so the run must have let
+    # go of the thread before the tab heard it ended (a browser sends again at once).
+    assert active_run_id(thread.pk) is None
+    await send(tab, type="message.send", content="Second")
+    frames = await frames_until(tab, "run.completed", "error")
+    assert frames[-1]["type"] == "run.completed"
     await tab.disconnect()
 
 
