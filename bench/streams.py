@@ -15,8 +15,9 @@ same start ramp, from the same client loop(s). Its time to first token and
 inter-token gaps are "the simulator's own", network and client cost included.
 
 Phase 2, platform: each client opens /ws/threads/<id>/ (sessionid cookie +
-Origin), sends `message.send` at its slot of the ramp and reads frames until
-`run.completed`. Added TTFT = platform quantile - baseline quantile (p50, p99);
+Origin); once every socket is open (their opening times are reported apart) and
+a second has passed, each sends `message.send` at its slot of the ramp and reads
+frames until `run.completed`. Added TTFT = platform quantile - baseline quantile (p50, p99);
 so is the inter-delta gap. Each client checks its run's `seq` are 1..n with no
 gap or repeat, and after the phase the text it assembled is compared with the
 assistant message stored in the database. The ramp spreads the sends over
@@ -86,6 +87,7 @@ QUESTION = "Summarise our travel policy for the new team."
 SYSTEM = "You are a helpful assistant."
 SLOW_DELTAS_READ = 5  # the slow client reads this many deltas, then stops reading
 PLATFORM_TIMEOUT = 180
+SETTLE_SECONDS = 1.0  # after the last socket opens, before the first send
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -373,6 +375,7 @@ class Stream:
     index: int
     ttft: float | None = None  # seconds from send to the first delta
     to_started: float | None = None  # seconds from send to run.started
+    connect: float | None = None  # seconds to open the WebSocket (handshake, auth, access)
     total: float | None = None
     gaps: list[float] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
@@ -437,15 +440,46 @@ async def direct_stream(http: aiohttp.ClientSession, job: Job, index: int) -> St
     return result
 
 
-async def ws_stream(http: aiohttp.ClientSession, job: Job, index: int, thread: str, cookie: str):
+class Opened:
+    """The send ramp starts once every socket of this client loop is open (and daphne has
+    had SETTLE_SECONDS to finish the handshakes' work): opening 200 sockets is its own
+    storm, reported apart, not part of any turn's time to first token."""
+
+    def __init__(self, sockets: int, not_before: float) -> None:
+        self.waiting = sockets
+        self.not_before = not_before
+        self.ramp_at: float | None = None
+        self.event = asyncio.Event()
+
+    async def all_open(self) -> float:
+        self.count_out()
+        await self.event.wait()
+        return self.ramp_at
+
+    def count_out(self) -> None:
+        """This socket is open, or will never be."""
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.ramp_at = max(self.not_before, time.perf_counter() + SETTLE_SECONDS)
+            self.event.set()
+
+
+async def ws_stream(
+    http: aiohttp.ClientSession, job: Job, index: int, thread: str, cookie: str, opened: Opened
+):
     result = Stream(index)
     url = f"{job.url}/ws/threads/{thread}/"
     headers = {"Origin": job.origin, "Cookie": cookie}
     parts: list[str] = []
+    counted = False
     try:
         async with asyncio.timeout(PLATFORM_TIMEOUT):
+            opening = time.perf_counter()
             async with http.ws_connect(url, headers=headers, max_msg_size=0) as ws:
-                await sleep_until(job.start_at + job.ramp * index / job.total_clients)
+                result.connect = time.perf_counter() - opening
+                counted = True
+                start_at = await opened.all_open()
+                await sleep_until(start_at + job.ramp * index / job.total_clients)
                 frame = {"type": "message.send", "content": QUESTION,
                          "client_id": f"bench-{job.round}-{index}"}  # fmt: skip
                 result.sent_at = last = time.perf_counter()
@@ -479,6 +513,8 @@ async def ws_stream(http: aiohttp.ClientSession, job: Job, index: int, thread: s
                 else:
                     result.error = result.error or "socket closed before run.completed"
     except Exception as error:  # a failed stream is counted
+        if not counted:
+            opened.count_out()
         result.error = repr(error) or type(error).__name__
     result.done_at = time.perf_counter()
     result.total = result.done_at - result.sent_at
@@ -510,7 +546,9 @@ async def run_job(job: Job) -> tuple[list[Stream], list[float]]:
         if job.kind == "direct":
             tasks = [direct_stream(http, job, index) for index, _, _ in job.clients]
         else:
-            tasks = [ws_stream(http, job, i, thread, cookie) for i, thread, cookie in job.clients]
+            opened = Opened(len(job.clients), job.start_at)
+            tasks = [ws_stream(http, job, i, thread, cookie, opened)
+                     for i, thread, cookie in job.clients]  # fmt: skip
         streams = await asyncio.gather(*tasks)
     stop.set()
     await monitor
@@ -726,6 +764,7 @@ def summarize(name: str, streams: list[Stream], lags: list[float], phase: dict |
         "name": name,
         "ttft": [s.ttft * 1000 for s in ok],
         "started": [s.to_started * 1000 for s in ok if s.to_started is not None],
+        "connect": [s.connect * 1000 for s in ok if s.connect is not None],
         "gaps": [g * 1000 for g in gaps],
         "total": [s.total for s in ok],
         "deltas": sum(s.deltas for s in streams),
@@ -754,6 +793,8 @@ def print_phase(summary: dict) -> None:
     print(line("time to first delta", summary["ttft"]))
     if summary["started"]:
         print(line("time to run.started", summary["started"]))
+    if summary["connect"]:
+        print(line("WebSocket open (before the ramp)", summary["connect"]))
     print(line("inter-delta gap", summary["gaps"]))
     print(line("whole stream", summary["total"], "s"))
     print(line("client loop lag (10 ms timer)", summary["lag"]))
