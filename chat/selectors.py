@@ -17,13 +17,15 @@ def thread_for_member(*, user: User, thread_id: int) -> tuple[Group, AIThread] |
 
     Missing and forbidden look the same to the caller.
     """
-    group_ids = list(groups_for_user(user=user).values_list("pk", flat=True))
-    for group in Group.objects.filter(pk__in=group_ids):
-        with group_scope(group):
-            thread = AIThread.objects.filter(pk=thread_id).first()
-        if thread is not None:
-            return group, thread
-    return None
+    group = groups_for_user(user=user).filter(threads__pk=thread_id).first()
+    if group is None:
+        return None
+    with group_scope(group):
+        thread = AIThread.objects.filter(pk=thread_id).first()
+    if thread is None:
+        return None
+    thread.group = group  # what the socket does next reads it from here, not the database
+    return group, thread
 
 
 def message_payload(message: Message) -> dict[str, Any]:
