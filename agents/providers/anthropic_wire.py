@@ -64,22 +64,27 @@ class AnthropicWire:
         self.client = client
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
+        # The conversation goes as extra_body (see providers/sse.py); SDK 2.x also
+        # dropped the typed temperature parameter, which the API still reads (0 to 1).
+        body: dict[str, Any] = {
             "messages": _messages(request),
-            "max_tokens": request.max_tokens,
-            # SDK 2.x dropped the typed parameter; the API still reads it (range 0 to 1).
-            "extra_body": {"temperature": min(request.temperature, 1.0)},
-            "stream": True,
-            "timeout": request.timeout,
+            "temperature": min(request.temperature, 1.0),
         }
         if request.system:
-            kwargs["system"] = request.system
+            body["system"] = request.system
         if request.tools:
-            kwargs["tools"] = [
+            body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [],
+            "max_tokens": request.max_tokens,
+            "extra_body": body,
+            "stream": True,
+            "timeout": request.timeout,
+        }
         async for event in paced(self._reads(kwargs)):
             yield event
 

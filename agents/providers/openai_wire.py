@@ -96,17 +96,20 @@ class OpenAIWire:
         self.max_tokens_param = max_tokens_param
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        # The conversation goes as extra_body (see providers/sse.py).
+        body: dict[str, Any] = {"messages": _messages(request)}
         kwargs: dict[str, Any] = {
             "model": request.model,
-            "messages": _messages(request),
+            "messages": [],
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": request.temperature,
             self.max_tokens_param: request.max_tokens,
             "timeout": request.timeout,
+            "extra_body": body,
         }
         if request.tools:
-            kwargs["tools"] = [
+            body["tools"] = [
                 {
                     "type": "function",
                     "function": {
