@@ -67,13 +67,10 @@ def process_origin(layer=None) -> str | None:
 
 
 async def broadcast(thread_id: int, event: dict[str, Any]) -> None:
-    """A one-off event (a new question, a title): local tabs at once, other processes too."""
+    """A one-off event (a new question, a title): local tabs at once, other processes'
+    tabs too when there are any (one look at the group is cheaper than a group send)."""
     local_fanout().publish(thread_id, event)
-    layer = get_channel_layer()
-    await layer.group_send(
-        thread_group(thread_id),
-        {"type": "run.events", "events": [event], "origin": process_origin(layer)},
-    )
+    await RemotePublisher(thread_id).send([event])
 
 
 class RemotePublisher:

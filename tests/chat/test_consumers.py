@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.db import connection
@@ -19,6 +19,7 @@ from django.utils import timezone
 from agents.engine.titles import generate_title
 from billing.models import AICall
 from chat import services as chat_services
+from chat.fanout import thread_group
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
 from chat.runs import active_run_id, mark_interrupted_runs, registry
@@ -234,6 +235,27 @@ async def test_a_tab_opened_mid_run_resumes_from_the_start(sim):
     live += await frames_until(first, "run.completed")
     assert seqs(everything) == list(range(1, seqs(everything)[-1] + 1))
     assert text_of(everything) == text_of(live)
+
+
+async def test_a_tab_in_another_process_hears_the_question_and_the_whole_answer(sim):
+    tenant, thread = await chat_setup()
+    elsewhere = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # another daphne's layer
+    channel = await elsewhere.new_channel()
+    await elsewhere.group_add(thread_group(thread.pk), channel)
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Hello?")
+    frames = await frames_until(tab, "run.completed")
+
+    heard: list[dict] = []
+    while not any(event["type"] == "run.completed" for event in heard):
+        message = await asyncio.wait_for(elsewhere.receive(channel), TIMEOUT)
+        assert message["type"] == "run.events" and message["origin"] != elsewhere.client_prefix
+        heard += message["events"]
+    assert [e["message"]["content"] for e in heard if e["type"] == "message.created"] == ["Hello?"]
+    assert [e for e in heard if "seq" in e] == [f for f in frames if "seq" in f]
+    await elsewhere.group_discard(thread_group(thread.pk), channel)
+    await elsewhere.close_pools()
+    await tab.disconnect()
 
 
 async def test_regenerate_replaces_the_last_answer(sim):
