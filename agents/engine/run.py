@@ -151,6 +151,8 @@ class AgentRun:
         self._sources: list[dict[str, Any]] = []
         self._prices: dict[tuple[str, str], catalog.Prices] = {}
         self._reservations: list[uuid.UUID] = []
+        self._recorded: set[uuid.UUID] = set()  # ledger rows written (their reservations settled)
+        self._settled: set[uuid.UUID] = set()
         self.message_id = uuid.uuid4()
         self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
@@ -433,14 +435,21 @@ class AgentRun:
         entry = LedgerEntry(prices=self._price(info), **fields)
         self._entries.append(entry)  # kept even if this write fails: _finish writes it again
         ai_calls_record(entries=[entry], settle=[reservation] if reservation else [])
+        self._recorded.add(entry.id)
+        if reservation is not None:
+            self._settled.add(reservation)
         return entry
 
     def _settle_all(self) -> None:
-        """Write every call's row again (a no-op for those already there) and settle every
-        reservation, including one whose call broke off before its row was written."""
-        ai_calls_record(entries=self._entries, settle=self._reservations)
-        if not self._entries:
-            budget_release(group=self.group, reservation_ids=self._reservations)
+        """Write the rows whose write failed (a replayed row is skipped) and settle every
+        reservation still held, including one whose call broke off before its row was
+        written. Nothing to do, and no lock taken, when every call was recorded."""
+        pending = [entry for entry in self._entries if entry.id not in self._recorded]
+        unsettled = [r for r in self._reservations if r not in self._settled]
+        if pending:
+            ai_calls_record(entries=pending, settle=unsettled)
+        elif unsettled:
+            budget_release(group=self.group, reservation_ids=unsettled)
 
     # --- tools -----------------------------------------------------------------------
 
