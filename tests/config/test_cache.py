@@ -36,3 +36,11 @@ async def test_many_async_contexts_reuse_one_client_and_its_connections():
     # At most one new connection per thread that ran a command at once, and the count of
     # this test's own (Django's backend opened one per context here: 60 and more).
     assert after - before <= 4 + 1
+
+
+def test_every_cache_call_uses_the_same_redis_client():
+    # Django's client builds a redis-py client per call, copying its callback table each time.
+    first = cache._cache.get_client(None, write=True)
+    cache.set("client-test", 1, 30)
+    assert cache._cache.get_client(None, write=True) is first
+    assert cache._cache.get_client(None) is first  # one server: reads use the same pool
