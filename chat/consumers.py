@@ -12,6 +12,7 @@ import contextlib
 import json
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,6 +34,17 @@ INBOX_SIZE = 2000  # events waiting for this socket; beyond, they are read back 
 
 
 class ThreadConsumer(AsyncWebsocketConsumer):
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' dispatch without its first step, a hop to asgiref's one thread-sensitive
+        thread to close that thread's stale connections before every frame and message.
+        This consumer never uses that thread (its database work goes through db_call, which
+        tidies its own connections), and the hop queued every socket of the process behind
+        every other on one thread."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()

@@ -3,11 +3,13 @@ on the real Redis, runs against the simulator. Synchronised on frames, never on 
 
 import asyncio
 import json
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
@@ -360,6 +362,28 @@ def test_parallel_sends_admit_exactly_the_limit(tenant_a, clear_cache):
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(send, range(100)))
     assert sum(r is None for r in results) == 10
+
+
+async def test_a_socket_signs_in_while_the_shared_sync_thread_is_busy(sim):
+    # Sessions and users load on the request pool: a long thread-sensitive call elsewhere in
+    # the process (asgiref's default, one thread for everybody) holds up no socket opening.
+    tenant, thread = await chat_setup()
+    cookie = await session_cookie(tenant.member)
+    release = threading.Event()
+    busy = asyncio.create_task(sync_to_async(release.wait, thread_sensitive=True)())
+    try:
+        tab = WebsocketCommunicator(application(), f"/ws/threads/{thread.pk}/", [
+            (b"origin", b"http://testserver"),
+            (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+        ])  # fmt: skip
+        connected, _ = await tab.connect(timeout=TIMEOUT)
+        assert connected
+        await send(tab, type="stream.resume", after_seq=0)  # the socket is signed in and open
+        assert await tab.receive_nothing(timeout=0.2)  # nothing to resume; no close, no error
+    finally:
+        release.set()
+        await busy
+    await tab.disconnect()
 
 
 async def test_another_tenants_thread_is_refused(sim):
