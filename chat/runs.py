@@ -76,7 +76,7 @@ class EventLog:
         *,
         group: Group,
         thread: AIThread,
-        before_final: Callable[[], Awaitable[None]] | None = None,
+        before_final: Callable[[], Awaitable[None]],
     ) -> None:
         self.group = group
         self.thread = thread
@@ -94,11 +94,10 @@ class EventLog:
             # resumes after the final event finds everything.
             await self.log.sync()
             self._unwritten = 0
-            if self.before_final is not None:
-                try:
-                    await self.before_final()
-                except Exception:  # Redis is away: the lock expires by itself (LOCK_SECONDS)
-                    logger.exception("run %s could not let go of its thread", event["run_id"])
+            try:
+                await self.before_final()
+            except Exception:  # Redis is away: the lock expires by itself (LOCK_SECONDS)
+                logger.exception("run %s could not let go of its thread", event["run_id"])
             local_fanout().publish(self.thread.pk, event)
             self._outbox.append(event)
             await self.publish()
@@ -160,9 +159,10 @@ class RunRegistry:
 
         Raises Busy when another run holds the thread, in this process or another.
         """
-        sink = EventLog(group=group, thread=thread)
+        sink = EventLog(
+            group=group, thread=thread, before_final=lambda: self._let_go(run, thread.pk)
+        )
         run = AgentRun(group=group, thread=thread, user=user, sink=sink)
-        sink.before_final = lambda: self._let_go(run, thread.pk)
 
         def claim() -> Any:
             if admit is not None:

@@ -17,15 +17,13 @@ def thread_for_member(*, user: User, thread_id: int) -> tuple[Group, AIThread] |
 
     Missing and forbidden look the same to the caller.
     """
-    group = groups_for_user(user=user).filter(threads__pk=thread_id).first()
-    if group is None:
-        return None
-    with group_scope(group):
-        thread = AIThread.objects.filter(pk=thread_id).first()
-    if thread is None:
-        return None
-    thread.group = group  # what the socket does next reads it from here, not the database
-    return group, thread
+    for group in groups_for_user(user=user):
+        with group_scope(group):
+            thread = AIThread.objects.filter(pk=thread_id).first()
+        if thread is not None:
+            thread.group = group  # what the socket does next reads it from here
+            return group, thread
+    return None
 
 
 def message_payload(message: Message) -> dict[str, Any]:
