@@ -3,7 +3,9 @@
 A run's events go live to the thread's channel-layer group (every open tab) and,
 in batches, to the durable RunEvent log a reconnecting client resumes from. One
 run per thread at a time, across processes: a lock in Redis, kept alive by a
-heartbeat that also refreshes the answer's row. A process that dies leaves rows
+heartbeat that also refreshes the answer's row; its value names the run and the
+control channel of the process holding it, so a stop from any process goes straight
+there. A process that dies leaves rows
 whose heartbeat stops; the sweep marks them interrupted with their partial text.
 """
 
@@ -46,17 +48,23 @@ SWEEP_SECONDS = 60
 CLOSE = "registry.close"
 
 
-def _control_group(thread_id: int) -> str:
-    return f"run-control.{thread_id}"
-
-
 def _lock_key(thread_id: int) -> str:
     return f"run-lock:{thread_id}"
 
 
+def _lock_holder(thread_id: int) -> tuple[str, str] | None:
+    """(run id, the holding process's control channel) of the thread's run, if one streams."""
+    value = cache.get(_lock_key(thread_id))
+    if not isinstance(value, str):
+        return None
+    run_id, _, channel = value.partition(" ")
+    return run_id, channel
+
+
 def active_run_id(thread_id: int) -> str | None:
     """The run streaming on the thread now, in whichever process holds it."""
-    return cache.get(_lock_key(thread_id))
+    holder = _lock_holder(thread_id)
+    return holder[0] if holder else None
 
 
 class Busy(Exception):
@@ -138,6 +146,7 @@ class RunRegistry:
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.runs: dict[int, AgentRun] = {}
+        self._locks: dict[int, str] = {}  # thread id -> its run's lock value (see _lock_holder)
         self._tasks: set[asyncio.Task] = set()
         self._control_channel: str | None = None
         self._control_task: asyncio.Task | None = None
@@ -163,22 +172,23 @@ class RunRegistry:
             group=group, thread=thread, before_final=lambda: self._let_go(run, thread.pk)
         )
         run = AgentRun(group=group, thread=thread, user=user, sink=sink)
+        await self._listen()
+        lock = f"{run.run_id} {self._control_channel}"
 
         def claim() -> Any:
             if admit is not None:
                 admit()
-            if not cache.add(_lock_key(thread.pk), str(run.run_id), LOCK_SECONDS):
+            if not cache.add(_lock_key(thread.pk), lock, LOCK_SECONDS):
                 raise Busy
             try:
                 return before() if before else None
             except BaseException:
-                _release_lock(thread.pk, run.run_id)
+                _release_lock(thread.pk, lock)
                 raise
 
         prepared = await db_call(claim)()
-        await self._listen()
-        await self.layer.group_add(_control_group(thread.pk), self._control_channel)
         self.runs[thread.pk] = run
+        self._locks[thread.pk] = lock
         task = asyncio.create_task(self._drive(run, thread))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -190,9 +200,12 @@ class RunRegistry:
         if run is not None:
             run.stop()
             return
-        await self.layer.group_send(
-            _control_group(thread_id), {"type": "run.stop", "thread_id": thread_id}
-        )
+        holder = await io_call(_lock_holder)(thread_id)
+        if holder is None or not holder[1]:
+            return  # nothing streams on the thread
+        run_id, channel = holder
+        await self.layer.send(channel, {"type": "run.stop", "thread_id": thread_id,
+                                        "run_id": run_id})  # fmt: skip
 
     async def _drive(self, run: AgentRun, thread: AIThread) -> None:
         ended = asyncio.Event()
@@ -249,11 +262,7 @@ class RunRegistry:
         if self.runs.get(thread_id) is not run:
             return
         del self.runs[thread_id]
-        try:
-            await self.layer.group_discard(_control_group(thread_id), self._control_channel)
-        except Exception:  # the group expires by itself; a stray stop finds no run here
-            logger.exception("run %s: could not leave the thread's stop group", run.run_id)
-        await io_call(_release_lock)(thread_id, run.run_id)
+        await io_call(_release_lock)(thread_id, self._locks.pop(thread_id))
 
     async def ensure_running(self) -> None:
         """Start this process's stop listener and interrupted-run sweep (idempotent)."""
@@ -296,7 +305,7 @@ class RunRegistry:
                 return
             if message.get("type") == "run.stop":
                 run = self.runs.get(message.get("thread_id"))
-                if run is not None:
+                if run is not None and str(run.run_id) == message.get("run_id"):
                     run.stop()
 
     async def _sweep_loop(self) -> None:
@@ -310,8 +319,8 @@ class RunRegistry:
                 await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
 
 
-def _release_lock(thread_id: int, run_id: uuid.UUID) -> None:
-    if cache.get(_lock_key(thread_id)) == str(run_id):
+def _release_lock(thread_id: int, lock: str) -> None:
+    if cache.get(_lock_key(thread_id)) == lock:
         cache.delete(_lock_key(thread_id))
 
 

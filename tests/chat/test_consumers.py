@@ -24,7 +24,7 @@ from chat import services as chat_services
 from chat.fanout import thread_group
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
-from chat.runs import active_run_id, mark_interrupted_runs, registry
+from chat.runs import RunRegistry, active_run_id, mark_interrupted_runs, registry
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
@@ -160,6 +160,22 @@ async def test_stop_ends_the_run_and_keeps_the_partial_answer(sim):
     message = await stored()
     assert (message.status, message.content) == (Message.Status.STOPPED, text_of(frames))
     assert 0 < len(message.content.split()) < 400
+    await tab.disconnect()
+
+
+async def test_a_stop_from_another_process_reaches_the_run(sim):
+    """The run streams here; the stop is asked of a registry holding no run (another
+    daphne's): it finds the holder through the thread's lock and tells it directly."""
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=30;words=400")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Tell me a long story")
+    frames = await frames_until(tab, "delta")
+    elsewhere = RunRegistry()
+    assert thread.pk not in elsewhere.runs
+    await elsewhere.request_stop(thread.pk)
+    frames += await frames_until(tab, "run.stopped")
+    assert frames[-1]["run_id"] == frames[1]["run_id"]
+    assert await sync_to_async(active_run_id)(thread.pk) is None
     await tab.disconnect()
 
 
