@@ -5,8 +5,8 @@ in batches, to the durable RunEvent log a reconnecting client resumes from. One
 run per thread at a time, across processes: a lock in Redis, kept alive by a
 heartbeat that also refreshes the answer's row; its value names the run and the
 control channel of the process holding it, so a stop from any process goes straight
-there. A process that dies leaves rows
-whose heartbeat stops; the sweep marks them interrupted with their partial text.
+there. A process that dies leaves rows whose heartbeat stops; the sweep marks them
+interrupted with their partial text.
 """
 
 from __future__ import annotations
@@ -146,7 +146,6 @@ class RunRegistry:
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.runs: dict[int, AgentRun] = {}
-        self._locks: dict[int, str] = {}  # thread id -> its run's lock value (see _lock_holder)
         self._tasks: set[asyncio.Task] = set()
         self._control_channel: str | None = None
         self._control_task: asyncio.Task | None = None
@@ -173,7 +172,7 @@ class RunRegistry:
         )
         run = AgentRun(group=group, thread=thread, user=user, sink=sink)
         await self._listen()
-        lock = f"{run.run_id} {self._control_channel}"
+        lock = self._lock_value(run)
 
         def claim() -> Any:
             if admit is not None:
@@ -188,7 +187,6 @@ class RunRegistry:
 
         prepared = await db_call(claim)()
         self.runs[thread.pk] = run
-        self._locks[thread.pk] = lock
         task = asyncio.create_task(self._drive(run, thread))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -262,7 +260,11 @@ class RunRegistry:
         if self.runs.get(thread_id) is not run:
             return
         del self.runs[thread_id]
-        await io_call(_release_lock)(thread_id, self._locks.pop(thread_id))
+        await io_call(_release_lock)(thread_id, self._lock_value(run))
+
+    def _lock_value(self, run: AgentRun) -> str:
+        """What the run's thread lock holds: the run, and where to send it a stop."""
+        return f"{run.run_id} {self._control_channel}"
 
     async def ensure_running(self) -> None:
         """Start this process's stop listener and interrupted-run sweep (idempotent)."""
