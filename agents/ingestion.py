@@ -11,11 +11,7 @@ and the (chunk, model) unique constraint makes sure of it.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
-import socket
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import PurePath
@@ -28,7 +24,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from agents import catalog
+from agents import catalog, urlfetch
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeEmbedding, KnowledgeSource
 from agents.providers import ProviderError
 from agents.retrieval import chunk_text, embedder_for, embedding_text, record_embedding_call
@@ -539,29 +535,6 @@ def _prune_unused_models(group: Group) -> None:
 # --- Fetching URL sources ----------------------------------------------------------------------
 
 
-def _check_host(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnreadableDocument("Only http(s) URLs can be fetched.")
-    if settings.PARLEY_ALLOW_PRIVATE_BASE_URLS:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise UnreadableDocument(f"The host {parts.hostname} could not be resolved.") from error
-    for info in infos:
-        if not ipaddress.ip_address(info[4][0]).is_global:
-            raise UnreadableDocument("URLs on private or local addresses are not fetched.")
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    max_redirections = 5
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        _check_host(newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def _fetch(source: KnowledgeSource) -> None:
     """Download a URL source (size-limited, every redirect checked) into its stored bytes."""
     if not settings.PARLEY_KNOWLEDGE_FETCH_URLS:
@@ -570,18 +543,13 @@ def _fetch(source: KnowledgeSource) -> None:
             "retry once it is on."
         )
     limit = settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES
-    _check_host(source.url)
-    opener = urllib.request.build_opener(_CheckedRedirects)
-    request = urllib.request.Request(source.url, headers={"User-Agent": "Parley knowledge"})  # noqa: S310 - http(s) only, checked
     try:
-        with opener.open(request, timeout=settings.PARLEY_KNOWLEDGE_FETCH_TIMEOUT) as response:
-            raw = response.read(limit + 1)
-            content_type = response.headers.get("Content-Type", "")
-            url = response.geturl()
-    except urllib.error.HTTPError as error:
-        raise UnreadableDocument(f"The server answered HTTP {error.code}.") from error
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise UnreadableDocument(f"The URL could not be fetched ({error}).") from error
+        page = urlfetch.fetch(
+            source.url, limit=limit, timeout=settings.PARLEY_KNOWLEDGE_FETCH_TIMEOUT
+        )
+    except urlfetch.FetchRefused as refusal:
+        raise UnreadableDocument(str(refusal)) from refusal
+    raw, content_type, url = page.body, page.content_type, page.url
     if len(raw) > limit:
         raise UnreadableDocument(f"The page is over the {limit / 1e6:.1f} MB limit.")
     filename = PurePath(urlsplit(url).path).name

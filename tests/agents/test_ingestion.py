@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -278,6 +279,43 @@ def test_urls_are_stored_then_fetched_by_the_job_and_private_hosts_refused(
     assert (fetched.status, fetched.title) == ("ready", "Visitor guide")
     hits = retrieve(group=tenant_a.group, query="where do visitors sign in", top_k=1)
     assert hits[0].citation_title == "Visitor guide > Visitors"
+
+
+def test_a_url_is_fetched_from_the_address_that_was_checked_never_a_second_answer(
+    tenant_a, web_server, settings, monkeypatch
+):
+    """DNS rebinding: the name answers a public address first, then 127.0.0.1. The socket
+    must go to the address that was checked; asking the resolver again reaches our own
+    network (here, the test's web server, which would serve the page)."""
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = False
+    port = int(web_server.rsplit(":", 1)[1])
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1", "127.0.0.1"])
+    real_resolve, real_connect = socket.getaddrinfo, socket.create_connection
+    tried = []
+
+    def resolve(host, *args, **kwargs):
+        return real_resolve(next(answers) if host == "rebinding.example" else host, *args, **kwargs)
+
+    def connect(address, *args, **kwargs):
+        tried.append(address[0])
+        if address[0] == "93.184.216.34":  # the test machine has no route out: that host is down
+            raise ConnectionRefusedError("Connection refused")
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(socket, "create_connection", connect)
+    (source, _), = ingestion.source_add_urls(
+        group=tenant_a.group, urls=[f"http://rebinding.example:{port}/guide.html"], actor=None
+    )  # fmt: skip
+    failed = process(tenant_a, source)
+    assert failed.status == "failed" and "could not be fetched" in failed.error
+    assert tried == ["93.184.216.34"]
+    assert failed.title != "Visitor guide"
+
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True  # development: the same name is fetched
+    answers = iter(["127.0.0.1"] * 4)
+    fetched = process(tenant_a, ingestion.source_retry(source=failed, actor=None))
+    assert (fetched.status, fetched.title) == ("ready", "Visitor guide")
 
 
 def test_the_folder_command_ingests_supported_files_with_progress(tenant_a, tmp_path):
