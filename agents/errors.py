@@ -7,6 +7,10 @@ ERROR_SENTENCES: dict[str, str] = {
     "auth": "The AI provider refused our credentials. An administrator needs to check the API key.",
     "invalid_request": "The AI provider could not handle this request.",
     "timeout": "The AI provider took too long to answer. Please try again.",
+    "endpoint_refused": (
+        "This organisation's AI endpoint is on a private or local network address, which "
+        "the platform does not call. An administrator needs to change its URL."
+    ),
     "agent_unavailable": "This agent is not available right now.",
     "internal": "Something went wrong on our side. The answer so far has been kept.",
     "quota_exceeded": (

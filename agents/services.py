@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -10,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agents import catalog
+from agents import addresses, catalog
 from agents.models import ProviderCredential
 from agents.secrets import encrypt
 from ontology.models import Group, User
@@ -20,7 +19,11 @@ from ontology.versions import bump_group_version
 
 
 def check_base_url(url: str) -> None:
-    """Refuse endpoints on private or local addresses: the server would call them for a tenant."""
+    """Refuse endpoints on private or local addresses: the server would call them for a tenant.
+
+    A name is resolved now for a clear refusal; the connections check it again each time
+    (the name may change what it points to), see agents/addresses.py.
+    """
     if not url or settings.PARLEY_ALLOW_PRIVATE_BASE_URLS:
         return
     parts = urlsplit(url)
@@ -30,10 +33,10 @@ def check_base_url(url: str) -> None:
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         raise ValidationError({"base_url": "Endpoints on local or internal hosts are not allowed."})
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
+        found = addresses.resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    except addresses.AddressRefused:
+        return  # not resolvable today: every connection resolves and checks it
+    if not all(addresses.is_public(address) for address in found):
         raise ValidationError({"base_url": "Endpoints on private addresses are not allowed."})
 
 

@@ -1,22 +1,15 @@
 """Fetching a URL a tenant gave us (a knowledge source), without reaching our own network.
 
-A URL is a request to make from inside the platform, so a name that resolves to a
-private or local address (127.0.0.1, 10.x, 169.254.169.254 for cloud metadata...) is
-refused, unless PARLEY_ALLOW_PRIVATE_BASE_URLS is on (development). The check happens
-where the socket is opened, on the very addresses it connects to: the name is resolved
-once per connection, every address checked, and the socket goes to one of those
-addresses. Checking a name and then letting the HTTP client resolve it again would let a
-DNS server answer "public" to the check and "127.0.0.1" to the connection (DNS
-rebinding). Redirects open their own connections, so each hop is checked the same way.
-
-Connections are direct: proxies named in the environment are not used, since a proxy
-would resolve the name again, out of reach of the check.
+Each connection, the first and every redirect's, resolves the name once, checks every
+address (agents/addresses.py) and connects to one of them: the name is never resolved
+again between the check and the connection. Connections are direct: proxies named in the
+environment are not used, since a proxy would resolve the name again, out of reach of the
+check.
 """
 
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import urllib.error
 import urllib.request
@@ -24,6 +17,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
+
+from agents.addresses import AddressRefused, public_addresses
 
 
 class FetchRefused(Exception):
@@ -37,25 +32,13 @@ class Fetched:
     url: str  # after redirects
 
 
-def checked_addresses(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to, all of them public (any, when private ones are allowed)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise FetchRefused(f"The host {host} could not be resolved.") from error
-    addresses = [info[4][0] for info in infos]
-    if not settings.PARLEY_ALLOW_PRIVATE_BASE_URLS and not all(
-        ipaddress.ip_address(address).is_global for address in addresses
-    ):
-        raise FetchRefused("URLs on private or local addresses are not fetched.")
-    return addresses
-
-
 def _connect(address, timeout, source_address=None):
     """`socket.create_connection`, to a checked address of the host, never resolving it again."""
+    if settings.PARLEY_ALLOW_PRIVATE_BASE_URLS:
+        return socket.create_connection(address, timeout, source_address)
     host, port = address
     failure: OSError | None = None
-    for checked in checked_addresses(host, port):
+    for checked in public_addresses(host, port):
         try:
             return socket.create_connection((checked, port), timeout, source_address)
         except OSError as error:
@@ -121,6 +104,8 @@ def fetch(url: str, *, limit: int, timeout: float) -> Fetched:
     except urllib.error.HTTPError as error:
         raise FetchRefused(f"The server answered HTTP {error.code}.") from error
     except urllib.error.URLError as error:
+        if isinstance(error.reason, AddressRefused):
+            raise FetchRefused(str(error.reason)) from error
         raise FetchRefused(f"The URL could not be fetched ({error.reason}).") from error
     except (OSError, ValueError, http.client.HTTPException) as error:
         raise FetchRefused(f"The URL could not be fetched ({error}).") from error

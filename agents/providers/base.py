@@ -88,6 +88,7 @@ ERROR_CODES = (
     "auth",
     "invalid_request",
     "timeout",
+    "endpoint_refused",
 )
 RETRYABLE_CODES = frozenset({"rate_limited", "provider_unavailable", "timeout"})
 

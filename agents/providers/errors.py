@@ -10,6 +10,7 @@ import anthropic
 import httpx2
 import openai
 
+from agents.addresses import AddressRefused
 from agents.providers.base import ProviderError
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "prompt is too long")
@@ -42,10 +43,23 @@ def _broken_connection(exc: BaseException) -> bool:
     return False
 
 
+def _refused_address(exc: BaseException) -> AddressRefused | None:
+    """The check of a tenant endpoint's addresses, wherever the SDK's exception chain hid it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AddressRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def provider_error_from(exc: Exception) -> ProviderError:
     """Classify any exception raised while talking to a provider."""
     if isinstance(exc, ProviderError):
         return exc
+    refused = _refused_address(exc)
+    if refused is not None:
+        return ProviderError("endpoint_refused", str(refused))
     timeouts = openai.APITimeoutError | anthropic.APITimeoutError | httpx2.TimeoutException
     if isinstance(exc, timeouts | TimeoutError):  # httpx's own: a read timing out mid-stream
         if not _broken_connection(exc):

@@ -11,14 +11,18 @@ import asyncio
 import hashlib
 import weakref
 from dataclasses import dataclass
+from importlib import import_module
 
+import aiohttp
 import anthropic
 import openai
 from anthropic import AsyncAnthropic
 from django.conf import settings
+from httpx2 import create_ssl_context
 from openai import AsyncOpenAI
 
 from agents import catalog
+from agents.addresses import PublicOnlyResolver
 from agents.providers.anthropic_wire import AnthropicWire
 from agents.providers.base import ChatProvider, ProviderError
 from agents.providers.openai_wire import OpenAIWire
@@ -30,6 +34,8 @@ class Endpoint:
     wire: str
     api_key: str
     base_url: str | None
+    # A tenant's own URL: its name may only resolve to public addresses (agents/addresses.py).
+    public_only: bool = False
 
     def __repr__(self) -> str:  # never print the key
         return f"Endpoint({self.provider!r}, {self.base_url!r})"
@@ -68,6 +74,7 @@ def resolve_endpoint(
     if credentials is None:
         credentials = stored_credentials(group) if group is not None else {}
     base_url = settings.PARLEY_PROVIDER_BASE_URLS.get(provider) or info.base_url
+    public_only = False
     credential = credentials.get(provider)
     if credential is not None:
         # The group's key goes with the group's URL; the platform's key never does.
@@ -77,6 +84,7 @@ def resolve_endpoint(
                 "auth", f"The stored {info.label} key can no longer be read; enter it again."
             )
         base_url = credential.base_url or base_url
+        public_only = bool(credential.base_url) and not settings.PARLEY_ALLOW_PRIVATE_BASE_URLS
     else:
         api_key = settings.PARLEY_PROVIDER_API_KEYS.get(provider, "")
     if not api_key:
@@ -87,7 +95,8 @@ def resolve_endpoint(
         raise ProviderError(
             "provider_unavailable", "The provider simulator is not running (PARLEY_SIMULATOR_URL)."
         )
-    return Endpoint(provider=provider, wire=info.wire, api_key=api_key, base_url=base_url or None)
+    return Endpoint(provider=provider, wire=info.wire, api_key=api_key, base_url=base_url or None,
+                    public_only=public_only)  # fmt: skip
 
 
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -98,7 +107,7 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
     key_digest = hashlib.sha256(endpoint.api_key.encode()).hexdigest()
-    cache_key = (endpoint.wire, endpoint.base_url, key_digest)
+    cache_key = (endpoint.wire, endpoint.base_url, key_digest, endpoint.public_only)
     client = per_loop.get(cache_key)
     if client is None:
         # The SDKs' aiohttp transport: aiohttp parses the HTTP stream in C, where httpx
@@ -106,18 +115,34 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
         if endpoint.wire == "anthropic":
             client = AsyncAnthropic(
                 api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0,
-                http_client=anthropic.DefaultAioHttpClient(),
+                http_client=_http_client(anthropic, endpoint.public_only),
             )  # fmt: skip
         else:
             client = AsyncOpenAI(
                 api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0,
-                http_client=openai.DefaultAioHttpClient(),
+                http_client=_http_client(openai, endpoint.public_only),
             )  # fmt: skip
         per_loop[cache_key] = client
     if endpoint.wire == "anthropic":
         return AnthropicWire(client)
     param = "max_completion_tokens" if endpoint.provider == "openai" else "max_tokens"
     return OpenAIWire(client, max_tokens_param=param)
+
+
+def _http_client(sdk, public_only: bool):
+    """The SDK's aiohttp client; for a tenant's own endpoint, one that connects only to public
+    addresses, checked by the resolver whose answer aiohttp connects to. That client is the
+    SDK's own aiohttp transport (each SDK vendors one; versions pinned in constraints.txt)
+    over a session with that resolver."""
+    if not public_only:
+        return sdk.DefaultAioHttpClient()
+    transport = import_module(f"{sdk.__name__}._vendor.httpx_aiohttp").AiohttpTransport
+
+    def session() -> aiohttp.ClientSession:  # made on the loop that first sends a request
+        connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(), ssl=create_ssl_context())
+        return aiohttp.ClientSession(connector=connector)
+
+    return sdk.DefaultAioHttpClient(transport=transport(client=session))
 
 
 async def close_clients() -> None:

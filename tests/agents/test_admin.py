@@ -1,5 +1,6 @@
 """Admin pages of the agents app: provider keys, knowledge, prices; isolated per tenant."""
 
+import socket
 from decimal import Decimal
 
 import pytest
@@ -136,10 +137,16 @@ def test_the_ledger_is_read_only_and_scoped(admin_a, tenant_a, tenant_b):
     assert admin_a.get(url).status_code == 404
 
 
-def test_private_endpoints_are_refused_for_group_keys(admin_a, tenant_a, settings):
+def test_private_endpoints_are_refused_for_group_keys(admin_a, tenant_a, settings, monkeypatch):
     settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = False
+    real_resolve = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):  # a name on the internal network
+        return real_resolve("10.1.2.3" if host == "gateway.corp.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
     for url in ("http://10.0.0.5/v1", "http://127.0.0.1:8000/v1", "http://localhost/v1",
-                "http://169.254.169.254/latest"):  # fmt: skip
+                "http://169.254.169.254/latest", "https://gateway.corp.example/v1"):  # fmt: skip
         response = admin_a.post(
             reverse("admin:agents_providercredential_add"),
             {"group": tenant_a.group.pk, "provider": "openai", "api_key": "sk-long-enough-key",

@@ -443,6 +443,39 @@ async def test_a_price_override_applies_to_new_calls_only(sim, conversation):
     assert (unchanged.input_price, unchanged.cost) == (before.input_price, before.cost)
 
 
+async def test_a_groups_own_endpoint_is_only_connected_to_on_public_addresses(
+    sim, conversation, settings
+):
+    """A stored URL whose name resolves to a private address now (it pointed elsewhere when it
+    was saved, or its DNS answer changed) is never connected to: aiohttp resolves it through
+    the platform's checking resolver. Here the name is localhost and the simulator listens
+    there, so a connection would have reached it."""
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = False
+    convo = await conversation(agent_props("simulator", "sim-gpt@text"))
+
+    @database_sync_to_async
+    def store_key():  # straight into the table: saving it would have resolved the name
+        from agents.models import ProviderCredential
+        from agents.secrets import encrypt
+
+        ProviderCredential.objects.create(
+            group=convo.tenant.group, provider="simulator",
+            encrypted_api_key=encrypt("group-own-key"),
+            base_url=f"http://localhost:{sim.port}/v1",
+        )  # fmt: skip
+
+    await store_key()
+    _, refused, sink = await run_agent(convo)
+    assert sink.of("error")[0]["code"] == "endpoint_refused"
+    assert refused.status == Message.Status.ERROR
+    assert sim.request_log == []  # no retry either: the answer would not change
+
+    settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True  # development: the same endpoint is called
+    _, answered, _ = await run_agent(convo)
+    assert answered.status == Message.Status.COMPLETE
+    assert sim.request_log
+
+
 async def test_a_groups_own_endpoint_is_used_for_its_runs_only(sim, conversation, settings):
     settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True
     mine = await conversation(agent_props("simulator", "sim-gpt@text"))
