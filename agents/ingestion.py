@@ -27,7 +27,13 @@ from django.utils import timezone
 from agents import catalog, urlfetch
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeEmbedding, KnowledgeSource
 from agents.providers import ProviderError
-from agents.retrieval import chunk_text, embedder_for, embedding_text, record_embedding_call
+from agents.retrieval import (
+    chunk_text,
+    embedder_for,
+    embedding_text,
+    record_embedding_call,
+    reserve_embedding,
+)
 from agents.retrieval.extract import (
     SUPPORTED_EXTENSIONS,
     UnreadableDocument,
@@ -36,6 +42,7 @@ from agents.retrieval.extract import (
     html_title,
 )
 from agents.retrieval.spaces import group_embedding_model, wanted_models
+from billing.services import QuotaExceeded
 from ontology import services as ontology_services
 from ontology.models import Group, User
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -392,6 +399,8 @@ def _embed_source(
                 total=total, models=models, on_progress=on_progress,
                 user_id=source.created_by_id,
             )  # fmt: skip
+        except QuotaExceeded as refusal:  # no embedding call is made over the budget
+            return source_fail(source=source, reason=str(refusal))
         except ProviderError as error:
             if error.retryable:
                 raise
@@ -437,11 +446,12 @@ def _embed_missing(
             return done
         texts = [embedding_text(title=c.title, section=c.section, content=c.content)
                  for c in batch]  # fmt: skip
+        reservation = reserve_embedding(group=group, embedder=embedder, texts=texts)
         try:
             result = embedder.embed(texts)
         except ProviderError as error:
             record_embedding_call(group_id=group.pk, embedder=embedder, result=None, error=error,
-                                  user_id=user_id)  # fmt: skip
+                                  user_id=user_id, reservation=reservation)  # fmt: skip
             raise
         call_id = uuid.uuid5(LEDGER_NAMESPACE, f"{model}:{batch[0].pk}:{batch[-1].pk}")
         with transaction.atomic():
@@ -456,7 +466,8 @@ def _embed_missing(
                 ignore_conflicts=True,
             )  # fmt: skip
             record_embedding_call(group_id=group.pk, embedder=embedder, result=result,
-                                  user_id=user_id, call_id=call_id)  # fmt: skip
+                                  user_id=user_id, call_id=call_id,
+                                  reservation=reservation)  # fmt: skip
             if source is not None:
                 embedded = KnowledgeEmbedding.objects.filter(
                     source=source, model__in=models
@@ -480,6 +491,9 @@ def index_build(*, group: Group, model: str, on_progress: Progress | None = None
             return index.status
         try:
             _embed_missing(group, model, Knowledge.objects.all(), on_progress=on_progress)
+        except QuotaExceeded as refusal:
+            index_fail(group=group, model=model, reason=str(refusal))
+            return EmbeddingIndex.Status.FAILED
         except ProviderError as error:
             if error.retryable:
                 raise

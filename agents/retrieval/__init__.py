@@ -20,6 +20,7 @@ from agents.retrieval.embedders import (
     EmbeddingResult,
     embedder_for,
     record_embedding_call,
+    reserve_embedding,
 )
 from agents.retrieval.search import MODES, Hit, search_chunks
 from agents.retrieval.spaces import (
@@ -47,6 +48,7 @@ __all__ = [
     "embedding_text",
     "group_embedding_model",
     "record_embedding_call",
+    "reserve_embedding",
     "retrieve",
     "search_chunks",
     "serving_model",

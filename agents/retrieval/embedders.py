@@ -20,8 +20,9 @@ from typing import Any
 from agents import catalog
 from agents.providers import Endpoint, ProviderError, chat_provider, resolve_endpoint
 from agents.providers.registry import close_clients
+from agents.tokens import count_tokens
 from billing.models import AICall
-from billing.services import LedgerEntry, Usage, ai_calls_record
+from billing.services import LedgerEntry, Usage, ai_calls_record, budget_reserve, cost_of
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,21 @@ def embedder_for(*, group, model: str) -> Embedder:
     return Embedder(info, resolve_endpoint(info.provider, group=group))
 
 
+def reserve_embedding(*, group, embedder: Embedder, texts: list[str]) -> uuid.UUID | None:
+    """Hold a provider embedding call's cost against the month's budget, like every paid call
+    (QuotaExceeded when it is used up). In-process models cost nothing and hold nothing."""
+    if embedder.endpoint is None:
+        return None
+    info = embedder.info
+    tokens = sum(count_tokens(text) for text in texts)
+    prices = catalog.Prices(
+        info.input_per_million, info.output_per_million, info.cached_input_per_million
+    )
+    return budget_reserve(
+        group=group, cost=cost_of(prices=prices, usage=Usage(input_tokens=tokens)), tokens=tokens
+    )
+
+
 def record_embedding_call(
     *,
     group_id: int,
@@ -128,8 +144,10 @@ def record_embedding_call(
     thread_id: int | None = None,
     run_id: uuid.UUID | None = None,
     call_id: uuid.UUID | None = None,
+    reservation: uuid.UUID | None = None,
 ) -> LedgerEntry:
-    """Write one embedding call to the ledger. A fixed `call_id` makes a replay a no-op."""
+    """Write one embedding call to the ledger (settling its reservation, if it held one).
+    A fixed `call_id` makes a replay a no-op."""
     entry = LedgerEntry(
         id=call_id or uuid.uuid4(), group_id=group_id, user_id=user_id, agent_id=agent_id,
         thread_id=thread_id, run_id=run_id, purpose=AICall.Purpose.EMBEDDING,
@@ -140,5 +158,5 @@ def record_embedding_call(
         status=AICall.Status.FAILED if error else AICall.Status.OK,
         error_code=error.code if error else "",
     )  # fmt: skip
-    ai_calls_record(entries=[entry])
+    ai_calls_record(entries=[entry], settle=[reservation] if reservation else [])
     return entry

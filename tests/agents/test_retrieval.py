@@ -11,9 +11,11 @@ from agents.models import EmbeddingIndex, Knowledge, KnowledgeEmbedding
 from agents.retrieval import chunk_text, retrieve, search_chunks, serving_model
 from agents.retrieval.extract import extract_text
 from agents.retrieval.indexes import index_name, query_cast, vector_expression
-from billing.models import AICall
+from billing.models import AICall, BudgetReservation
+from ontology.models import Event
 from ontology.scoping import group_scope
 from tests.agents.conftest import ingest_text
+from tests.conftest import set_plan
 
 HANDBOOK = """# Employee handbook
 
@@ -184,6 +186,30 @@ def test_hosted_embeddings_are_batched_stored_at_their_dimension_and_billed(
         )
     hits = retrieve(group=tenant_a.group, query="hotels travel portal", top_k=1)
     assert hits[0].section.endswith("Hotels")
+
+
+def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hosted, tenant_a):
+    """Embedding calls are paid calls: each holds its cost against the month's budget first.
+    Over the budget none is made; the source fails with the reason, and a retry once the
+    budget allows it embeds, its holds settled."""
+    set_plan(tenant_a.group.plan, monthly_budget=Decimal("0"))
+    ingestion.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
+                                  actor=tenant_a.owner)  # fmt: skip
+    refused = ingest_text(tenant_a.group, "Handbook", HANDBOOK)
+
+    assert refused.status == "failed" and "budget is used up" in refused.error
+    assert [r for r in hosted.request_log if r["wire"] == "embeddings"] == []
+    with group_scope(tenant_a.group):
+        assert not AICall.objects.filter(purpose="embedding").exists()
+        assert not Knowledge.objects.exists()  # nothing half-imported is searched
+        assert Event.objects.filter(type="quota.exceeded").count() == 1
+
+    set_plan(tenant_a.group.plan, monthly_budget=Decimal("10"))
+    retried = ingestion.source_retry(source=refused, actor=None)
+    assert ingestion.source_process(group=tenant_a.group, source_id=retried.pk).status == "ready"
+    with group_scope(tenant_a.group):
+        assert AICall.objects.filter(purpose="embedding", status="ok").count() == 1
+        assert not BudgetReservation.objects.exists()
 
 
 def test_a_new_model_is_built_in_the_background_while_the_old_one_serves(hosted, tenant_a):
