@@ -569,9 +569,12 @@ def _fetch(source: KnowledgeSource) -> None:
     filename = PurePath(urlsplit(url).path).name
     kind = format_of(filename, content_type) or "html"
     if format_of(filename) is None:
-        filename = {"pdf": "page.pdf", "markdown": "page.md", "text": "page.txt"}.get(
-            kind, "page.html"
-        )
+        filename = {
+            "pdf": "page.pdf",
+            "docx": "page.docx",
+            "markdown": "page.md",
+            "text": "page.txt",
+        }.get(kind, "page.html")
     title = _title_from(filename, raw, kind) if kind in ("html", "markdown") else ""
     source.raw, source.content_type, source.filename = raw, content_type[:100], filename
     source.size_bytes = len(raw)

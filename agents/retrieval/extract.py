@@ -1,7 +1,8 @@
 """Turn an uploaded document into plain text with Markdown headings (`# Title`).
 
 Headings are kept because chunks carry their section path as context. Text,
-Markdown and HTML are read here; PDFs through pypdf (one section per page).
+Markdown and HTML are read here; PDFs through pypdf (one section per page); Word
+documents from their own XML (agents/retrieval/word.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import PurePath
 
+from agents.retrieval.word import UnreadableWord, docx_text
+
 FORMATS = {
     ".txt": "text",
     ".text": "text",
@@ -19,6 +22,7 @@ FORMATS = {
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
+    ".docx": "docx",
 }
 CONTENT_TYPES = {
     "text/plain": "text",
@@ -26,6 +30,7 @@ CONTENT_TYPES = {
     "text/html": "html",
     "application/xhtml+xml": "html",
     "application/pdf": "pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
 SUPPORTED_EXTENSIONS = ", ".join(sorted(FORMATS))
 
@@ -48,6 +53,8 @@ def extract_text(raw: bytes, *, filename: str = "", content_type: str = "") -> s
         raise UnreadableDocument(f"Unsupported file type. Supported types: {SUPPORTED_EXTENSIONS}.")
     if kind == "pdf":
         return _pdf_text(raw)
+    if kind == "docx":
+        return _docx_text(raw)
     text = _decode(raw)
     return _html_text(text) if kind == "html" else text
 
@@ -79,6 +86,16 @@ def _pdf_text(raw: bytes) -> str:
             "The PDF has no extractable text (it may be scanned images without a text layer)."
         )
     return "\n\n".join(f"# Page {n}\n\n{text.strip()}" for n, text in enumerate(pages, 1))
+
+
+def _docx_text(raw: bytes) -> str:
+    try:
+        text = docx_text(raw)
+    except UnreadableWord as problem:
+        raise UnreadableDocument(str(problem)) from problem
+    if not text.strip():
+        raise UnreadableDocument("The Word document has no text.")
+    return text
 
 
 class _HTMLToText(HTMLParser):

@@ -7,8 +7,9 @@ import socket
 import subprocess
 import sys
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import StringIO
+from io import BytesIO, StringIO
 from pathlib import Path
 
 import psycopg
@@ -97,6 +98,80 @@ def test_a_scanned_pdf_without_text_says_so(tenant_a):
         group=tenant_a.group, files=[upload("scan.pdf", make_pdf([""]))], actor=None
     )  # fmt: skip
     assert "no extractable text" in process(tenant_a, source).error
+
+
+W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def make_docx(body: str, *, styles: str = "", doctype: str = "") -> bytes:
+    """A minimal .docx: the parts Word needs to open it, `body` as the document's body."""
+    parts = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/'
+            '2006/content-types"><Override PartName="/word/document.xml" ContentType="'
+            'application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"'
+            "/></Types>"
+        ),
+        "word/document.xml": f'<?xml version="1.0"?>{doctype}<w:document {W_NS}><w:body>'
+        f"{body}</w:body></w:document>",
+        "word/styles.xml": f'<?xml version="1.0"?><w:styles {W_NS}>{styles}</w:styles>',
+    }
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, xml in parts.items():
+            archive.writestr(name, xml)
+    return out.getvalue()
+
+
+def paragraph(text: str, style: str = "", listed: bool = False) -> str:
+    props = f'<w:pStyle w:val="{style}"/>' if style else ""
+    props += '<w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr>' if listed else ""
+    return f"<w:p><w:pPr>{props}</w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"
+
+
+def test_a_word_document_keeps_its_headings_lists_and_tables_and_is_cited_by_section(tenant_a):
+    # Style ids are the document's own (a German Word writes "berschrift1"); names decide.
+    styles = ('<w:style w:type="paragraph" w:styleId="berschrift1"><w:name w:val="heading 1"/>'
+              '</w:style><w:style w:type="paragraph" w:styleId="H2"><w:name w:val="Heading 2"/>'
+              "</w:style>")  # fmt: skip
+    body = (
+        paragraph("Travel policy", "berschrift1")
+        + paragraph("Hotels", "H2")
+        + paragraph("Book hotels through the travel portal.")
+        + paragraph("Breakfast is included", listed=True)
+        + "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>City</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r>"
+        "<w:t>Nightly cap</w:t></w:r></w:p></w:tc></w:tr><w:tr><w:tc><w:p><w:r><w:t>Paris"
+        "</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>180 EUR</w:t></w:r></w:p></w:tc></w:tr>"
+        "</w:tbl>" + "<w:p><w:r><w:delText>Deleted in review.</w:delText></w:r></w:p>"
+    )
+    (source, _), = ingestion.source_add_files(
+        group=tenant_a.group, actor=tenant_a.owner,
+        files=[upload("travel.docx", make_docx(body, styles=styles))],
+    )  # fmt: skip
+    source = process(tenant_a, source)
+    assert (source.status, source.error) == ("ready", "")
+    with group_scope(tenant_a.group):
+        text = "\n".join(Knowledge.objects.values_list("content", flat=True))
+    assert "- Breakfast is included" in text
+    assert "City | Nightly cap\nParis | 180 EUR" in text
+    assert "Deleted in review" not in text
+    hits = retrieve(group=tenant_a.group, query="hotel nightly cap in Paris", top_k=1)
+    assert hits[0].citation_title == "travel > Travel policy > Hotels"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"PK not really a zip", "not a Word document"),
+     (make_docx(paragraph("&lol;"), doctype='<!DOCTYPE w:document [<!ENTITY lol "lol">]>'),
+      "XML declarations Word never writes"),
+     (make_docx(""), "has no text")],
+)  # fmt: skip
+def test_a_bad_word_document_fails_with_the_reason(tenant_a, data, reason):
+    (source, _), = ingestion.source_add_files(
+        group=tenant_a.group, files=[upload("bad.docx", data)], actor=None
+    )  # fmt: skip
+    source = process(tenant_a, source)
+    assert source.status == "failed" and reason in source.error
 
 
 def test_limits_refuse_the_whole_upload_with_one_message_per_file(tenant_a, settings):
