@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils import timezone
 
@@ -34,7 +36,11 @@ class AIThread(TenantModel):
     class Meta:
         verbose_name = "thread"
         ordering = ["-last_activity_at"]
-        indexes = [models.Index(fields=["group", "-last_activity_at"])]
+        indexes = [
+            models.Index(fields=["group", "-last_activity_at"]),
+            # Thread search is a case-insensitive "contains" (UPPER(title) LIKE UPPER(...)).
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="chat_thread_title_trgm"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Thread {self.pk}"
@@ -83,7 +89,13 @@ class Message(TenantModel):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["thread", "created_at"])]
+        indexes = [
+            models.Index(fields=["thread", "created_at"]),
+            # Thread search looks in every message: without it, each search reads them all.
+            GinIndex(
+                OpClass(Upper("content"), name="gin_trgm_ops"), name="chat_message_content_trgm"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"

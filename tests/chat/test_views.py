@@ -9,7 +9,7 @@ from django.urls import reverse
 from chat import services as chat_services
 from chat.models import AIThread, Message
 from ontology.models import Event
-from ontology.scoping import group_scope
+from ontology.scoping import group_scope, scopes_disabled
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +81,26 @@ def test_list_shows_own_threads_newest_first_and_searches_titles_and_messages(cl
     client.force_login(tenant_a.owner)
     everyone = client.get(reverse("thread-list"), {"all": "1"}).content.decode()
     assert "Travel policy" in everyone and "Owner&#x27;s private chat" in everyone
+
+
+def test_thread_search_can_use_the_trigram_indexes_on_titles_and_messages(tenant_a):
+    """The search's case-insensitive "contains" is the indexed expression, so a search need
+    not read every message of the group. With sequential scans off, the predicate alone
+    (no group index to fall back on) is planned on its trigram index or not at all."""
+    from django.db import connection
+
+    conversation(tenant_a, title="Travel policy", question="Per diem in Paris?")
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+    try:
+        with scopes_disabled():
+            messages = Message.objects.filter(content__icontains="paris").explain()
+            titles = AIThread.objects.filter(title__icontains="travel").explain()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_seqscan")
+    assert "chat_message_content_trgm" in messages
+    assert "chat_thread_title_trgm" in titles
 
 
 def test_members_cannot_list_everyones_threads(client, tenant_a):
