@@ -32,6 +32,24 @@ def knowledge_sources(*, group: Group) -> QuerySet[KnowledgeSource]:
         return KnowledgeSource.objects.defer("raw").select_related("created_by")
 
 
+def knowledge_busy(*, group: Group) -> bool:
+    """Whether any of the group's sources is still being ingested."""
+    with group_scope(group):
+        return KnowledgeSource.objects.exclude(status__in=KnowledgeSource.TERMINAL).exists()
+
+
+def knowledge_source_states(*, group: Group, ids: list[int] | None) -> list[KnowledgeSource]:
+    """The sources a status poll asks about (`ids`, those on its page), else the ones still
+    being ingested: never the whole list, however long it grows."""
+    with group_scope(group):
+        sources = KnowledgeSource.objects.only(
+            "id", "status", "title", "chunk_count", "embedded_count", "embed_total", "error"
+        )
+        if ids is None:
+            return list(sources.exclude(status__in=KnowledgeSource.TERMINAL))
+        return list(sources.filter(pk__in=ids))
+
+
 def embedding_indexes(*, group: Group) -> list[EmbeddingIndex]:
     with group_scope(group):
         return list(EmbeddingIndex.objects.order_by("model"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -19,6 +20,8 @@ from agents.models import KnowledgeSource
 from agents.retrieval import group_embedding_model
 from ontology.models import Membership
 from ontology.tenant_admin import apply_service_errors
+
+SOURCES_PER_PAGE = 50
 
 
 def _group(request: HttpRequest):
@@ -75,15 +78,18 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
                             request, f"“{source.title}” is already here; not added again."
                         )
                 return redirect("knowledge-list")
-    sources = list(selectors.knowledge_sources(group=group))
+    page = Paginator(selectors.knowledge_sources(group=group), SOURCES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     context = {
-        "sources": sources,
+        "page": page,
+        "sources": page.object_list,
         "indexes": selectors.embedding_indexes(group=group),
         "manages": manages,
         "add_form": add_form,
         "model_form": EmbeddingModelForm(initial={"model": group_embedding_model(group)}),
         "group_model": group_embedding_model(group),
-        "busy": any(s.status not in KnowledgeSource.TERMINAL for s in sources),
+        "busy": selectors.knowledge_busy(group=group),
     }
     return render(
         request, "agents/knowledge_list.html", context, status=400 if add_form.errors else 200
@@ -93,12 +99,22 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def knowledge_status(request: HttpRequest) -> JsonResponse:
-    """What the Knowledge page polls while something is being ingested."""
-    sources = list(selectors.knowledge_sources(group=_group(request)))
+    """What the Knowledge page polls while something is being ingested: the sources on its
+    page (`?ids=1,2,3`), or without ids the ones still being ingested."""
+    group = _group(request)
+    ids = _ids(request.GET.get("ids"))
+    sources = selectors.knowledge_source_states(group=group, ids=ids)
     return JsonResponse({
-        "busy": any(s.status not in KnowledgeSource.TERMINAL for s in sources),
+        "busy": selectors.knowledge_busy(group=group),
         "sources": [_status_item(s) for s in sources],
     })  # fmt: skip
+
+
+def _ids(value: str | None) -> list[int] | None:
+    """A poll's source ids (a page's worth at most); None when it names none."""
+    if value is None:
+        return None
+    return [int(part) for part in value.split(",") if part.strip().isdigit()][:SOURCES_PER_PAGE]
 
 
 @login_required

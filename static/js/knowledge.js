@@ -2,7 +2,9 @@
 (function () {
   const table = document.querySelector("table.sources[data-busy]");
   if (!table) return;
-  const url = table.dataset.statusUrl;
+  // Only this page's sources: the list can be long, the poll stays one page's worth.
+  const ids = [...table.querySelectorAll("tr[data-source-id]")].map((row) => row.dataset.sourceId);
+  const url = `${table.dataset.statusUrl}?ids=${ids.join(",")}`;
   async function refresh() {
     let data;
     try {

@@ -107,3 +107,28 @@ def test_changing_the_groups_model_is_audited(owner, tenant_a):
     assert tenant_a.group.properties["embeddingModel"] == "text-embedding-3-small"
     with group_scope(tenant_a.group):
         assert Event.objects.filter(type="group.updated", actor=tenant_a.owner).exists()
+
+
+def test_a_long_source_list_comes_in_pages_and_the_poll_asks_for_one(owner, tenant_a, tenant_b):
+    from agents.views import SOURCES_PER_PAGE
+
+    for n in range(SOURCES_PER_PAGE + 3):
+        ingestion.source_add_text(group=tenant_a.group, title=f"Note {n}", text=f"Note {n}.",
+                                  actor=None, queue=False)  # fmt: skip
+    theirs, _ = ingestion.source_add_text(
+        group=tenant_b.group, title="Theirs", text="Not yours.", actor=None, queue=False
+    )
+    first = owner.get(reverse("knowledge-list")).content.decode()
+    assert first.count("data-source-id=") == SOURCES_PER_PAGE and "Page 1 of 2" in first
+    assert f">Note {SOURCES_PER_PAGE + 2}<" in first  # newest first
+    second = owner.get(reverse("knowledge-list"), {"page": 2}).content.decode()
+    assert second.count("data-source-id=") == 3 and ">Note 0<" in second
+
+    with group_scope(tenant_a.group):
+        mine = list(KnowledgeSource.objects.order_by("pk").values_list("pk", flat=True)[:2])
+    asked = f"{mine[0]},{mine[1]},{theirs.pk},x"
+    status = owner.get(reverse("knowledge-status"), {"ids": asked}).json()
+    assert sorted(item["id"] for item in status["sources"]) == mine  # never another group's
+    assert status["busy"] is True
+    in_flight = owner.get(reverse("knowledge-status")).json()["sources"]
+    assert len(in_flight) == SOURCES_PER_PAGE + 3  # no ids: every source still ingesting
