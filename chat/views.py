@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages as flash
@@ -76,8 +77,9 @@ def thread_list(request: HttpRequest) -> HttpResponse:
         group=group, user=request.user, query=query, everyone=everyone
     )
     page = Paginator(threads, THREADS_PER_PAGE).get_page(request.GET.get("page"))
+    kept = [(name, value) for name, value in (("q", query), ("all", everyone and "1")) if value]
     return render(request, "chat/thread_list.html", {
-        "page": page, "query": query, "everyone": everyone,
+        "page": page, "query": query, "everyone": everyone, "pager_query": urlencode(kept),
         "may_see_everyone": _may_see_everyone(group),
         "agents": things_for_group(group=group, type=Thing.Type.AGENT),
     })  # fmt: skip

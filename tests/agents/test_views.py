@@ -120,6 +120,7 @@ def test_a_long_source_list_comes_in_pages_and_the_poll_asks_for_one(owner, tena
     )
     first = owner.get(reverse("knowledge-list")).content.decode()
     assert first.count("data-source-id=") == SOURCES_PER_PAGE and "Page 1 of 2" in first
+    assert 'href="?page=2">Older' in first
     assert f">Note {SOURCES_PER_PAGE + 2}<" in first  # newest first
     second = owner.get(reverse("knowledge-list"), {"page": 2}).content.decode()
     assert second.count("data-source-id=") == 3 and ">Note 0<" in second

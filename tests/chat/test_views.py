@@ -83,6 +83,18 @@ def test_list_shows_own_threads_newest_first_and_searches_titles_and_messages(cl
     assert "Travel policy" in everyone and "Owner&#x27;s private chat" in everyone
 
 
+def test_a_search_keeps_its_words_from_page_to_page(client, tenant_a):
+    from chat.views import THREADS_PER_PAGE
+
+    for n in range(THREADS_PER_PAGE + 1):
+        conversation(tenant_a, title=f"Trip & more {n}")
+    client.force_login(tenant_a.member)
+    first = client.get(reverse("thread-list"), {"q": "trip & more"}).content.decode()
+    assert 'href="?page=2&amp;q=trip+%26+more">Older' in first
+    second = client.get(reverse("thread-list"), {"q": "trip & more", "page": 2}).content.decode()
+    assert 'href="?page=1&amp;q=trip+%26+more">Newer' in second and ">Trip &amp; more 0<" in second
+
+
 def test_thread_search_can_use_the_trigram_indexes_on_titles_and_messages(tenant_a):
     """The search's case-insensitive "contains" is the indexed expression, so a search need
     not read every message of the group. With sequential scans off, the predicate alone
