@@ -95,6 +95,17 @@ def test_the_calls_table_filters_and_exports(client, two_ledgers, tenant_a):
         }
 
 
+def test_the_calls_table_pages_keep_the_filter(client, tenant_a, monkeypatch):
+    monkeypatch.setattr("billing.views.CALLS_PER_PAGE", 2)
+    for _ in range(3):
+        spend(tenant_a.group, "0.010", model="alpha-model-z")
+    client.force_login(tenant_a.owner)
+    first = client.get(reverse("billing:calls"), {"model": "alpha-model-z"})
+    assert 'href="?page=2&amp;model=alpha-model-z">Older' in content(first)
+    second = client.get(reverse("billing:calls"), {"model": "alpha-model-z", "page": 2})
+    assert len(second.context["page"]) == 1
+
+
 def test_a_superuser_sees_every_tenant_and_the_platform_total(client, two_ledgers, tenant_a,
                                                               tenant_b, superuser):  # fmt: skip
     client.force_login(superuser)
