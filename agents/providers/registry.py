@@ -133,7 +133,8 @@ def _http_client(sdk, public_only: bool):
     """The SDK's aiohttp client; for a tenant's own endpoint, one that connects only to public
     addresses, checked by the resolver whose answer aiohttp connects to. That client is the
     SDK's own aiohttp transport (each SDK vendors one; versions pinned in constraints.txt)
-    over a session with that resolver."""
+    over a session with that resolver, connecting directly: a proxy from the environment
+    would resolve the name again, out of reach of the check."""
     if not public_only:
         return sdk.DefaultAioHttpClient()
     transport = import_module(f"{sdk.__name__}._vendor.httpx_aiohttp").AiohttpTransport
@@ -142,7 +143,7 @@ def _http_client(sdk, public_only: bool):
         connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(), ssl=create_ssl_context())
         return aiohttp.ClientSession(connector=connector)
 
-    return sdk.DefaultAioHttpClient(transport=transport(client=session))
+    return sdk.DefaultAioHttpClient(transport=transport(client=session), trust_env=False)
 
 
 async def close_clients() -> None:
