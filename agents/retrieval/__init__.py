@@ -29,6 +29,7 @@ from agents.retrieval.spaces import (
     serving_model,
     wanted_models,
 )
+from billing.services import QuotaExceeded
 from ontology.db_async import db_call
 from ontology.models import Group
 
@@ -66,29 +67,40 @@ class Who:
     run_id: uuid.UUID | None = None
 
 
-def _embedder(group: Group, embedding_model: str | None, mode: str) -> Embedder | None:
+def _embedder(
+    group: Group, embedding_model: str | None, mode: str, query: str
+) -> tuple[Embedder | None, uuid.UUID | None]:
+    """The model to embed the query with, and the budget it holds for a hosted model's call.
+
+    Over the month's budget no provider is called: the search goes on by keywords alone.
+    """
     if mode == "keyword":
-        return None
+        return None, None
     model = serving_model(group, embedding_model or group_embedding_model(group))
     if model is None:
-        return None
+        return None, None
     try:
-        return embedder_for(group=group, model=model)
+        embedder = embedder_for(group=group, model=model)
     except ProviderError as error:
         logger.warning("group %s: cannot embed with %s (%s)", group.pk, model, error.code)
-        return None
+        return None, None
+    try:
+        return embedder, reserve_embedding(group=group, embedder=embedder, texts=[query])
+    except QuotaExceeded:
+        logger.info("group %s: over its budget, searching by keywords alone", group.pk)
+        return None, None
 
 
 def _search(
     group: Group, query: str, top_k: int, embedder: Embedder | None,
-    result: EmbeddingResult | None, error: ProviderError | None,
-    source_ids: Sequence[int] | None, mode: str, who: Who,
+    reservation: uuid.UUID | None, result: EmbeddingResult | None,
+    error: ProviderError | None, source_ids: Sequence[int] | None, mode: str, who: Who,
 ) -> list[Hit]:  # fmt: skip
     if embedder is not None:
         record_embedding_call(
             group_id=group.pk, embedder=embedder, result=result, error=error,
             user_id=who.user_id, agent_id=who.agent_id, thread_id=who.thread_id,
-            run_id=who.run_id,
+            run_id=who.run_id, reservation=reservation,
         )  # fmt: skip
     return search_chunks(
         group=group, query=query, top_k=top_k,
@@ -110,7 +122,7 @@ def retrieve(
 ) -> list[Hit]:
     """Search the group's knowledge. A failing embedding model leaves the keyword path alone."""
     who = who or Who()
-    embedder = _embedder(group, embedding_model, mode)
+    embedder, reservation = _embedder(group, embedding_model, mode, query)
     result = error = None
     if embedder is not None:
         try:
@@ -118,7 +130,7 @@ def retrieve(
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
             error = failure
-    return _search(group, query, top_k, embedder, result, error, source_ids, mode, who)
+    return _search(group, query, top_k, embedder, reservation, result, error, source_ids, mode, who)
 
 
 async def aretrieve(
@@ -133,7 +145,7 @@ async def aretrieve(
 ) -> list[Hit]:
     """`retrieve` for the event loop: the model runs off the loop, the database in its thread."""
     who = who or Who()
-    embedder = await db_call(_embedder)(group, embedding_model, mode)
+    embedder, reservation = await db_call(_embedder)(group, embedding_model, mode, query)
     result = error = None
     if embedder is not None:
         try:
@@ -142,5 +154,5 @@ async def aretrieve(
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
             error = failure
     return await db_call(_search)(
-        group, query, top_k, embedder, result, error, source_ids, mode, who
+        group, query, top_k, embedder, reservation, result, error, source_ids, mode, who
     )

@@ -212,6 +212,23 @@ def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hoste
         assert not BudgetReservation.objects.exists()
 
 
+def test_over_the_budget_a_search_goes_on_by_keywords_and_calls_no_provider(hosted, tenant_a):
+    ingestion.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
+                                  actor=tenant_a.owner)  # fmt: skip
+    ingest_text(tenant_a.group, "Handbook", HANDBOOK)
+    hosted.clear()
+    retrieve(group=tenant_a.group, query="hotels travel portal", top_k=1)
+    assert len([r for r in hosted.request_log if r["wire"] == "embeddings"]) == 1
+    with group_scope(tenant_a.group):
+        assert not BudgetReservation.objects.exists()  # the query's hold, settled
+
+    set_plan(tenant_a.group.plan, monthly_budget=Decimal("0"))
+    hosted.clear()
+    hits = retrieve(group=tenant_a.group, query="travel portal", top_k=1)
+    assert hits[0].section.endswith("Hotels")  # the keyword path still answers
+    assert [r for r in hosted.request_log if r["wire"] == "embeddings"] == []
+
+
 def test_a_new_model_is_built_in_the_background_while_the_old_one_serves(hosted, tenant_a):
     ingest_text(tenant_a.group, "Pets", PETS)
     ingest_text(tenant_a.group, "Bikes", BIKES)
