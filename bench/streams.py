@@ -23,8 +23,9 @@ gap or repeat, and after the phase the text it assembled is compared with the
 assistant message stored in the database. The ramp spreads the sends over
 --ramp seconds (the answer lasts longer, so all streams overlap); --ramp 0 is
 a thundering herd. daphne's RSS is sampled from /proc (and VmHWM read), its
-CPU is utime+stime from /proc/<pid>/stat; the client loop's own lag is
-measured too, to tell a slow platform from a saturated bench.
+CPU is utime+stime from /proc/<pid>/stat, beside the simulator's, the bench's own and
+PostgreSQL's (its server and every backend, ended ones included); the client loop's
+own lag is measured too, to tell a slow platform from a saturated bench.
 
 Phase 3, slow client (skip with --no-slow-client): one client asks an agent
 whose answer is long and unpaced, reads a few deltas, then stops reading its
@@ -232,6 +233,30 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / HZ, int(fields[12]) / HZ
 
 
+def postmaster_pid(port: int | str) -> int | None:
+    """The PostgreSQL server listening on `port` (its command line names the port)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+                if args[0].endswith(b"/postgres") and f"port={port}".encode() in args:
+                    return int(entry)
+    return None
+
+
+def server_cpu_seconds(root: int) -> float:
+    """CPU of a server and all its processes, those that ended included (the root's cutime and
+    cstime hold its reaped children's): PostgreSQL starts and ends a process per connection."""
+    with open(f"/proc/{root}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    total = sum(int(value) for value in fields[11:15]) / HZ
+    with open(f"/proc/{root}/task/{root}/children") as children:
+        for child in children.read().split():
+            with contextlib.suppress(OSError):
+                total += sum(cpu_split(int(child)))
+    return total
+
+
 def machine_busy() -> tuple[int, int]:
     with open("/proc/stat") as stat:
         values = [int(v) for v in stat.readline().split()[1:]]
@@ -247,8 +272,9 @@ def loadavg() -> str:
 class Sampler:
     """Samples daphne's RSS every 50 ms in a thread; a phase reads its peak and CPU."""
 
-    def __init__(self, pids: dict[str, tuple[int, ...]]) -> None:
+    def __init__(self, pids: dict[str, tuple[int, ...]], postgres: int | None = None) -> None:
         self.pids = pids
+        self.postgres = postgres
         self.peak = 0
         self.last = 0
         self._stop = threading.Event()
@@ -278,6 +304,7 @@ class Phase:
         self.sampler = sampler
         self.rss_start = sampler.peak
         self.cpu_start = {name: cpu_seconds(pid) for name, pid in sampler.pids.items()}
+        self.postgres_start = server_cpu_seconds(sampler.postgres) if sampler.postgres else 0.0
         self.daphne_sys_start = system_seconds(sampler.pids["daphne"])
         self.busy_start = machine_busy()
         self.started = time.perf_counter()
@@ -287,6 +314,8 @@ class Phase:
         cpu = {
             name: cpu_seconds(pid) - self.cpu_start[name] for name, pid in self.sampler.pids.items()
         }
+        if self.sampler.postgres:
+            cpu["postgres"] = server_cpu_seconds(self.sampler.postgres) - self.postgres_start
         busy, total = machine_busy()
         machine = (busy - self.busy_start[0]) / max(1, total - self.busy_start[1])
         return {
@@ -801,11 +830,11 @@ def print_phase(summary: dict) -> None:
     phase = summary["phase"]
     if phase:
         cpu = phase["cpu"]
+        named = [name for name in ("simulator", "bench", "postgres") if name in cpu]
+        others = "; ".join(f"{name} {100 * cpu[name] / phase['wall']:.0f}%" for name in named)
         print(
             f"  daphne CPU {cpu['daphne']:.1f} s = {100 * cpu['daphne'] / phase['wall']:.0f}% "
-            f"of a core ({phase['daphne_sys']:.1f} s system); "
-            f"simulator {100 * cpu['simulator'] / phase['wall']:.0f}%; bench "
-            f"{100 * cpu['bench'] / phase['wall']:.0f}%; machine busy "
+            f"of a core ({phase['daphne_sys']:.1f} s system); {others}; machine busy "
             f"{100 * phase['machine']:.0f}% of 2 cores over {phase['wall']:.1f} s"
         )
         print(
@@ -839,7 +868,10 @@ def main(args: argparse.Namespace) -> int:
         ) as (port, daphne_pids),
     ):
         origin = f"http://127.0.0.1:{port}"
-        sampler = Sampler({"daphne": daphne_pids, "simulator": (sim_pid,), "bench": (os.getpid(),)})
+        sampler = Sampler(
+            {"daphne": daphne_pids, "simulator": (sim_pid,), "bench": (os.getpid(),)},
+            postgres=postmaster_pid(settings.DATABASES["default"]["PORT"]),
+        )
         sampler.start()
 
         def job(kind: str, url: str, clients: list, ramp: float, round_: int) -> Job:
