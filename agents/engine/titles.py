@@ -2,12 +2,15 @@
 
 The call is metered like any other (a ledger row with purpose "title", whatever its end).
 It uses PARLEY_TITLE_MODEL ("provider/model") when set, else the thread's agent's model.
-A failed call leaves the title to the question's first words, so a thread is never nameless.
+A call that fails for a passing reason is tried once more; a title call that still fails
+leaves the title to the question's first words, so a thread is never nameless.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import re
 import time
 import uuid
@@ -56,6 +59,7 @@ TITLE_INSTRUCTIONS = (
 TITLE_MAX_TOKENS = 24
 TITLE_MAX_CHARS = 80
 EXCERPT_CHARS = 1500
+TITLE_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,11 @@ class _Prepared:
 
 
 async def generate_title(*, group: Group, thread: AIThread, user: User | None) -> str:
-    """A title for the thread's first exchange (the question's first words if the call fails)."""
+    """A title for the thread's first exchange (the question's first words if the call fails).
+
+    A call that fails before any text, for a reason a retry can fix (rate limited, the
+    provider busy or slow), is tried once more after a pause; each attempt is a ledger row.
+    """
     prepared = await db_call(_prepare)(group, thread)
     if prepared is None:
         return ""
@@ -83,10 +91,31 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         max_tokens=TITLE_MAX_TOKENS,
         timeout=20.0,
     )
-    try:
-        reservation = await db_call(_reserve)(group, user, prepared.choice, request)
-    except QuotaExceeded:
-        return fallback_title(prepared.question)  # no budget left: no call, the words will do
+    for attempt in range(TITLE_ATTEMPTS):
+        try:
+            reservation = await db_call(_reserve)(group, user, prepared.choice, request)
+        except QuotaExceeded:
+            return fallback_title(prepared.question)  # no budget left: no call, the words will do
+        result = await _call(group, thread, user, prepared, request, reservation, attempt)
+        error = result.error
+        if error is None or result.text or not error.retryable:
+            break
+        if attempt + 1 < TITLE_ATTEMPTS:
+            await asyncio.sleep(_pause(attempt, error))
+    return clean_title(result.text) or fallback_title(prepared.question)
+
+
+def _pause(attempt: int, error: ProviderError) -> float:
+    base, ceiling = settings.PARLEY_RETRY_BASE_DELAY, settings.PARLEY_RETRY_MAX_DELAY
+    delay = min(ceiling, base * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+    return min(ceiling, max(delay, error.retry_after or 0.0))
+
+
+async def _call(
+    group: Group, thread: AIThread, user: User | None, prepared: _Prepared,
+    request: ChatRequest, reservation, attempt: int,
+) -> CallResult:  # fmt: skip
+    """One title call, streamed and written to the ledger whatever its end."""
     result, reported = CallResult(), UsageReport()
     texts: list[str] = []
     started = time.monotonic()
@@ -111,11 +140,12 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         logger.warning("title for thread %s failed: %s", thread.pk, error.code)
     result.text = "".join(texts)
     info = prepared.choice.info
+    call = f"title:{thread.pk}" + (f":{attempt}" if attempt else "")
     entry = LedgerEntry(
-        id=uuid.uuid5(LEDGER_NAMESPACE, f"title:{thread.pk}"),
+        id=uuid.uuid5(LEDGER_NAMESPACE, call),
         group_id=group.pk, user_id=getattr(user, "pk", None), agent_id=prepared.agent_id,
         thread_id=thread.pk, run_id=None, purpose=AICall.Purpose.TITLE,
-        provider=info.provider, model=prepared.choice.model, step=0, attempt=0,
+        provider=info.provider, model=prepared.choice.model, step=0, attempt=attempt,
         usage=measured_usage(request, result, reported),
         prices=await db_call(catalog.prices_for)(info),
         latency_ms=int((time.monotonic() - started) * 1000),
@@ -124,7 +154,7 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         error_code=result.error.code if result.error else "",
     )  # fmt: skip
     await db_call(ai_calls_record)(entries=[entry], settle=[reservation] if reservation else [])
-    return clean_title(result.text) or fallback_title(prepared.question)
+    return result
 
 
 def clean_title(text: str) -> str:
