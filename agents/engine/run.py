@@ -75,6 +75,16 @@ LEDGER_NAMESPACE = uuid.UUID("6f1c3a52-57a4-4c55-9d0e-6b0a1f6c2e11")
 SEARCH_TOOL = "searchKnowledge"
 
 
+def backoff_delay(attempt: int, error: ProviderError) -> float:
+    """Seconds to wait before retry `attempt` + 1: exponential with jitter, at least what the
+    provider asked for (Retry-After), never over PARLEY_RETRY_MAX_DELAY."""
+    base, ceiling = settings.PARLEY_RETRY_BASE_DELAY, settings.PARLEY_RETRY_MAX_DELAY
+    delay = min(ceiling, base * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+    if error.retry_after is not None:
+        delay = min(ceiling, max(delay, error.retry_after))
+    return delay
+
+
 class RunSink(Protocol):
     """Where a run's events go (the chat consumer forwards them; tests record them)."""
 
@@ -279,12 +289,8 @@ class AgentRun:
 
     async def _pause(self, attempt: int, error: ProviderError) -> bool:
         """Back off before a retry; True when a stop arrived meanwhile."""
-        base, ceiling = settings.PARLEY_RETRY_BASE_DELAY, settings.PARLEY_RETRY_MAX_DELAY
-        delay = min(ceiling, base * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-        if error.retry_after is not None:
-            delay = min(ceiling, max(delay, error.retry_after))
         try:
-            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            await asyncio.wait_for(self._stop.wait(), timeout=backoff_delay(attempt, error))
         except TimeoutError:
             return False
         return True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import time
 import uuid
@@ -25,6 +24,7 @@ from agents.engine.run import (
     LEDGER_NAMESPACE,
     CallResult,
     ModelChoice,
+    backoff_delay,
     measured_usage,
     model_choice,
 )
@@ -101,14 +101,8 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
         if error is None or result.text or not error.retryable:
             break
         if attempt + 1 < TITLE_ATTEMPTS:
-            await asyncio.sleep(_pause(attempt, error))
+            await asyncio.sleep(backoff_delay(attempt, error))
     return clean_title(result.text) or fallback_title(prepared.question)
-
-
-def _pause(attempt: int, error: ProviderError) -> float:
-    base, ceiling = settings.PARLEY_RETRY_BASE_DELAY, settings.PARLEY_RETRY_MAX_DELAY
-    delay = min(ceiling, base * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-    return min(ceiling, max(delay, error.retry_after or 0.0))
 
 
 async def _call(
