@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -27,30 +27,31 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it was raised from or during, innermost last."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def _broken_connection(exc: BaseException) -> bool:
     """A refused or dropped connection the SDKs' aiohttp transport reports as a timeout.
 
     Its exception map sends every aiohttp.ClientConnectionError that is not a timeout
     (connection refused, server disconnected) to httpx's ConnectTimeout first.
     """
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in _chain(exc):
         if isinstance(seen, aiohttp.ServerTimeoutError | aiohttp.SocketTimeoutError):
             return False
         if isinstance(seen, aiohttp.ClientConnectionError):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 
 def _refused_address(exc: BaseException) -> AddressRefused | None:
     """The check of a tenant endpoint's addresses, wherever the SDK's exception chain hid it."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, AddressRefused):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+    return next((seen for seen in _chain(exc) if isinstance(seen, AddressRefused)), None)
 
 
 def provider_error_from(exc: Exception) -> ProviderError:
