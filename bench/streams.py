@@ -149,7 +149,14 @@ def simulator_process() -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def daphne_process(
-    simulator_url: str, *, processes: int, ping_interval: int, ping_timeout: int, log: Path
+    simulator_url: str,
+    *,
+    processes: int,
+    ping_interval: int,
+    ping_timeout: int,
+    log: Path,
+    app: str = "config.asgi:application",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, tuple[int, ...]]]:
     """daphne as `make run` starts it (processes sharing one socket), with production
     settings and raised rate limits."""
@@ -161,11 +168,12 @@ def daphne_process(
         "PARLEY_SIMULATOR_URL": simulator_url,
         **{f"PARLEY_RATE_{plan}_{scope}": "1000000/m"
            for plan in ("FREE", "TEAM", "BUSINESS", "ENTERPRISE") for scope in ("USER", "GROUP")},
+        **(extra_env or {}),
     }  # fmt: skip
     options = ("--ping-interval", str(ping_interval), "--ping-timeout", str(ping_timeout))
     started: list[subprocess.Popen] = []
     with listening_socket("127.0.0.1", port) as sock, log.open("w") as out:
-        for command in daphne_commands(sock, processes, *options).values():
+        for command in daphne_commands(sock, processes, *options, app=app).values():
             process = subprocess.Popen(  # noqa: S603
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 pass_fds=(sock.fileno(),),
@@ -786,6 +794,33 @@ async def slow_client(port: int, thread: int, cookie: str, origin: str, sampler:
 # --- phases --------------------------------------------------------------------------------
 
 
+def floor_phase(args, sim_url: str, sim_pid: int, clients: list, job) -> dict:
+    """The same clients against daphne serving bench/floor_app.py: daphne, Channels and the
+    SDK wire with none of Parley's work, in its own daphne processes (same count)."""
+    log = Path(tempfile.mkstemp(prefix="daphne-floor-", suffix=".log")[1])
+    model = {"PARLEY_FLOOR_MODEL": agent_model(args.words, args.tps)}
+    with daphne_process(
+        sim_url, processes=args.web_processes, ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout, log=log, app="bench.floor_app:application",
+        extra_env=model,
+    ) as (port, pids):  # fmt: skip
+        url = f"ws://127.0.0.1:{port}"
+        sampler = Sampler({"daphne": pids, "simulator": (sim_pid,), "bench": (os.getpid(),)})
+        sampler.start()
+        warm = job("ws", url, clients[: args.warmup], 0.5, 0)
+        run_clients(Job(**{**warm.__dict__, "origin": f"http://127.0.0.1:{port}"}), 1)
+        phase = sampler.phase()
+        floor_job = job("ws", url, clients, args.ramp, 1)
+        floor_job = Job(**{**floor_job.__dict__, "origin": f"http://127.0.0.1:{port}"})
+        streams, lags = run_clients(floor_job, args.procs)
+        summary = summarize("floor: daphne + Channels + SDK wire only", streams, lags, phase.end())
+        sampler.stop()
+    bad = [s.index for s in streams if s.error or s.seqs != list(range(1, len(s.seqs) + 1))]
+    summary["errors"] += [f"client {index}: seq gap or error" for index in bad]
+    log.unlink(missing_ok=True)
+    return summary
+
+
 def summarize(name: str, streams: list[Stream], lags: list[float], phase: dict | None) -> dict:
     ok = [s for s in streams if s.ttft is not None]
     gaps = [g for s in ok for g in s.gaps]
@@ -890,6 +925,10 @@ def main(args: argparse.Namespace) -> int:
                              args.procs)  # fmt: skip
         baseline = summarize("baseline: direct to the simulator", *direct, phase.end())
 
+        floor = None
+        if args.floor:
+            floor = floor_phase(args, sim_url, sim_pid, clients, job)
+
         phase = sampler.phase()
         with profiler(daphne_pids[0], args.py_spy):
             streams, lags = run_clients(job("ws", ws_url, clients, args.ramp, 1), args.procs)
@@ -898,6 +937,8 @@ def main(args: argparse.Namespace) -> int:
         checks = check_streams(streams, stored)
         print()
         print_phase(baseline)
+        if floor:
+            print_phase(floor)
         print_phase(platform)
         print(
             f"  deltas lost {checks['lost']}, duplicated {checks['duplicated']}, texts not "
@@ -1009,6 +1050,14 @@ def main(args: argparse.Namespace) -> int:
             ("slow client dropped after", "never" if dropped is None else f"{dropped:.1f} s"),
             ("slow client resume complete", "yes" if resumed_ok else "NO"),
         ]
+    if floor:
+        floor_ttft = [percentile(floor["ttft"], q) - percentile(baseline["ttft"], q)
+                      for q in (0.5, 0.99)]  # fmt: skip
+        floor_cpu = floor["phase"]["cpu"]["daphne"]
+        rows += [
+            ("floor: added TTFT p50 / p99", f"{floor_ttft[0]:.1f} / {floor_ttft[1]:.1f} ms"),
+            ("floor: daphne CPU; platform / floor", f"{floor_cpu:.1f} s; {cpu / floor_cpu:.2f}x"),
+        ]
     for label, value in rows:
         print(f"{label:<44} {value:>12}")
     met = added_ttft[1] <= 100 and bad == 0
@@ -1046,6 +1095,11 @@ if __name__ == "__main__":
         help="profile daphne in the platform phase (.svg flame graph, .txt collapsed stacks)",
     )
     parser.add_argument("--no-slow-client", dest="slow_client", action="store_false")
+    parser.add_argument(
+        "--floor", action="store_true",
+        help="also run the clients against bench/floor_app.py (daphne, Channels and the SDK "
+        "wire alone), between the baseline and the platform",
+    )  # fmt: skip
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     sys.exit(main(args))

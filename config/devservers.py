@@ -321,15 +321,16 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def daphne_commands(sock: socket.socket, count: int, *options: str) -> dict[str, list[str]]:
+def daphne_commands(
+    sock: socket.socket, count: int, *options: str, app: str = "config.asgi:application"
+) -> dict[str, list[str]]:
     """`count` daphne processes serving the ASGI app from one shared socket.
 
     Each is a whole Parley process (its own runs, stop listener and sweep); the kernel
     hands each new connection to whichever process accepts it first, and runs reach
     tabs in other processes through the channel layer.
     """
-    command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *options,
-               "config.asgi:application"]  # fmt: skip
+    command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *options, app]
     if count == 1:
         return {"daphne": command}
     return {f"daphne-{number}": command for number in range(1, count + 1)}

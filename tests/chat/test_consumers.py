@@ -24,7 +24,7 @@ from chat import services as chat_services
 from chat.fanout import thread_group
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
-from chat.runs import RunRegistry, active_run_id, mark_interrupted_runs, registry
+from chat.runs import RunRegistry, _lock_holder, active_run_id, mark_interrupted_runs, registry
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
@@ -177,6 +177,34 @@ async def test_a_stop_from_another_process_reaches_the_run(sim):
     assert frames[-1]["run_id"] == frames[1]["run_id"]
     assert await sync_to_async(active_run_id)(thread.pk) is None
     await tab.disconnect()
+
+
+async def test_a_stop_naming_another_run_leaves_the_threads_run_alone(sim):
+    """A stop that arrives late, naming a run of the thread that is already over, must not stop
+    the thread's next run. Behind it on the same control channel comes a stop for a second
+    thread's run: once that run has stopped, the late stop has been read, and ignored."""
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=100;words=200")
+    other_tenant, other = await chat_setup(
+        model="sim-gpt@slow;ttft_ms=0;tps=30;words=400", slug="globex"
+    )
+    tab, _ = await connect(thread.pk, tenant.member)
+    other_tab, _ = await connect(other.pk, other_tenant.member)
+    await send(tab, type="message.send", content="Go")
+    run_id = (await frames_until(tab, "run.started"))[-1]["run_id"]
+    await send(other_tab, type="message.send", content="Go")
+    await frames_until(other_tab, "delta")
+
+    _, control_channel = await sync_to_async(_lock_holder)(thread.pk)
+    late = {"type": "run.stop", "thread_id": thread.pk, "run_id": str(uuid.uuid4())}
+    await get_channel_layer().send(control_channel, late)
+    await RunRegistry().request_stop(other.pk)  # to the same channel: read after the late one
+    await frames_until(other_tab, "run.stopped")
+
+    assert str(registry().runs[thread.pk].run_id) == run_id  # still streaming when it was read
+    frames = await frames_until(tab, "run.completed", "run.stopped")
+    assert frames[-1]["type"] == "run.completed"
+    await tab.disconnect()
+    await other_tab.disconnect()
 
 
 async def test_a_second_message_while_streaming_is_busy(sim):
