@@ -812,7 +812,8 @@ def floor_phase(args, sim_url: str, sim_pid: int, clients: list, job) -> dict:
         phase = sampler.phase()
         floor_job = job("ws", url, clients, args.ramp, 1)
         floor_job = Job(**{**floor_job.__dict__, "origin": f"http://127.0.0.1:{port}"})
-        streams, lags = run_clients(floor_job, args.procs)
+        with profiler(pids[0], args.py_spy_floor):
+            streams, lags = run_clients(floor_job, args.procs)
         summary = summarize("floor: daphne + Channels + SDK wire only", streams, lags, phase.end())
         sampler.stop()
     bad = [s.index for s in streams if s.error or s.seqs != list(range(1, len(s.seqs) + 1))]
@@ -1094,6 +1095,7 @@ if __name__ == "__main__":
         metavar="FILE",
         help="profile daphne in the platform phase (.svg flame graph, .txt collapsed stacks)",
     )
+    parser.add_argument("--py-spy-floor", metavar="FILE", help="the same, for the floor's daphne")
     parser.add_argument("--no-slow-client", dest="slow_client", action="store_false")
     parser.add_argument(
         "--floor", action="store_true",
