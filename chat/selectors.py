@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from chat.models import AIThread, Message, RunEvent
-from ontology.models import Group, User
+from ontology.models import Group, Thing, User
 from ontology.scoping import group_scope
 from ontology.selectors import groups_for_user
 
@@ -76,6 +76,17 @@ def threads_for_list(
         )
         threads = threads.filter(Q(title__icontains=query) | Q(pk__in=matching.values("thread_id")))
     return threads.order_by("-last_activity_at", "-pk")
+
+
+def untouched_thread(*, group: Group, user: User, agent: Thing) -> AIThread | None:
+    """The user's newest thread with the agent that has no title and no message yet."""
+    said = Message.objects.filter(group=group, thread=OuterRef("pk"))
+    return (
+        AIThread.objects.filter(group=group, user=user, agent=agent, title="")
+        .exclude(Exists(said))
+        .order_by("-pk")
+        .first()
+    )
 
 
 def thread_in_group(*, group: Group, thread_id: int) -> AIThread | None:

@@ -12,6 +12,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from chat import selectors
 from chat.models import AIThread, Message
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -22,15 +23,27 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def thread_create(*, group: Group, agent: Thing, user: User, title: str = "") -> AIThread:
+    _check_agent(group, agent)
+    thread = AIThread.objects.create(group=group, agent=agent, user=user, title=title[:200])
+    event_record(group=group, type="thread.created", actor=user, target=thread,
+                 metadata={"agent_id": agent.pk})  # fmt: skip
+    return thread
+
+
+def thread_start(*, group: Group, agent: Thing, user: User) -> AIThread:
+    """Where "new chat" leads: the user's untouched thread with this agent when there is one
+    (a new chat left without a word is not listed again and again), else a new thread."""
+    _check_agent(group, agent)
+    untouched = selectors.untouched_thread(group=group, user=user, agent=agent)
+    return untouched or thread_create(group=group, agent=agent, user=user)
+
+
+def _check_agent(group: Group, agent: Thing) -> None:
     ensure_group_allowed(group)
     if agent.group_id != group.pk or agent.type != Thing.Type.AGENT:
         raise ValidationError({"agent": "Pick one of your organisation's agents."})
     if agent.status != Thing.Status.ACTIVE:
         raise ValidationError({"agent": f"{agent.name} is not available right now."})
-    thread = AIThread.objects.create(group=group, agent=agent, user=user, title=title[:200])
-    event_record(group=group, type="thread.created", actor=user, target=thread,
-                 metadata={"agent_id": agent.pk})  # fmt: skip
-    return thread
 
 
 @transaction.atomic

@@ -99,7 +99,7 @@ def thread_new(request: HttpRequest) -> HttpResponse:
         flash.error(request, "Pick one of your organisation's agents to start a chat.")
         return redirect("thread-list")
     try:
-        thread = services.thread_create(group=group, agent=agent, user=request.user)
+        thread = services.thread_start(group=group, agent=agent, user=request.user)
     except ValidationError as problem:
         flash.error(request, " ".join(problem.messages))
         return redirect("thread-list")

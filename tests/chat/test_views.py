@@ -73,6 +73,7 @@ def test_list_shows_own_threads_newest_first_and_searches_titles_and_messages(cl
     assert page.index("Refunds") < page.index("Travel policy")
     assert "Owner&#x27;s private chat" not in page
     assert "Alpha Agent" in page  # the agent picker
+    assert "0 minutes" not in page and ("now<" in page or "seconds ago<" in page)
 
     found = client.get(reverse("thread-list"), {"q": "paris"}).content.decode()
     assert "Travel policy" in found and "Refunds" not in found
@@ -132,6 +133,29 @@ def test_new_chat_needs_one_of_the_groups_agents(client, tenant_a, tenant_b):
         thread = AIThread.objects.get()
     assert response.url == reverse("thread-detail", args=[thread.pk])
     assert thread.user == tenant_a.member and thread.agent_id == tenant_a.agent.pk
+
+
+def test_new_chat_reopens_the_users_untouched_thread_with_that_agent(client, tenant_a):
+    client.force_login(tenant_a.member)
+    first = client.post(reverse("thread-new"), {"agent": tenant_a.agent.pk}).url
+    assert client.post(reverse("thread-new"), {"agent": tenant_a.agent.pk}).url == first
+    with group_scope(tenant_a.group):
+        thread = AIThread.objects.get()
+        # Someone else's untouched thread is theirs: the owner gets a thread of their own.
+        owner_thread = chat_services.thread_start(
+            group=tenant_a.group, agent=tenant_a.agent, user=tenant_a.owner
+        )
+        assert owner_thread.pk != thread.pk
+        chat_services.message_create_user(thread=thread, user=tenant_a.member, content="Hi")
+    said = client.post(reverse("thread-new"), {"agent": tenant_a.agent.pk}).url
+    assert said != first
+    with group_scope(tenant_a.group):
+        renamed = AIThread.objects.get(pk=int(said.rstrip("/").rsplit("/", 1)[1]))
+        renamed.title = "Kept for later"
+        renamed.save()
+    assert client.post(reverse("thread-new"), {"agent": tenant_a.agent.pk}).url not in (first, said)
+    with group_scope(tenant_a.group):
+        assert AIThread.objects.filter(user=tenant_a.member).count() == 3
 
 
 def test_another_tenants_thread_is_a_404_everywhere(client, tenant_a, tenant_b):
