@@ -103,6 +103,26 @@ async def thread_connections():
     await sync_to_async(connections.close_all)()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_sessions_left_at_the_end(django_db_setup, django_db_blocker):
+    """Before the test database is dropped: close the connection pool, and end the sessions
+    still open on the database (worker threads of the async ORM, the request pool and the
+    run-log writer hold theirs for the life of the process, as they do in daphne), so the
+    drop does not fail with "being accessed by other users"."""
+    yield
+    with django_db_blocker.unblock():
+        connection = connections["default"]
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                [connection.settings_dict["NAME"]],
+            )
+
+
 @pytest.fixture(scope="session")
 def simulator():
     with SimulatorThread(config=SimulatorConfig()) as sim:
