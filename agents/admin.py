@@ -39,6 +39,10 @@ class AgentAdmin(TenantAdmin):
     search_fields = ("name", "properties__systemPrompt")
     list_select_related = ("group",)
     autocomplete_fields = ("group",)
+
+    class Media:
+        css = {"all": ("css/admin.css",)}
+
     fieldsets = (
         (None, {"fields": ("group", "name", "status")}),
         ("Model", {"fields": ("provider", "model", "temperature",

@@ -93,11 +93,22 @@ class AgentForm(forms.ModelForm):
         self.cleaned_properties: dict | None = None
 
     def _source_choices(self) -> list[tuple[int, str]]:
-        """The agent's own group's sources (a new agent picks them after its first save)."""
-        if not self.instance.pk:
+        """The sources of the agent's group: its own, or for a new agent the group posted or
+        offered (one the admin may pick); none until a group is known."""
+        group = self.instance.group if self.instance.pk else self._group_being_added()
+        if group is None:
             return []
-        with group_scope(self.instance.group):
+        with group_scope(group):
             return list(KnowledgeSource.objects.order_by("title").values_list("pk", "title"))
+
+    def _group_being_added(self):
+        if "group" not in self.fields:
+            return None
+        picked = self.data.get(self.add_prefix("group")) if self.is_bound else None
+        picked = picked or self.initial.get("group")
+        if not str(picked or "").isdigit():
+            return None
+        return self.fields["group"].queryset.filter(pk=picked).first()
 
     def clean(self):
         cleaned = super().clean()

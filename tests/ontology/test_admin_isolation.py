@@ -210,6 +210,33 @@ def test_creating_an_agent_in_the_admin_validates_and_audits(admin_a, tenant_a):
     assert event.actor == tenant_a.owner
 
 
+def test_a_new_agent_is_limited_to_sources_of_its_own_group(admin_a, tenant_a, tenant_b):
+    from agents import ingestion
+
+    def source(tenant, title):
+        with group_scope(tenant.group):
+            return ingestion.source_add_text(
+                group=tenant.group, title=title, text="Text.", queue=False, actor=None
+            )[0]
+
+    ours, theirs = source(tenant_a, "Travel policy"), source(tenant_b, "Beta secrets")
+    page = admin_a.get(reverse("admin:agents_agent_add")).content.decode()
+    assert "Travel policy" in page and "Beta secrets" not in page  # offered before the save
+
+    refused = admin_a.post(
+        reverse("admin:agents_agent_add"),
+        agent_form(tenant_a.group.pk, knowledgeSources=[str(theirs.pk)]),
+    )
+    assert "knowledgeSources" in refused.context["adminform"].form.errors
+    response = admin_a.post(
+        reverse("admin:agents_agent_add"),
+        agent_form(tenant_a.group.pk, knowledgeSources=[str(ours.pk)]),
+    )
+    assert response.status_code == 302
+    with group_scope(tenant_a.group):
+        assert Agent.objects.get(name="Helper").properties["knowledgeSources"] == [ours.pk]
+
+
 def test_bad_agent_values_in_the_admin_are_refused_by_field(admin_a, tenant_a):
     response = admin_a.post(
         reverse("admin:agents_agent_add"),
