@@ -104,6 +104,11 @@ class CredentialForm(forms.ModelForm):
         model = ProviderCredential
         fields = ("group", "provider", "base_url")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:  # nothing stored yet to keep
+            self.fields["api_key"].help_text = "Stored encrypted and never shown again."
+
     def clean(self):
         cleaned = super().clean()
         api_key = (cleaned.get("api_key") or "").strip()

@@ -41,9 +41,13 @@ def test_a_stored_key_is_encrypted_audited_without_the_key_and_never_shown(admin
 
 
 def test_saving_without_a_new_key_keeps_the_old_one(admin_a, tenant_a):
+    adding = admin_a.get(reverse("admin:agents_providercredential_add")).content.decode()
+    assert "Leave empty to keep" not in adding  # a new credential has nothing to keep
     credential = services.credential_set(
         group=tenant_a.group, provider="openai", api_key="sk-first-key-0001", actor=None
     )
+    editing = admin_a.get(reverse("admin:agents_providercredential_change", args=[credential.pk]))
+    assert "Leave empty to keep the current key." in editing.content.decode()
     response = admin_a.post(
         reverse("admin:agents_providercredential_change", args=[credential.pk]),
         {"api_key": "", "base_url": "https://proxy.example/v1"},
