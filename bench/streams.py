@@ -795,13 +795,13 @@ async def slow_client(port: int, thread: int, cookie: str, origin: str, sampler:
 
 
 def floor_phase(args, sim_url: str, sim_pid: int, clients: list, job) -> dict:
-    """The same clients against daphne serving bench/floor_app.py: daphne, Channels and the
+    """The same clients against daphne serving bench/floor/app.py: daphne, Channels and the
     SDK wire with none of Parley's work, in its own daphne processes (same count)."""
     log = Path(tempfile.mkstemp(prefix="daphne-floor-", suffix=".log")[1])
     model = {"PARLEY_FLOOR_MODEL": agent_model(args.words, args.tps)}
     with daphne_process(
         sim_url, processes=args.web_processes, ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout, log=log, app="bench.floor_app:application",
+        ping_timeout=args.ping_timeout, log=log, app="bench.floor.app:application",
         extra_env=model,
     ) as (port, pids):  # fmt: skip
         url = f"ws://127.0.0.1:{port}"
@@ -1099,7 +1099,7 @@ if __name__ == "__main__":
     parser.add_argument("--no-slow-client", dest="slow_client", action="store_false")
     parser.add_argument(
         "--floor", action="store_true",
-        help="also run the clients against bench/floor_app.py (daphne, Channels and the SDK "
+        help="also run the clients against bench/floor/app.py (daphne, Channels and the SDK "
         "wire alone), between the baseline and the platform",
     )  # fmt: skip
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""The ASGI app bench/floor.py serves: the required stack's own cost, with none of Parley's.
+"""What `bench/streams.py --floor` serves: the required stack alone, with none of Parley.
 
 daphne, a Channels consumer behind AllowedHostsOriginValidator, and the platform's own
 OpenAI wire (the official SDK over its aiohttp transport, raw SSE, paced reads: the same
