@@ -33,9 +33,11 @@ def thread_create(*, group: Group, agent: Thing, user: User, title: str = "") ->
 def thread_start(*, group: Group, agent: Thing, user: User) -> AIThread:
     """Where "new chat" leads: the user's untouched thread with this agent when there is one
     (a new chat left without a word is not listed again and again), else a new thread."""
-    _check_agent(group, agent)
     untouched = selectors.untouched_thread(group=group, user=user, agent=agent)
-    return untouched or thread_create(group=group, agent=agent, user=user)
+    if untouched is None:
+        return thread_create(group=group, agent=agent, user=user)
+    _check_agent(group, agent)
+    return untouched
 
 
 def _check_agent(group: Group, agent: Thing) -> None:

@@ -113,8 +113,7 @@ def _no_sessions_left_at_the_end(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         connection = connections["default"]
         connection.close()
-        if hasattr(connection, "close_pool"):
-            connection.close_pool()
+        connection.close_pool()
         with connection._nodb_cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

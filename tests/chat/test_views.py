@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from chat import services as chat_services
 from chat.models import AIThread, Message
-from ontology.models import Event
+from ontology.models import Event, Thing
 from ontology.scoping import group_scope, scopes_disabled
 from tests.conftest import make_user
 
@@ -156,6 +156,10 @@ def test_new_chat_reopens_the_users_untouched_thread_with_that_agent(client, ten
     assert client.post(reverse("thread-new"), {"agent": tenant_a.agent.pk}).url not in (first, said)
     with group_scope(tenant_a.group):
         assert AIThread.objects.filter(user=tenant_a.member).count() == 3
+        tenant_a.agent.status = Thing.Status.DISABLED  # its untouched thread is not reopened
+        tenant_a.agent.save()
+    closed = client.post(reverse("thread-new"), {"agent": tenant_a.agent.pk}, follow=True)
+    assert closed.redirect_chain[-1][0] == reverse("thread-list")
 
 
 def test_another_tenants_thread_is_a_404_everywhere(client, tenant_a, tenant_b):
