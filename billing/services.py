@@ -252,8 +252,10 @@ def budget_reserve(
     tokens: int,
     user: User | None = None,
     run_id: uuid.UUID | None = None,
+    purpose: str = "chat",
 ) -> uuid.UUID | None:
-    """Hold a call's worst case against the month's budget; its id, or raise QuotaExceeded.
+    """Hold a call's worst case against the month's budget; its id, or raise QuotaExceeded
+    (audited as `quota.exceeded` with the refused call's purpose: chat, title, embedding).
 
     None when the plan has no budget (nothing is held). Settle the reservation with
     `ai_calls_record(..., settle=[reservation_id])` when the call ends, whatever its
@@ -287,7 +289,7 @@ def budget_reserve(
             token_budget=token_budget, held=held, held_tokens=held_tokens,
         )  # fmt: skip
         _refusal(group=group, user=user, status=status, run_id=str(run_id or ""),
-                 wanted=str(cost))  # fmt: skip
+                 wanted=str(cost), purpose=purpose)  # fmt: skip
     raise QuotaExceeded(status)
 
 

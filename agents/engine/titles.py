@@ -178,7 +178,7 @@ def _reserve(group: Group, user: User | None, choice: ModelChoice, request: Chat
     )
     return budget_reserve(
         group=group, user=user, cost=cost_of(prices=prices, usage=worst),
-        tokens=worst.input_tokens + worst.output_tokens,
+        tokens=worst.input_tokens + worst.output_tokens, purpose=AICall.Purpose.TITLE,
     )  # fmt: skip
 
 

@@ -129,8 +129,9 @@ def reserve_embedding(*, group, embedder: Embedder, texts: list[str]) -> uuid.UU
         info.input_per_million, info.output_per_million, info.cached_input_per_million
     )
     return budget_reserve(
-        group=group, cost=cost_of(prices=prices, usage=Usage(input_tokens=tokens)), tokens=tokens
-    )
+        group=group, cost=cost_of(prices=prices, usage=Usage(input_tokens=tokens)), tokens=tokens,
+        purpose=AICall.Purpose.EMBEDDING,
+    )  # fmt: skip
 
 
 def record_embedding_call(

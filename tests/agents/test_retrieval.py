@@ -202,7 +202,8 @@ def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hoste
     with group_scope(tenant_a.group):
         assert not AICall.objects.filter(purpose="embedding").exists()
         assert not Knowledge.objects.exists()  # nothing half-imported is searched
-        assert Event.objects.filter(type="quota.exceeded").count() == 1
+        (refusal,) = Event.objects.filter(type="quota.exceeded")
+        assert refusal.metadata["purpose"] == "embedding"
 
     set_plan(tenant_a.group.plan, monthly_budget=Decimal("10"))
     retried = ingestion.source_retry(source=refused, actor=None)

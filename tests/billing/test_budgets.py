@@ -112,7 +112,9 @@ async def test_a_group_over_budget_is_refused_before_the_provider_is_called(sim)
             return (
                 AICall.objects.count(),
                 list(
-                    Event.objects.filter(type="quota.exceeded").values_list("actor_id", flat=True)
+                    Event.objects.filter(type="quota.exceeded").values_list(
+                        "actor_id", "metadata__purpose"
+                    )
                 ),
                 list(
                     Message.objects.filter(role=Message.Role.ASSISTANT).values_list(
@@ -123,8 +125,37 @@ async def test_a_group_over_budget_is_refused_before_the_provider_is_called(sim)
 
     calls, refusals, answers = await recorded()
     assert calls == 1  # only the spending row above: no call was made for this run
-    assert refusals == [tenant.member.pk]
+    assert refusals == [(tenant.member.pk, "chat")]  # the audit says which call was refused
     assert answers == [(Message.Status.ERROR, "quota_exceeded")]
+
+
+async def test_over_the_budget_a_title_is_the_question_and_no_call_is_made(sim):
+    from agents.engine.titles import generate_title
+
+    tenant, (thread,) = await database_sync_to_async(chat)("titles", "sim-gpt@text;words=5")
+    result, _ = await run(tenant, thread)
+    assert result.status == Message.Status.COMPLETE
+
+    @database_sync_to_async
+    def use_it_all():
+        set_plan("free", monthly_budget=Decimal("1.00"))
+        spend(tenant.group, "1.000")
+
+    await use_it_all()
+    sim.clear()
+    title = await generate_title(group=tenant.group, thread=thread, user=tenant.member)
+    assert title == "Hello?" and sim.request_log == []
+
+    @database_sync_to_async
+    def refusals():
+        with group_scope(tenant.group):
+            return list(
+                Event.objects.filter(type="quota.exceeded").values_list(
+                    "actor_id", "metadata__purpose"
+                )
+            )
+
+    assert await refusals() == [(tenant.member.pk, "title")]
 
 
 async def test_a_run_settles_its_reservation_to_the_real_cost(sim):
