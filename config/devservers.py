@@ -372,8 +372,27 @@ def run_platform() -> int:
         shared = {name: (web.fileno(),) for name in commands if name.startswith("daphne")}
         with web:
             return supervise(
-                commands, env=env, banner=lambda: print_banner(host, port), pass_fds=shared
-            )
+                commands, env=env, banner=lambda: print_banner(host, port),
+                ready=lambda: serving(host, port, simulator_port), pass_fds=shared,
+            )  # fmt: skip
+
+
+def serving(host: str, port: int, simulator_port: int | None) -> bool:
+    """Whether daphne answers HTTP on `port` (its socket listens before any daphne does, so a
+    connection alone proves nothing) and the simulator, when started here, accepts."""
+    if simulator_port is not None and not _accepts(simulator_port):
+        return False
+    address = ("127.0.0.1" if host in ("0.0.0.0", "") else host, port)  # noqa: S104
+    with contextlib.suppress(OSError), socket.create_connection(address, 1) as web:
+        web.sendall(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        return web.recv(16).startswith(b"HTTP/")
+    return False
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
 
 
 def print_banner(host: str, port: int) -> None:
@@ -402,9 +421,11 @@ def supervise(
     *,
     env: dict[str, str],
     banner,
+    ready=lambda: True,
     pass_fds: dict[str, tuple[int, ...]] | None = None,
 ) -> int:
-    """Start the processes; when one exits or a stop signal arrives, stop them all."""
+    """Start the processes; show the banner once `ready()` says they serve; when one exits
+    or a stop signal arrives, stop them all."""
     # Explicit handlers: a shell that starts us in the background leaves SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
@@ -414,14 +435,17 @@ def supervise(
         for name, command in commands.items():
             fds = (pass_fds or {}).get(name, ())
             processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=fds)  # noqa: S603
-        banner()
+        announced = False
         while exit_code == 0:
             for name, process in processes.items():
                 code = process.poll()
                 if code is not None:
                     say(f"{name} exited with code {code}; stopping the others.")
                     exit_code = code or 1
-            time.sleep(0.5)
+            if exit_code == 0 and not announced and ready():
+                banner()
+                announced = True
+            time.sleep(0.5 if announced else 0.1)
     except _Stop:
         say("Stopping…")
     finally:

@@ -90,3 +90,40 @@ def test_seed_demo_is_off_in_production(db, settings):
     with pytest.raises(Exception, match="Demo seeding is off"):
         call_command("seed_demo")
     assert not Group.objects.filter(slug="acme").exists()
+
+
+def test_make_run_announces_itself_once_daphne_answers_and_the_simulator_listens():
+    """`make run` prints its URL when the platform serves: its web socket listens before any
+    daphne starts, so a connection alone is not enough; an HTTP answer is."""
+    import socket
+    import threading
+
+    from config.devservers import free_port, listening_socket, serving
+
+    port, simulator = free_port(), socket.create_server(("127.0.0.1", 0))
+    simulator_port = simulator.getsockname()[1]
+    with simulator, listening_socket("127.0.0.1", port) as web:
+        assert not serving("127.0.0.1", port, simulator_port)  # listening, nobody answering
+
+        stop = threading.Event()
+
+        def answer():
+            web.settimeout(0.05)
+            while not stop.is_set():
+                try:
+                    client, _ = web.accept()
+                except TimeoutError:
+                    continue
+                with client:
+                    client.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+
+        daphne = threading.Thread(target=answer)
+        daphne.start()
+        try:
+            assert serving("127.0.0.1", port, simulator_port)
+            assert serving("0.0.0.0", port, None)  # noqa: S104 (bound to all: asked on loopback)
+            simulator.close()
+            assert not serving("127.0.0.1", port, simulator_port)
+        finally:
+            stop.set()
+            daphne.join()
