@@ -804,16 +804,13 @@ def floor_phase(args, sim_url: str, sim_pid: int, clients: list, job) -> dict:
         ping_timeout=args.ping_timeout, log=log, app="bench.floor.app:application",
         extra_env=model,
     ) as (port, pids):  # fmt: skip
-        url = f"ws://127.0.0.1:{port}"
+        url, origin = f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
         sampler = Sampler({"daphne": pids, "simulator": (sim_pid,), "bench": (os.getpid(),)})
         sampler.start()
-        warm = job("ws", url, clients[: args.warmup], 0.5, 0)
-        run_clients(Job(**{**warm.__dict__, "origin": f"http://127.0.0.1:{port}"}), 1)
+        run_clients(job("ws", url, clients[: args.warmup], 0.5, 0, origin), 1)
         phase = sampler.phase()
-        floor_job = job("ws", url, clients, args.ramp, 1)
-        floor_job = Job(**{**floor_job.__dict__, "origin": f"http://127.0.0.1:{port}"})
         with profiler(pids[0], args.py_spy_floor):
-            streams, lags = run_clients(floor_job, args.procs)
+            streams, lags = run_clients(job("ws", url, clients, args.ramp, 1, origin), args.procs)
         summary = summarize("floor: daphne + Channels + SDK wire only", streams, lags, phase.end())
         sampler.stop()
     bad = [s.index for s in streams if s.error or s.seqs != list(range(1, len(s.seqs) + 1))]
@@ -910,7 +907,9 @@ def main(args: argparse.Namespace) -> int:
         )
         sampler.start()
 
-        def job(kind: str, url: str, clients: list, ramp: float, round_: int) -> Job:
+        def job(
+            kind: str, url: str, clients: list, ramp: float, round_: int, origin: str = origin
+        ) -> Job:
             return Job(kind=kind, url=url, start_at=time.perf_counter() + 1.0, ramp=ramp,
                        clients=clients, origin=origin, model=model,
                        total_clients=len(clients), round=round_)  # fmt: skip

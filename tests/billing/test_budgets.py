@@ -88,15 +88,25 @@ def test_the_month_total_is_the_ledger_sum_and_a_replay_adds_nothing(tenant_a):
 # --- refusal before any provider call ------------------------------------------------------------
 
 
+@database_sync_to_async
+def use_it_all(group) -> None:
+    set_plan("free", monthly_budget=Decimal("1.00"))
+    spend(group, "1.000")
+
+
+@database_sync_to_async
+def refusals(group) -> list[tuple[int, str]]:
+    """The audit's quota.exceeded events: who was refused, and the refused call's purpose."""
+    with group_scope(group):
+        return list(
+            Event.objects.filter(type="quota.exceeded").values_list("actor_id", "metadata__purpose")
+        )
+
+
 async def test_a_group_over_budget_is_refused_before_the_provider_is_called(sim):
     tenant, (thread,) = await database_sync_to_async(chat)("spent", "sim-gpt@text")
 
-    @database_sync_to_async
-    def use_it_all():
-        set_plan("free", monthly_budget=Decimal("1.00"))
-        spend(tenant.group, "1.000")
-
-    await use_it_all()
+    await use_it_all(tenant.group)
     sim.clear()
     result, sink = await run(tenant, thread)
 
@@ -112,20 +122,16 @@ async def test_a_group_over_budget_is_refused_before_the_provider_is_called(sim)
             return (
                 AICall.objects.count(),
                 list(
-                    Event.objects.filter(type="quota.exceeded").values_list(
-                        "actor_id", "metadata__purpose"
-                    )
-                ),
-                list(
                     Message.objects.filter(role=Message.Role.ASSISTANT).values_list(
                         "status", "error_code"
                     )
                 ),
             )
 
-    calls, refusals, answers = await recorded()
+    calls, answers = await recorded()
     assert calls == 1  # only the spending row above: no call was made for this run
-    assert refusals == [(tenant.member.pk, "chat")]  # the audit says which call was refused
+    # The audit says who was refused, and which call.
+    assert await refusals(tenant.group) == [(tenant.member.pk, "chat")]
     assert answers == [(Message.Status.ERROR, "quota_exceeded")]
 
 
@@ -136,26 +142,12 @@ async def test_over_the_budget_a_title_is_the_question_and_no_call_is_made(sim):
     result, _ = await run(tenant, thread)
     assert result.status == Message.Status.COMPLETE
 
-    @database_sync_to_async
-    def use_it_all():
-        set_plan("free", monthly_budget=Decimal("1.00"))
-        spend(tenant.group, "1.000")
-
-    await use_it_all()
+    await use_it_all(tenant.group)
     sim.clear()
     title = await generate_title(group=tenant.group, thread=thread, user=tenant.member)
     assert title == "Hello?" and sim.request_log == []
 
-    @database_sync_to_async
-    def refusals():
-        with group_scope(tenant.group):
-            return list(
-                Event.objects.filter(type="quota.exceeded").values_list(
-                    "actor_id", "metadata__purpose"
-                )
-            )
-
-    assert await refusals() == [(tenant.member.pk, "title")]
+    assert await refusals(tenant.group) == [(tenant.member.pk, "title")]
 
 
 async def test_a_run_settles_its_reservation_to_the_real_cost(sim):
