@@ -12,6 +12,9 @@ ERROR_SENTENCES: dict[str, str] = {
         "the platform does not call. An administrator needs to change its URL."
     ),
     "agent_unavailable": "This agent is not available right now.",
+    "read_only": (
+        "This is a colleague's conversation: you can read it, but only they can write in it."
+    ),
     "internal": "Something went wrong on our side. The answer so far has been kept.",
     "quota_exceeded": (
         "Your organisation has used its AI budget for this month. "

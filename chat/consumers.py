@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import time
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -17,6 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from agents.errors import sentence_for
 from chat import selectors, services
 from chat.fanout import broadcast, local_fanout, process_origin, thread_group
 from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
@@ -31,6 +34,29 @@ CLOSE_NOT_FOUND = 4404
 GAP_WAITS = 6  # the log is at most one flush (250 ms) behind the live stream
 GAP_WAIT_SECONDS = 0.1
 INBOX_SIZE = 2000  # events waiting for this socket; beyond, they are read back from the log
+RESUME_BURST = 10  # each resume may replay a whole run from the database: bounded per socket
+RESUME_RATE = 0.5  # resumes a second once the burst is spent
+WRITES = (SendMessage, Regenerate, StopRun)  # frames only the thread's author may send
+
+
+class TokenBucket:
+    """`capacity` actions at once, then `per_second`; in memory, as it is one socket's."""
+
+    def __init__(self, *, capacity: int, per_second: float) -> None:
+        self.capacity = capacity
+        self.per_second = per_second
+        self.tokens = float(capacity)
+        self.at = time.monotonic()
+
+    def take(self) -> int:
+        """Take one token: 0 when granted, else whole seconds until one is there."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0
+        return max(1, math.ceil((1 - self.tokens) / self.per_second))
 
 
 class ThreadConsumer(AsyncWebsocketConsumer):
@@ -58,6 +84,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.group, self.thread = access
+        self.writable = selectors.may_write(thread=self.thread, user=user)
+        self.resumes = TokenBucket(capacity=RESUME_BURST, per_second=RESUME_RATE)
         self.sent: dict[str, int] = {}  # run_id -> last seq this client has
         # Events reach this client from its own process (the inbox) and from others (the
         # channel layer); one lock keeps their handling, and resumes, one at a time.
@@ -101,7 +129,9 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         except FrameError as problem:
             await self.error(problem.code, problem.message)
             return
-        if isinstance(frame, SendMessage):
+        if isinstance(frame, WRITES) and not self.writable:
+            await self.error("read_only", sentence_for("read_only"))
+        elif isinstance(frame, SendMessage):
             await self.on_send(frame)
         elif isinstance(frame, StopRun):
             await registry().request_stop(self.thread.pk)
@@ -111,11 +141,6 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.on_resume(frame)
 
     async def on_send(self, frame: SendMessage) -> None:
-        def admit() -> None:
-            retry_after = message_rate_limited(user=self.user, group=self.group)
-            if retry_after is not None:
-                raise RateLimited(retry_after)
-
         def save_question():
             with group_scope(self.group):
                 return services.message_create_user(
@@ -123,7 +148,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                     client_id=frame.client_id,
                 )  # fmt: skip
 
-        await self._start(save_question, admit=admit, client_id=frame.client_id)
+        await self._start(save_question, client_id=frame.client_id)
 
     async def on_regenerate(self, frame: Regenerate) -> None:
         message = await db_call(selectors.message_in_thread)(
@@ -139,12 +164,23 @@ class ThreadConsumer(AsyncWebsocketConsumer):
 
         await self._start(set_aside)
 
-    async def _start(self, before, *, admit=None, client_id: str = "") -> None:
+    def _admit(self) -> None:
+        """The message rate limit, for every frame that starts a run (counted only once the
+        thread is free: a send refused as busy uses none of it)."""
+        retry_after = message_rate_limited(user=self.user, group=self.group)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+    async def _start(self, before, *, client_id: str = "") -> None:
         """Start a run after `before` (saving the question, or setting an answer aside),
         then tell every tab what `before` changed."""
         try:
             _, message = await registry().start(
-                group=self.group, thread=self.thread, user=self.user, admit=admit, before=before
+                group=self.group,
+                thread=self.thread,
+                user=self.user,
+                admit=self._admit,
+                before=before,
             )
         except RateLimited as limited:
             await self.error(
@@ -167,6 +203,12 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await broadcast(self.thread.pk, event)
 
     async def on_resume(self, frame: Resume) -> None:
+        wait = self.resumes.take()
+        if wait:
+            await self.error(
+                "rate_limited", f"Too many resumes. Try again in {wait} s.", retry_after=wait
+            )
+            return
         async with self.events_lock:
             await self._resume(frame.after_seq)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ class Resume:
 
 Frame = SendMessage | StopRun | Regenerate | Resume
 MAX_FRAME_BYTES = 256_000
+# PostgreSQL text cannot hold NUL, and UTF-8 cannot encode a lone surrogate (JSON's "\ud800").
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def parse_frame(text: str | None, *, max_chars: int) -> Frame:
@@ -49,7 +52,7 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
         raise FrameError("too_long", f"Messages can be at most {max_chars:,} characters.")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise FrameError("bad_json", "That frame is not valid JSON.") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError("bad_frame", "Every frame needs a string `type`.")
@@ -58,10 +61,15 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
         content = _field(data, "content", str)
         if not content.strip():
             raise FrameError("empty", "Write a message first.")
+        if UNSTORABLE.search(content):
+            raise FrameError(
+                "bad_text",
+                "Messages can't contain NUL characters or broken Unicode (lone surrogates).",
+            )
         if len(content) > max_chars:
             raise FrameError("too_long", f"Messages can be at most {max_chars:,} characters.")
         client_id = data.get("client_id", "")
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        if not isinstance(client_id, str) or len(client_id) > 64 or UNSTORABLE.search(client_id):
             raise FrameError("bad_frame", "`client_id` must be a string of at most 64 characters.")
         return SendMessage(content=content, client_id=client_id)
     if kind == "run.stop":

@@ -161,9 +161,9 @@ class RunRegistry:
         admit: Callable[[], Any] | None = None,
         before: Callable[[], Any] | None = None,
     ) -> tuple[uuid.UUID, Any]:
-        """Start a run on the thread, in one trip to a worker thread: `admit` (sync, e.g. the
-        rate limit; it raises to refuse), then the thread's lock, then `before` (sync, e.g.
-        saving the question; its result is returned).
+        """Start a run on the thread, in one trip to a worker thread: the thread's lock, then
+        `admit` (sync, e.g. the rate limit; it raises to refuse, and a busy thread never
+        reaches it), then `before` (sync, e.g. saving the question; its result is returned).
 
         Raises Busy when another run holds the thread, in this process or another.
         """
@@ -175,11 +175,11 @@ class RunRegistry:
         lock = self._lock_value(run)
 
         def claim() -> Any:
-            if admit is not None:
-                admit()
             if not cache.add(_lock_key(thread.pk), lock, LOCK_SECONDS):
                 raise Busy
             try:
+                if admit is not None:
+                    admit()
                 return before() if before else None
             except BaseException:
                 _release_lock(thread.pk, lock)

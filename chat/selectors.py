@@ -4,26 +4,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from chat.models import AIThread, Message, RunEvent
-from ontology.models import Group, Thing, User
-from ontology.scoping import group_scope
-from ontology.selectors import groups_for_user
+from ontology.models import Group, Membership, Thing, User
+from ontology.scoping import group_scope, scopes_disabled
+
+
+def readable_threads(*, group: Group, user: User) -> QuerySet[AIThread]:
+    """The group's threads this member may read: their own, or all of them for the
+    group's owners and admins (`group.role`, as `groups_for_user` annotates it).
+
+    The one place the rule lives; pages, the socket and search all start here.
+    """
+    threads = AIThread.objects.filter(group=group)
+    if getattr(group, "role", None) in Membership.ADMIN_ROLES:
+        return threads
+    return threads.filter(user=user)
+
+
+def thread_for_reader(*, group: Group, user: User, thread_id: int) -> AIThread | None:
+    """The thread if the user may read it in the active group; None for missing and
+    forbidden alike (the caller answers both with the same 404)."""
+    threads = readable_threads(group=group, user=user).filter(pk=thread_id)
+    return threads.select_related("agent").first()
 
 
 def thread_for_member(*, user: User, thread_id: int) -> tuple[Group, AIThread] | None:
-    """The thread and its group if the user is a member of that group; else None.
+    """The thread and its group (with the user's `role`) if the user may read it, in one
+    query, whichever of the user's groups holds it; else None.
 
-    Missing and forbidden look the same to the caller.
+    The socket's edge: the thread names its tenant, so the lookup runs unscoped and the
+    membership join is the tenant check (the group is then set once for the socket).
     """
-    for group in groups_for_user(user=user):
-        with group_scope(group):
-            thread = AIThread.objects.filter(pk=thread_id).first()
-        if thread is not None:
-            thread.group = group  # what the socket does next reads it from here
-            return group, thread
-    return None
+    with scopes_disabled():
+        thread = (
+            AIThread.objects.filter(pk=thread_id, group__memberships__user=user)
+            .annotate(viewer_role=F("group__memberships__role"))
+            .filter(Q(user=user) | Q(viewer_role__in=Membership.ADMIN_ROLES))
+            .select_related("group", "agent")
+            .first()
+        )
+    if thread is None:
+        return None
+    thread.group.role = thread.viewer_role
+    return thread.group, thread
+
+
+def may_write(*, thread: AIThread, user: User) -> bool:
+    """Only the person who started a thread writes in it; owners and admins read others'."""
+    return thread.user_id is not None and thread.user_id == user.pk
 
 
 def message_payload(message: Message) -> dict[str, Any]:
@@ -62,13 +92,15 @@ def message_in_thread(*, thread: AIThread, message_id) -> Message | None:
 def threads_for_list(
     *, group: Group, user: User, query: str = "", everyone: bool = False
 ) -> QuerySet[AIThread]:
-    """The group's threads, newest activity first: the user's own unless `everyone`.
+    """The user's threads, newest activity first; with `everyone`, all they may read.
 
     A query matches the title or any visible message of the thread.
     """
-    threads = AIThread.objects.filter(group=group).select_related("agent")
-    if not everyone:
-        threads = threads.filter(user=user)
+    if everyone:
+        threads = readable_threads(group=group, user=user)
+    else:
+        threads = AIThread.objects.filter(group=group, user=user)
+    threads = threads.select_related("agent")
     query = query.strip()
     if query:
         matching = Message.objects.filter(group=group, content__icontains=query).exclude(
@@ -87,10 +119,6 @@ def untouched_thread(*, group: Group, user: User, agent: Thing) -> AIThread | No
         .order_by("-pk")
         .first()
     )
-
-
-def thread_in_group(*, group: Group, thread_id: int) -> AIThread | None:
-    return AIThread.objects.filter(group=group, pk=thread_id).select_related("agent").first()
 
 
 def thread_messages(*, thread: AIThread) -> list[Message]:

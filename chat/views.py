@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -32,6 +32,7 @@ from ontology.selectors import things_for_group
 
 THREADS_PER_PAGE = 30
 SIDEBAR_THREADS = 20
+READ_ONLY = sentence_for("read_only")
 NOTES = {
     Message.Status.STOPPED: "Stopped.",
     Message.Status.INTERRUPTED: "This answer was interrupted; what had arrived is kept.",
@@ -44,15 +45,21 @@ def _group(request: HttpRequest) -> Group:
     return request.group
 
 
-def _thread(request: HttpRequest, pk: int) -> AIThread:
-    thread = selectors.thread_in_group(group=_group(request), thread_id=pk)
+def _thread(request: HttpRequest, pk: int, *, write: bool = False) -> AIThread:
+    """The thread if the user may read it (404 for missing and hidden alike); with `write`,
+    only its own author passes: an owner or admin reading a colleague's thread gets 403."""
+    thread = selectors.thread_for_reader(group=_group(request), user=request.user, thread_id=pk)
     if thread is None:
         raise Http404("No such conversation.")
+    if write and not selectors.may_write(thread=thread, user=request.user):
+        raise PermissionDenied(READ_ONLY)
     return thread
 
 
-def _message(request: HttpRequest, pk: int, message_id: uuid.UUID) -> tuple[AIThread, Message]:
-    thread = _thread(request, pk)
+def _message(
+    request: HttpRequest, pk: int, message_id: uuid.UUID, *, write: bool = False
+) -> tuple[AIThread, Message]:
+    thread = _thread(request, pk, write=write)
     message = selectors.message_in_thread(thread=thread, message_id=message_id)
     if message is None:
         raise Http404("No such message.")
@@ -115,9 +122,12 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
     history = selectors.thread_messages(thread=thread)
     last = history[-1] if history else None
     last_answer = last.pk if last is not None and last.role == Message.Role.ASSISTANT else None
+    writable = selectors.may_write(thread=thread, user=request.user)
     return render(request, "chat/thread.html", {
         "thread": thread,
-        "items": [_present(m, last_answer=last_answer) for m in history],
+        "writable": writable,
+        "read_only_note": "" if writable else READ_ONLY,
+        "items": [_present(m, last_answer=last_answer, writable=writable) for m in history],
         "recent": selectors.threads_for_list(group=group, user=request.user)[:SIDEBAR_THREADS],
         "max_chars": settings.PARLEY_MAX_MESSAGE_CHARS,
         "tool_labels": {
@@ -134,7 +144,11 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
     """One message as the history shows it: what the page swaps in when an answer ends."""
     thread, message = _message(request, pk, message_id)
-    item = _present(message, last_answer=selectors.last_answer_id(thread=thread))
+    item = _present(
+        message,
+        last_answer=selectors.last_answer_id(thread=thread),
+        writable=selectors.may_write(thread=thread, user=request.user),
+    )
     return render(request, "chat/_message.html", {"item": item})
 
 
@@ -142,7 +156,7 @@ def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> Ht
 @require_POST
 @limit_requests("chat")
 def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
-    thread = _thread(request, pk)
+    thread = _thread(request, pk, write=True)
     try:
         title = request.POST.get("title", "")
         services.thread_rename(thread=thread, title=title, actor=request.user)
@@ -160,7 +174,7 @@ def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @limit_requests("chat")
 def message_feedback(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
-    thread, message = _message(request, pk, message_id)
+    thread, message = _message(request, pk, message_id, write=True)
     wanted = request.POST.get("feedback", "")
     if wanted == message.feedback:
         wanted = ""  # pressing the same thumb again takes the vote back
@@ -188,9 +202,14 @@ def _tool_label(name: str) -> str:
     return spec.label if spec else name
 
 
-def _present(message: Message, *, last_answer: uuid.UUID | None) -> dict[str, Any]:
-    """What the message template needs: safe HTML, tool chips, sources, notes, actions."""
-    item: dict[str, Any] = {"message": message, "is_last": message.pk == last_answer}
+def _present(message: Message, *, last_answer: uuid.UUID | None, writable: bool) -> dict[str, Any]:
+    """What the message template needs: safe HTML, tool chips, sources, notes, actions
+    (a reader who is not the thread's author gets no actions that write)."""
+    item: dict[str, Any] = {
+        "message": message,
+        "is_last": message.pk == last_answer,
+        "writable": writable,
+    }
     if message.role != Message.Role.ASSISTANT:
         return item
     rendered = render_answer(message.content, sources=message.sources)
@@ -208,6 +227,6 @@ def _present(message: Message, *, last_answer: uuid.UUID | None) -> dict[str, An
         ],
         note=NOTES.get(message.status, ""),
         error=sentence_for(message.error_code) if message.status == Message.Status.ERROR else "",
-        may_regenerate=item["is_last"] and message.status != Message.Status.STREAMING,
+        may_regenerate=writable and item["is_last"] and message.status != Message.Status.STREAMING,
     )
     return item

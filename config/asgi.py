@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP goes to Django; WebSockets go through session auth and an Origin check."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -9,12 +10,34 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddleware, get_user  # noqa: E402 - needs Django set up first
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
+from config.websocket_origin import SameOriginValidator  # noqa: E402
 from ontology.db_async import db_call  # noqa: E402
+
+
+def close_oversize_frames(server_module) -> None:
+    """Make daphne close a socket that sends an oversize frame (over its
+    `--websocket_max_message_size`, 1 MB by default) with 1009 and a reason, where autobahn's
+    default drops the connection without a word. daphne has no option for it, and imports
+    the application before it builds its factory, so the factory class is swapped here."""
+    base = server_module.WebSocketFactory
+    if getattr(base, "closes_oversize_frames", False):
+        return
+
+    class ClosingWebSocketFactory(base):
+        closes_oversize_frames = True
+
+        def setProtocolOptions(self, **options):
+            super().setProtocolOptions(failByDrop=False, **options)
+
+    server_module.WebSocketFactory = ClosingWebSocketFactory
+
+
+if "daphne.server" in sys.modules:  # served by daphne (importing it here would pick a reactor)
+    close_oversize_frames(sys.modules["daphne.server"])
 
 
 class PooledAuthMiddleware(AuthMiddleware):
@@ -32,7 +55,7 @@ application = StartRunsOnFirstRequest(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(
+            "websocket": SameOriginValidator(
                 CookieMiddleware(
                     SessionMiddleware(PooledAuthMiddleware(URLRouter(websocket_urlpatterns)))
                 )

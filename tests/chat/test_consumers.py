@@ -62,8 +62,8 @@ def session_cookie(user):
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-async def connect(thread_id, user=None, origin="http://testserver"):
-    headers = [(b"origin", origin.encode())]
+async def connect(thread_id, user=None, origin="http://testserver", host="testserver"):
+    headers = [(b"origin", origin.encode()), (b"host", host.encode())]
     if user is not None:
         cookie = await session_cookie(user)
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
@@ -418,6 +418,7 @@ async def test_a_socket_signs_in_while_the_shared_sync_thread_is_busy(sim):
     try:
         tab = WebsocketCommunicator(application(), f"/ws/threads/{thread.pk}/", [
             (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
             (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
         ])  # fmt: skip
         connected, _ = await tab.connect(timeout=TIMEOUT)
