@@ -1,4 +1,4 @@
-"""CSV downloads for the ledger, statements and the audit trail."""
+"""CSV downloads for the ledger, statements and the audit trail, safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
+
+# OWASP's CSV injection list: a spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """The value as a spreadsheet should show it: text it would run as a formula gets a leading
+    quote. Numbers are not text, so a negative amount stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _cells(row: list[Any]) -> list[Any]:
+    return [csv_cell(value) for value in row]
 
 
 class _Echo:
@@ -20,7 +35,7 @@ def csv_download(filename: str, rows: AsyncIterator[list[Any]]) -> StreamingHttp
 
     async def lines() -> AsyncIterator[str]:
         async for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow(_cells(row))
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -30,5 +45,5 @@ def csv_download(filename: str, rows: AsyncIterator[list[Any]]) -> StreamingHttp
 def csv_file(filename: str, rows: list[list[Any]]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    csv.writer(response).writerows(rows)
+    csv.writer(response).writerows(_cells(row) for row in rows)
     return response
