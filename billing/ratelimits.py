@@ -5,8 +5,10 @@
 
 Each bucket names its rates by key: "user" (the signed-in user), "group" (the
 active group), "ip" (the client address) and "username" (the username field of a
-login form). A request is counted against every key that applies to it and
-refused, with 429, a plain sentence and Retry-After, as soon as one is over.
+login form, counted per client address, so guesses from one place cannot lock the
+account's owner out everywhere). A request is counted against every key that
+applies to it and refused, with 429, a plain sentence and Retry-After, as soon as
+one is over. A refused sign-in is audited in the groups of the account it named.
 Counters are in Redis (add + incr, atomic), so every process shares them.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django_ratelimit.core import get_usage
+from django_ratelimit.core import _get_ip, get_usage
 
 from ontology.models import Group, User
 from ontology.selectors import groups_for_user
@@ -41,6 +43,7 @@ def record_limit_hit(
     scope: str,
     retry_after: int,
     groups: Iterable[Group] = (),
+    ip: str = "",
 ) -> None:
     """Audit a limit hit once per window: only the first refused request is recorded."""
     if usage["count"] != usage["limit"] + 1:
@@ -48,12 +51,16 @@ def record_limit_hit(
     targets = [group] if group is not None else list(groups)
     if not targets:
         logger.info("rate limit hit: %s/%s (no group to audit it in)", bucket, scope)
+    metadata = {
+        "bucket": bucket,
+        "scope": scope,
+        "limit": usage["limit"],
+        "retry_after": retry_after,
+    }
+    if ip:
+        metadata["ip"] = ip
     for target in targets:
-        event_record(
-            group=target, type="rate_limit.hit", actor=user,
-            metadata={"bucket": bucket, "scope": scope, "limit": usage["limit"],
-                      "retry_after": retry_after},
-        )  # fmt: skip
+        event_record(group=target, type="rate_limit.hit", actor=user, metadata=metadata)
 
 
 def _counter_key(request: HttpRequest, key: str) -> str | Callable | None:
@@ -67,7 +74,9 @@ def _counter_key(request: HttpRequest, key: str) -> str | Callable | None:
     elif key == "group":
         value = str(group.pk) if group is not None else None
     elif key == "username":
-        value = (request.POST.get("username") or "").strip().lower() or None
+        username = (request.POST.get("username") or "").strip().lower()
+        # The address as the "ip" key counts it (RATELIMIT_IP_META_KEY, the IPv6 mask).
+        value = f"{username} {_get_ip(request)}" if username else None
     else:
         raise ValueError(f"Unknown rate-limit key {key!r}.")
     return None if value is None else (lambda _group, _request: value)
@@ -96,9 +105,11 @@ def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
         retry_after = max(1, usage["time_left"])
         user = request.user if request.user.is_authenticated else None
         group = getattr(request, "group", None)
+        signed_out = group is None and user is None
         record_limit_hit(
             usage, group=group, user=user, bucket=bucket, scope=key, retry_after=retry_after,
-            groups=_audit_groups(request) if group is None and user is None else (),
+            groups=_audit_groups(request) if signed_out else (),
+            ip=_get_ip(request) if signed_out else "",
         )  # fmt: skip
         return too_many_requests(request, retry_after)
     return None

@@ -140,3 +140,28 @@ def test_limits_hold_across_two_processes_sharing_redis():
     assert there[0] is None and all(wait is not None and wait >= 1 for wait in there[1:])
     assert message_rate_limited(user=tenant.member, group=tenant.group) is not None
     assert message_rate_limited(user=tenant_user, group=tenant.group) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url_name", ["login", "admin:login"])
+def test_a_stranger_locks_only_their_own_address_out_of_an_account(client, tenant_a, settings,
+                                                                    url_name):  # fmt: skip
+    settings.PARLEY_HTTP_RATE_LIMITS = {"login": {"ip": "100/d", "username": "10/d"}}
+    url, username = reverse(url_name), tenant_a.owner.username
+    right = {"username": username, "password": "pw-" + username}
+    guesses = [
+        client.post(url, {"username": username, "password": f"guess-{n}"}, REMOTE_ADDR="10.0.0.1")
+        for n in range(11)
+    ]
+    assert [r.status_code for r in guesses] == [200] * 10 + [429]
+    assert client.post(url, right, REMOTE_ADDR="10.0.0.1").status_code == 429
+    assert "_auth_user_id" not in client.session
+    signed_in = client.post(url, right, REMOTE_ADDR="10.0.0.2")
+    assert signed_in.status_code == 302
+    assert client.session["_auth_user_id"] == str(tenant_a.owner.pk)
+    with group_scope(tenant_a.group):
+        failed = Event.objects.filter(type="auth.login_failed", target_id=str(tenant_a.owner.pk))
+        assert [e.metadata["ip"] for e in failed] == ["10.0.0.1"] * 10
+    assert [(h["bucket"], h["scope"], h["ip"]) for h in hits(tenant_a.group)] == [
+        ("login", "username", "10.0.0.1"),
+    ]  # fmt: skip
