@@ -65,6 +65,10 @@ class GroupAdmin(admin.ModelAdmin):
             return ("created_at",)
         return ("slug", "type", "plan", "created_at")
 
+    def get_prepopulated_fields(self, request, obj=None):
+        # A read-only slug is not in the form, and prepopulating it would be a KeyError (500).
+        return self.prepopulated_fields if admin_groups_of(request) is None else {}
+
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:

@@ -1,15 +1,20 @@
-"""Resolve the active group once per request, at the edge, and scope everything below to it."""
+"""The edge of every request: refuse characters the database cannot store, then resolve the
+active group once and scope everything below to it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from ontology.scoping import group_scope
 from ontology.selectors import group_for_user, groups_for_user
 
 SESSION_KEY = "active_group_id"
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REFUSAL = "Your request contained a character we can't accept ({what})."
 
 
 class ActiveGroupMiddleware:
@@ -41,3 +46,35 @@ class ActiveGroupMiddleware:
         request.group = group
         with group_scope(group):
             return self.get_response(request)
+
+
+class RefuseUnstorableCharactersMiddleware:
+    """Answers 400 with a sentence when a query or form value or name holds a NUL or a lone
+    surrogate, before any view runs: PostgreSQL cannot store NUL in text and a surrogate
+    cannot be written as UTF-8, so either would otherwise end in a 500 wherever it is used.
+
+    Reads request.POST and FILES (parsed once and kept), never request.body.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for text in _texts(request):
+            found = UNSTORABLE.search(text)
+            if found is not None:
+                what = "a NUL byte" if found.group() == "\x00" else "an unpaired surrogate"
+                return HttpResponseBadRequest(
+                    REFUSAL.format(what=what), content_type="text/plain; charset=utf-8"
+                )
+        return self.get_response(request)
+
+
+def _texts(request: HttpRequest) -> Iterator[str]:
+    for data in (request.GET, request.POST):
+        for key, values in data.lists():
+            yield key
+            yield from values
+    for key, files in request.FILES.lists():
+        yield key
+        yield from (upload.name or "" for upload in files)
