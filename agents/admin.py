@@ -12,6 +12,7 @@ from agents.forms import (
 )
 from agents.models import Agent, Knowledge, KnowledgeSource, PriceOverride, ProviderCredential
 from agents.secrets import decrypt
+from billing.ratelimits import check_limits
 from ontology import services as ontology_services
 from ontology.models import Thing
 from ontology.scoping import group_scope
@@ -203,6 +204,14 @@ class KnowledgeSourceAdmin(TenantAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("raw")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Counted like the Knowledge page's uploads, once the user may add at all.
+        if request.method == "POST" and self.has_add_permission(request):
+            refusal = check_limits(request, "upload")
+            if refusal is not None:
+                return refusal
+        return super().add_view(request, form_url, extra_context)
 
     @admin.display(description="progress")
     def progress_percent(self, obj):

@@ -1,7 +1,9 @@
 """The Knowledge pages: sources and their live status, adding and deleting them, chunks.
 
 Members of the active group read; its owners and admins add, retry and delete.
-Every lookup is scoped to the active group: another group's id is a 404.
+Every lookup is scoped to the active group: another group's id is a 404. Adding and
+retrying are uploads (PARLEY_HTTP_RATE_LIMITS["upload"]), counted once the request is
+known to be an admin's, so a member's refused posts cannot use up the group's allowance.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from agents import ingestion, selectors
 from agents.forms import EmbeddingModelForm, KnowledgeAddForm, add_knowledge
 from agents.models import KnowledgeSource
 from agents.retrieval import group_embedding_model
+from billing.ratelimits import check_limits
 from ontology.models import Membership
 from ontology.tenant_admin import apply_service_errors
 
@@ -63,6 +66,9 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
     add_form = KnowledgeAddForm()
     if request.method == "POST":
         group = _admin_group(request)
+        refusal = check_limits(request, "upload")
+        if refusal is not None:
+            return refusal
         add_form = KnowledgeAddForm(request.POST, request.FILES)
         if add_form.is_valid():
             try:
@@ -157,6 +163,9 @@ def knowledge_source_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def knowledge_source_retry(request: HttpRequest, pk: int) -> HttpResponse:
     _admin_group(request)
     source = _source_or_404(request, pk)
+    refusal = check_limits(request, "upload")
+    if refusal is not None:
+        return refusal
     try:
         ingestion.source_retry(source=source, actor=request.user)
     except ValidationError as error:
