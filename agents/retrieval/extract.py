@@ -3,6 +3,10 @@
 Headings are kept because chunks carry their section path as context. Text,
 Markdown and HTML are read here; PDFs through pypdf (one section per page); Word
 documents from their own XML (agents/retrieval/word.py).
+
+Every format is held to settings.PARLEY_KNOWLEDGE_MAX_TEXT_CHARS while it is read
+(page by page, element by element), so an upload that unpacks into far more text than
+the chunk cap allows is refused before it fills the worker's memory.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import re
 from html.parser import HTMLParser
 from pathlib import PurePath
 
-from agents.retrieval.word import UnreadableWord, docx_text
+from django.conf import settings
+
+from agents.retrieval.word import UnreadableWord, docx_text, too_much_text
 
 FORMATS = {
     ".txt": "text",
@@ -33,6 +39,7 @@ CONTENT_TYPES = {
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
 SUPPORTED_EXTENSIONS = ", ".join(sorted(FORMATS))
+TITLE_CHARS = 1000
 
 
 class UnreadableDocument(Exception):
@@ -51,12 +58,17 @@ def extract_text(raw: bytes, *, filename: str = "", content_type: str = "") -> s
     kind = format_of(filename, content_type)
     if kind is None:
         raise UnreadableDocument(f"Unsupported file type. Supported types: {SUPPORTED_EXTENSIONS}.")
+    max_chars = settings.PARLEY_KNOWLEDGE_MAX_TEXT_CHARS
     if kind == "pdf":
-        return _pdf_text(raw)
+        return _pdf_text(raw, max_chars)
     if kind == "docx":
-        return _docx_text(raw)
+        return _docx_text(raw, max_chars)
     text = _decode(raw)
-    return _html_text(text) if kind == "html" else text
+    if kind == "html":
+        return _html_text(text, max_chars)
+    if len(text) > max_chars:
+        raise UnreadableDocument(too_much_text(max_chars))
+    return text
 
 
 def _decode(raw: bytes) -> str:
@@ -68,7 +80,7 @@ def _decode(raw: bytes) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
-def _pdf_text(raw: bytes) -> str:
+def _pdf_text(raw: bytes, max_chars: int) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -76,7 +88,12 @@ def _pdf_text(raw: bytes) -> str:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableDocument("The PDF is password-protected.")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages, size = [], 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            size += len(pages[-1])
+            if size > max_chars:
+                raise UnreadableDocument(too_much_text(max_chars))
     except UnreadableDocument:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
@@ -88,9 +105,9 @@ def _pdf_text(raw: bytes) -> str:
     return "\n\n".join(f"# Page {n}\n\n{text.strip()}" for n, text in enumerate(pages, 1))
 
 
-def _docx_text(raw: bytes) -> str:
+def _docx_text(raw: bytes, max_chars: int) -> str:
     try:
-        text = docx_text(raw)
+        text = docx_text(raw, max_chars=max_chars)
     except UnreadableWord as problem:
         raise UnreadableDocument(str(problem)) from problem
     if not text.strip():
@@ -103,9 +120,11 @@ class _HTMLToText(HTMLParser):
     BLOCKS = {"p", "div", "li", "tr", "br", "section", "article", "blockquote", "pre", "table",
               "ul", "ol", "dd", "dt", "header", "footer", "main", "nav", "aside"}  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int | None = None) -> None:
         super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+        self.max_chars = max_chars
+        self.size = 0
+        self.text = io.StringIO()
         self.skipping = 0
         self.heading: int | None = None
         self.title = ""
@@ -118,9 +137,9 @@ class _HTMLToText(HTMLParser):
             self.skipping += 1
         elif re.fullmatch(r"h[1-6]", tag):
             self.heading = int(tag[1])
-            self.parts.append("\n\n" + "#" * self.heading + " ")
+            self._write("\n\n" + "#" * self.heading + " ")
         elif tag in self.BLOCKS:
-            self.parts.append("\n\n" if tag not in ("br", "li", "tr") else "\n")
+            self._write("\n\n" if tag not in ("br", "li", "tr") else "\n")
 
     def handle_endtag(self, tag):
         if tag == "title":
@@ -129,25 +148,31 @@ class _HTMLToText(HTMLParser):
             self.skipping = max(0, self.skipping - 1)
         elif re.fullmatch(r"h[1-6]", tag):
             self.heading = None
-            self.parts.append("\n\n")
+            self._write("\n\n")
         elif tag in self.BLOCKS:
-            self.parts.append("\n")
+            self._write("\n")
 
     def handle_data(self, data):
-        if self._in_title:
+        if self._in_title and len(self.title) < TITLE_CHARS:
             self.title += data
         if self.skipping:
             return
         if self.heading is not None:
             data = " ".join(data.split())
-        self.parts.append(data)
+        self._write(data)
+
+    def _write(self, text: str) -> None:
+        self.size += len(text)
+        if self.max_chars is not None and self.size > self.max_chars:
+            raise UnreadableDocument(too_much_text(self.max_chars))
+        self.text.write(text)
 
 
-def _html_text(html: str) -> str:
-    parser = _HTMLToText()
+def _html_text(html: str, max_chars: int) -> str:
+    parser = _HTMLToText(max_chars)
     parser.feed(html)
     parser.close()
-    text = "".join(parser.parts)
+    text = parser.text.getvalue()
     lines = [" ".join(line.split()) if not line.startswith("#") else line.strip()
              for line in text.splitlines()]  # fmt: skip
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
