@@ -40,6 +40,12 @@ class Resume:
 
 
 Frame = SendMessage | StopRun | Regenerate | Resume
+FRAME_TYPES: dict[str, type] = {
+    "message.send": SendMessage,
+    "run.stop": StopRun,
+    "message.regenerate": Regenerate,
+    "stream.resume": Resume,
+}
 MAX_FRAME_BYTES = 256_000
 # PostgreSQL text cannot hold NUL, and UTF-8 cannot encode a lone surrogate (JSON's "\ud800").
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

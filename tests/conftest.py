@@ -11,6 +11,7 @@ from django.db import connections
 from agents.configuration import forget_cached_configurations
 from agents.simulator import SimulatorConfig, SimulatorThread
 from billing.models import Plan
+from chat.runs import close_registry
 from ontology import services
 from ontology.models import Group, Membership, Thing, User
 
@@ -90,6 +91,13 @@ def clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+async def close_runs():
+    """Each async test runs on its own event loop: end that loop's runs and listeners with it."""
+    yield
+    await close_registry()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from chat.runs import RunRegistry, _lock_holder, active_run_id, mark_interrupted
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
-from tests.conftest import make_tenant, set_plan
+from tests.conftest import make_tenant, make_user, set_plan
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -586,3 +586,156 @@ async def test_more_concurrent_group_messages_than_pooled_connections_all_arrive
         await layer.group_discard("pool-burst", channel)
     assert received == set(range(40))
     assert layer.connection(0).connection_pool.max_connections == 3
+
+
+async def test_a_colleagues_thread_is_closed_like_a_missing_one(sim):
+    tenant, thread = await chat_setup()  # the member's thread
+    colleague = await database_sync_to_async(make_user)("colleague@acme.example")
+    await database_sync_to_async(services.membership_create)(
+        group=tenant.group, user=colleague, role="member", actor=tenant.owner
+    )
+    for thread_id in (thread.pk, 999_999):
+        tab, connected = await connect(thread_id, colleague)
+        assert connected
+        assert await tab.receive_output(timeout=TIMEOUT) == {"type": "websocket.close",
+                                                             "code": 4404}  # fmt: skip
+
+
+async def test_an_owner_reads_a_members_thread_live_but_cannot_write_in_it(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=60;words=200")
+    author, _ = await connect(thread.pk, tenant.member)
+    reader, connected = await connect(thread.pk, tenant.owner)
+    assert connected
+    await send(author, type="message.send", content="Hello?")
+    started = (await frames_until(reader, "run.started"))[-1]
+    await send(reader, type="run.stop")
+    await send(reader, type="message.send", content="Owner here")
+    await send(reader, type="message.regenerate", message_id=started["message_id"])
+    refusals = [f for f in await frames_until(reader, "run.completed") if f["type"] == "error"]
+    assert [f["code"] for f in refusals] == ["read_only"] * 3
+    assert "only they can write" in refusals[0]["message"]
+    # The stop was refused: the author's answer ran to its end.
+    assert (await frames_until(author, "run.completed", "run.stopped"))[-1]["type"] == (
+        "run.completed"
+    )
+
+    @database_sync_to_async
+    def questions():
+        with group_scope(tenant.group):
+            return list(Message.objects.filter(role="user").values_list("content", flat=True))
+
+    assert await questions() == ["Hello?"]
+    await author.disconnect()
+    await reader.disconnect()
+
+
+async def test_regenerate_counts_against_the_message_limit(sim):
+    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
+                                           message_rate_group="100/d")  # fmt: skip
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Hi")
+    first = await frames_until(tab, "run.completed")
+    await send(tab, type="message.regenerate", message_id=first[1]["message_id"])
+    second = [f for f in await frames_until(tab, "run.completed") if "seq" in f]
+    await send(tab, type="message.regenerate", message_id=second[0]["message_id"])
+    refused = (await frames_until(tab, "error"))[-1]
+    assert refused["code"] == "rate_limited" and refused["retry_after"] >= 1
+
+    @database_sync_to_async
+    def answers():
+        with group_scope(tenant.group):
+            return Message.objects.filter(role="assistant").count()
+
+    assert await answers() == 2  # the refused regenerate set nothing aside
+    await tab.disconnect()
+
+
+async def test_a_send_refused_as_busy_does_not_use_up_the_limit(sim):
+    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
+                                           message_rate_group="100/d")  # fmt: skip
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=30;words=400")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="First")
+    await frames_until(tab, "delta")
+    for _ in range(3):
+        await send(tab, type="message.send", content="Again")
+        assert (await frames_until(tab, "error"))[-1]["code"] == "busy"
+    await send(tab, type="run.stop")
+    await frames_until(tab, "run.stopped")
+    await send(tab, type="message.send", content="Second")
+    frames = await frames_until(tab, "run.started", "error")
+    assert frames[-1]["type"] == "run.started"
+    await send(tab, type="run.stop")
+    await frames_until(tab, "run.stopped")
+    await tab.disconnect()
+
+
+async def test_resumes_are_bounded_per_socket(sim):
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Hi")
+    await frames_until(tab, "run.completed")
+    replayed = refused = 0
+    for _ in range(30):
+        await send(tab, type="stream.resume", after_seq=0)
+    while replayed + refused < 30:
+        frame = await tab.receive_json_from(timeout=TIMEOUT)
+        if frame["type"] == "error":
+            assert frame["code"] == "rate_limited" and frame["retry_after"] >= 1
+            refused += 1
+        elif frame["type"] == "run.completed":
+            replayed += 1
+    assert refused >= 15 and replayed <= 15
+    await tab.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ('{"type": "message.send", "content": "a\\u0000b"}', "bad_text"),
+        ('{"type": "message.send", "content": "broken \\ud800 text"}', "bad_text"),
+        ('{"type": "message.send", "content": "ok", "client_id": "\\u0000"}', "bad_frame"),
+        ("[" * 100_000 + "]" * 100_000, "bad_json"),
+        ('{"type": "message.send", "content": ' + "[" * 50_000 + "]" * 50_000 + "}", "bad_json"),
+    ],
+)
+async def test_unstorable_text_and_deep_json_are_refused_and_nothing_is_saved(sim, raw, code):
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await tab.send_to(text_data=raw)
+    frame = await tab.receive_json_from(timeout=TIMEOUT)
+    assert (frame["type"], frame["code"]) == ("error", code)
+
+    @database_sync_to_async
+    def count():
+        with group_scope(tenant.group):
+            return Message.objects.count()
+
+    assert await count() == 0
+    await send(tab, type="message.send", content="Still there?")
+    assert (await frames_until(tab, "run.completed"))[-1]["type"] == "run.completed"
+    await tab.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "admitted"),
+    [
+        ("http://testserver", "testserver", True),
+        ("http://testserver:80", "testserver", True),
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("http://127.0.0.1:9999", "127.0.0.1:8000", False),  # another port
+        ("https://127.0.0.1:8000", "127.0.0.1:8000", False),  # another scheme
+        ("https://testserver", "testserver", False),
+        ("http://testserver", "evil.example", False),  # a host the site does not serve
+        ("null", "testserver", False),
+        ("https://chat.example.com", "internal:8000", True),  # CSRF_TRUSTED_ORIGINS
+    ],
+)
+async def test_the_origin_must_be_the_sites_own_in_full(sim, settings, origin, host, admitted):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com"]
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1", "internal"]
+    tenant, thread = await chat_setup()
+    tab, connected = await connect(thread.pk, tenant.member, origin=origin, host=host)
+    assert connected is admitted
+    await tab.disconnect()

@@ -40,8 +40,9 @@ def test_an_owner_opens_and_renames_their_own_group_in_the_admin(client, tenant_
     assert (tenant_a.group.name, tenant_a.group.slug) == ("Alpha Holdings", "alpha")
 
 
-def test_view_on_site_does_not_tell_another_tenant_which_threads_exist(client, tenant_a,
-                                                                        tenant_b, thread_a):  # fmt: skip
+def test_view_on_site_does_not_tell_another_tenant_which_threads_exist(
+    client, tenant_a, tenant_b, thread_a
+):
     client.force_login(tenant_b.owner)
     someone_elses = client.get(view_on_site(thread_a))
     missing_thread = AIThread(pk=thread_a.pk + 1000)
@@ -51,8 +52,9 @@ def test_view_on_site_does_not_tell_another_tenant_which_threads_exist(client, t
     assert someone_elses.headers.get("Location") is None
 
 
-def test_view_on_site_still_leads_an_owner_and_a_superuser_to_the_thread(client, tenant_a,
-                                                                          superuser, thread_a):  # fmt: skip
+def test_view_on_site_still_leads_an_owner_and_a_superuser_to_the_thread(
+    client, tenant_a, superuser, thread_a
+):
     for user in (tenant_a.owner, superuser):
         client.force_login(user)
         response = client.get(view_on_site(thread_a))
