@@ -100,8 +100,11 @@ class EventLog:
         if event["type"] in FINAL_EVENTS:
             # The log is complete before anyone hears the run ended: a client that
             # resumes after the final event finds everything.
-            await self.log.sync()
             self._unwritten = 0
+            try:
+                await self.log.sync()
+            except Exception:  # the log writes it later; the tabs must hear the end now
+                logger.exception("run %s: its log is behind as it ends", event["run_id"])
             try:
                 await self.before_final()
             except Exception:  # Redis is away: the lock expires by itself (LOCK_SECONDS)
@@ -130,7 +133,10 @@ class EventLog:
 
     async def publish(self) -> None:
         events, self._outbox = self._outbox, []
-        await self.remote.send(events)
+        try:
+            await self.remote.send(events)
+        except Exception:  # Redis is away: the other processes' tabs read them from the log
+            logger.exception("could not publish %d events to other processes", len(events))
 
     async def close(self) -> None:
         if self._publisher is not None:
@@ -213,6 +219,8 @@ class RunRegistry:
             result = await run.execute()
         except Exception:
             logger.exception("run %s failed outside the agent loop", run.run_id)
+            with contextlib.suppress(Exception):
+                await run.fail()
         finally:
             ended.set()
             await heartbeat

@@ -17,11 +17,13 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.utils import timezone
 
 from agents import catalog
 from agents.configuration import AgentConfig, group_configuration
@@ -166,6 +168,7 @@ class AgentRun:
         self.message_id = uuid.uuid4()
         self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
+        self.ended = False  # its final event was emitted
 
     # --- control ---------------------------------------------------------------
 
@@ -563,7 +566,9 @@ class AgentRun:
             )
 
     async def _finish(self, status: str, error_code: str) -> RunResult:
-        message = await self._write_placeholder()
+        """Save the answer and tell every tab how the run ended. An answer the database will
+        not take as it ended is saved as failed, its text kept: the run ends now either way,
+        never left streaming for the sweep."""
         totals = Usage(
             input_tokens=sum(e.usage.input_tokens for e in self._entries),
             output_tokens=sum(e.usage.output_tokens for e in self._entries),
@@ -572,8 +577,14 @@ class AgentRun:
         usage = {"input": totals.input_tokens, "output": totals.output_tokens, "cost": str(cost),
                  "calls": len(self._entries)}  # fmt: skip
         content = "".join(self._text)
+        try:
+            message = await self._write_placeholder()
+        except Exception:
+            logger.exception("run %s: its answer's row could not be written", self.run_id)
+            await db_call(self._settle_quietly)()
+            return await self._fail_before_start("internal")
 
-        def write() -> None:
+        def write(status: str, error_code: str) -> None:
             with group_scope(self.group):
                 chat_services.assistant_message_finish(
                     message=message, status=status, content=content, actor=self.user,
@@ -582,7 +593,13 @@ class AgentRun:
                     ledger_write=self._settle_all,
                 )  # fmt: skip
 
-        await db_call(write)()
+        try:
+            await db_call(write)(status, error_code)
+        except Exception:
+            logger.exception("run %s: its answer could not be saved as it ended", self.run_id)
+            status, error_code = Message.Status.ERROR, "internal"
+            await db_call(self._save_failed)(write, message, content)
+        self.ended = True
         if status == Message.Status.COMPLETE:
             await self.emit("run.completed", message_id=str(message.pk),
                             usage={"input": totals.input_tokens, "output": totals.output_tokens},
@@ -595,7 +612,42 @@ class AgentRun:
         return RunResult(self.run_id, message.pk, status, content, totals.input_tokens,
                          totals.output_tokens, cost, error_code)  # fmt: skip
 
+    def _save_failed(
+        self, write: Callable[[str, str], None], message: Message, content: str
+    ) -> None:
+        """The answer as failed: through its service (answer, ledger and audit at once), else
+        its row alone and then the ledger alone, so that whatever refused the whole still
+        leaves no answer streaming and no call unmetered."""
+        try:
+            write(Message.Status.ERROR, "internal")
+            return
+        except Exception:
+            logger.exception("run %s: its failed answer could not be saved whole", self.run_id)
+        try:
+            with group_scope(self.group):
+                Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
+                    status=Message.Status.ERROR,
+                    content=content,
+                    error_code="internal",
+                    updated_at=timezone.now(),
+                )
+        except Exception:
+            logger.exception("run %s: its answer stays streaming for the sweep", self.run_id)
+        self._settle_quietly()
+
+    def _settle_quietly(self) -> None:
+        try:
+            self._settle_all()
+        except Exception:
+            logger.exception("run %s: its ledger rows could not be written", self.run_id)
+
+    async def fail(self) -> None:
+        """End a run that broke outside its own handling: every tab hears that it failed."""
+        if not self.ended:
+            await self._fail_before_start("internal")
+
     async def _fail_before_start(self, code: str) -> RunResult:
+        self.ended = True
         await self.emit("error", code=code, message=sentence_for(code))
         return RunResult(self.run_id, None, Message.Status.ERROR, "", 0, 0, Decimal(0), code)
 
