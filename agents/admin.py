@@ -10,7 +10,7 @@ from agents.forms import (
     clean_knowledge_input,
     upload_help,
 )
-from agents.models import Agent, Knowledge, KnowledgeSource, PriceOverride, ProviderCredential
+from agents.models import Agent, Knowledge, KnowledgeSource, ProviderCredential
 from agents.secrets import decrypt
 from billing.ratelimits import check_limits
 from ontology import services as ontology_services
@@ -259,18 +259,3 @@ class KnowledgeChunkAdmin(ReadOnlyTenantAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("source__raw")
-
-
-@admin.register(PriceOverride)
-class PriceOverrideAdmin(admin.ModelAdmin):
-    """Platform-wide prices (superusers: tenant admins have no permission on this model)."""
-
-    list_display = ("provider", "model", "input_per_million", "output_per_million",
-                    "cached_input_per_million", "updated_at")  # fmt: skip
-    search_fields = ("provider", "model")
-
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        form.base_fields["provider"].help_text = "e.g. openai"
-        form.base_fields["model"].help_text = "A model id from the catalog, e.g. gpt-4o-mini."
-        return form

@@ -1,13 +1,17 @@
 """The model catalog: which providers and models Parley knows, their limits and prices.
 
-Prices are US dollars per million tokens, as Decimal. The ledger copies the
-price into each row at call time, so a later price change never rewrites the past.
+Prices are US dollars per million tokens, as Decimal (billing.pricing: what a call
+costs, and the deployment's overrides).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+
+from billing.pricing import MAX_MODEL_CHARS, Prices, price_override
+
+__all__ = ["MAX_MODEL_CHARS", "Prices"]  # the catalog's names for billing's own
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,6 @@ class Provider:
     scenarios: bool = False
 
 
-MAX_MODEL_CHARS = 120  # as sent, scenario suffix included; every ledger row stores it
 
 
 @dataclass(frozen=True)
@@ -136,26 +139,11 @@ def get_model(provider: str, model: str) -> ModelInfo | None:
     return info
 
 
-@dataclass(frozen=True)
-class Prices:
-    """Dollars per million tokens, as charged at the moment of a call."""
-
-    input: Decimal
-    output: Decimal
-    cached_input: Decimal
-
-
 def prices_for(info: ModelInfo) -> Prices:
     """The catalog price, unless the deployment overrides it (admin: price overrides)."""
-    from agents.models import PriceOverride
-
-    override = PriceOverride.objects.filter(provider=info.provider, model=info.model).first()
+    override = price_override(provider=info.provider, model=info.model)
     if override is not None:
-        return Prices(
-            override.input_per_million,
-            override.output_per_million,
-            override.cached_input_per_million,
-        )
+        return override
     return Prices(info.input_per_million, info.output_per_million, info.cached_input_per_million)
 
 

@@ -10,8 +10,8 @@ from agents.models import Agent, KnowledgeSource
 from agents.properties import AGENT_DEFAULTS, validate_agent_properties
 from agents.retrieval.extract import FORMATS
 from agents.tools.registry import TOOLS
+from billing.services import ensure_agent_capacity
 from ontology.scoping import group_scope
-from ontology.services import ensure_agent_capacity
 from ontology.tenant_admin import apply_service_errors
 
 

@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -24,28 +22,6 @@ class Agent(Thing):
     class Meta:
         proxy = True
         verbose_name = "agent"
-
-
-class PriceOverride(models.Model):
-    """A deployment's own price for a catalog model (platform-wide, superusers only)."""
-
-    provider = models.CharField(max_length=40)
-    model = models.CharField(max_length=120)
-    input_per_million = models.DecimalField(max_digits=12, decimal_places=6)
-    output_per_million = models.DecimalField(max_digits=12, decimal_places=6)
-    cached_input_per_million = models.DecimalField(
-        max_digits=12, decimal_places=6, default=Decimal(0)
-    )
-    note = models.CharField(max_length=200, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["provider", "model"], name="price_override_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.provider}/{self.model}"
 
 
 class ProviderCredential(TenantModel):

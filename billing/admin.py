@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Sum
 
-from billing.models import AICall, BudgetReservation, MonthlyUsage, Plan, UsageDaily
+from billing.models import AICall, BudgetReservation, MonthlyUsage, Plan, PriceOverride, UsageDaily
 from ontology.tenant_admin import ReadOnlyTenantAdmin
 
 
@@ -95,3 +95,24 @@ class BudgetReservationAdmin(ReadOnlyTenantAdmin):
     list_display = ("created_at", "group", "run_id", "cost", "tokens", "expires_at")
     list_filter = (("group", admin.RelatedOnlyFieldListFilter),)
     list_select_related = ("group",)
+
+
+@admin.register(PriceOverride)
+class PriceOverrideAdmin(admin.ModelAdmin):
+    """Platform-wide prices (superusers: tenant admins have no permission on this model)."""
+
+    list_display = (
+        "provider",
+        "model",
+        "input_per_million",
+        "output_per_million",
+        "cached_input_per_million",
+        "updated_at",
+    )
+    search_fields = ("provider", "model")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.base_fields["provider"].help_text = "e.g. openai"
+        form.base_fields["model"].help_text = "A model id from the catalog, e.g. gpt-4o-mini."
+        return form

@@ -10,10 +10,35 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from agents.catalog import MAX_MODEL_CHARS
 from ontology.models import Group, TenantModel, Thing
 
 COST_QUANTUM = Decimal("0.00000001")  # dollars; cents are exact far beyond any single call
+
+
+MAX_MODEL_CHARS = 120  # as sent, scenario suffix included; every ledger row stores it
+
+
+class PriceOverride(models.Model):
+    """A deployment's own price for a catalog model (platform-wide, superusers only)."""
+
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=120)
+    input_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    cached_input_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal(0)
+    )
+    note = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "agents_priceoverride"  # created by the agents app before prices moved here
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model"], name="price_override_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
 
 
 class AICall(TenantModel):

@@ -22,11 +22,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from agents.catalog import Prices
 from billing.models import (
     COST_QUANTUM,
     AICall,
@@ -34,8 +34,9 @@ from billing.models import (
     RolledUpDay,
     UsageDaily,
 )
-from billing.selectors import BudgetStatus, day_bounds, month_start, plan_defaults
-from ontology.models import Group, User
+from billing.pricing import Prices
+from billing.selectors import BudgetStatus, day_bounds, month_start, plan_defaults, plan_for
+from ontology.models import Group, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope, scopes_disabled
 from ontology.services import event_record
 
@@ -220,6 +221,28 @@ def _row(e: LedgerEntry, *, created_at) -> AICall:
 
 
 # --- Budgets ---------------------------------------------------------------------------
+
+
+def ensure_agent_capacity(group: Group) -> None:
+    """Refuse a new agent when the group's plan allows no more (archived ones do not count).
+
+    Registered for every agent created (ontology.services.register_creation_check)."""
+    limit = plan_for(group).max_agents
+    if limit is None:
+        return
+    with group_scope(group):
+        agents = (
+            Thing.objects.filter(type=Thing.Type.AGENT)
+            .exclude(status=Thing.Status.ARCHIVED)
+            .count()
+        )
+    if agents >= limit:
+        raise ValidationError(
+            {
+                "name": f"{group} already has {agents} agents, the most its plan allows "
+                f"({limit}). Archive one or move to a larger plan first."
+            }
+        )
 
 
 class QuotaExceeded(Exception):

@@ -14,9 +14,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from billing import charts, selectors
-from billing.exports import csv_download, csv_file
 from billing.forms import PRESETS, CallsFilterForm, PeriodForm, StatementForm
 from billing.templatetags.billing import money, tokens
+from ontology.exports import csv_download, csv_file
 from ontology.models import Group, Membership, Thing
 from ontology.scoping import group_scope
 from ontology.selectors import things_for_group

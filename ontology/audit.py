@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from billing.exports import csv_download
+from ontology.exports import csv_download
 from ontology.models import Group, Membership
 from ontology.selectors import event_types, events_for_group
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -11,7 +12,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from billing.selectors import plan_for
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -220,22 +220,14 @@ def _validate_name(name: Any) -> str:
     return name.strip()
 
 
-def ensure_agent_capacity(group: Group) -> None:
-    """Refuse a new agent when the group's plan allows no more (archived ones do not count)."""
-    limit = plan_for(group).max_agents
-    if limit is None:
-        return
-    with group_scope(group):
-        agents = (
-            Thing.objects.filter(type=Thing.Type.AGENT)
-            .exclude(status=Thing.Status.ARCHIVED)
-            .count()
-        )
-    if agents >= limit:
-        raise ValidationError(
-            {"name": f"{group} already has {agents} agents, the most its plan allows ({limit}). "
-                     "Archive one or move to a larger plan first."}
-        )  # fmt: skip
+CreationCheck = Callable[[Group], None]
+_creation_checks: dict[str, list[CreationCheck]] = {}
+
+
+def register_creation_check(thing_type: str, check: CreationCheck) -> None:
+    """A later app's rule for creating a thing of this type in a group (billing registers
+    the plan's agent limit in its AppConfig.ready()); it raises ValidationError to refuse."""
+    _creation_checks.setdefault(thing_type, []).append(check)
 
 
 @transaction.atomic
@@ -253,8 +245,8 @@ def thing_create(
         raise ValidationError(
             {"status": f"Status must be one of: {', '.join(Thing.Status.values)}."}
         )
-    if type == Thing.Type.AGENT:
-        ensure_agent_capacity(group)
+    for check in _creation_checks.get(type, ()):
+        check(group)
     thing = Thing.objects.create(
         group=group,
         type=type,

@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 
 from agents import ingestion, services
-from agents.models import KnowledgeSource, PriceOverride, ProviderCredential
+from agents.models import KnowledgeSource, ProviderCredential
 from agents.secrets import decrypt
-from billing.models import AICall
+from billing.models import AICall, PriceOverride
 from ontology.models import Event
 from ontology.scoping import group_scope, scopes_disabled
 
@@ -107,10 +107,10 @@ def test_an_admin_upload_over_the_limit_is_a_form_error(admin_a, tenant_a, setti
 
 
 def test_prices_are_for_platform_staff_only(admin_a, client, superuser):
-    assert admin_a.get(reverse("admin:agents_priceoverride_changelist")).status_code == 403
+    assert admin_a.get(reverse("admin:billing_priceoverride_changelist")).status_code == 403
     client.force_login(superuser)
     response = client.post(
-        reverse("admin:agents_priceoverride_add"),
+        reverse("admin:billing_priceoverride_add"),
         {"provider": "openai", "model": "gpt-4o", "input_per_million": "2.00",
          "output_per_million": "8.00", "cached_input_per_million": "1.00", "note": "negotiated"},
     )  # fmt: skip

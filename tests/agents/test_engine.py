@@ -10,9 +10,9 @@ from channels.db import database_sync_to_async
 
 from agents import catalog
 from agents.engine import AgentRun
-from agents.models import PriceOverride, ToolCall
+from agents.models import ToolCall
 from agents.tokens import count_tokens
-from billing.models import AICall
+from billing.models import AICall, PriceOverride
 from chat.models import AIThread, Message
 from ontology.models import Connection, Event, Thing
 from ontology.scoping import group_scope

@@ -1,4 +1,4 @@
-"""CSV downloads for the ledger, statements and the audit trail, safe to open in a spreadsheet."""
+"""CSV downloads (the audit trail, the ledger, statements), safe to open in a spreadsheet."""
 
 from __future__ import annotations
 

@@ -78,4 +78,4 @@ class ParleyAdminSite(admin.AdminSite):
 
 
 class ParleyAdminConfig(AdminConfig):
-    default_site = "ontology.admin_site.ParleyAdminSite"
+    default_site = "config.admin_site.ParleyAdminSite"

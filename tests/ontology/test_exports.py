@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from billing.exports import csv_cell
 from chat.models import AIThread
 from ontology import services
+from ontology.exports import csv_cell
 from ontology.scoping import group_scope
 from tests.billing.test_views import content
 
