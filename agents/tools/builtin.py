@@ -1,4 +1,7 @@
-"""The built-in tools. Each acts only inside the calling group, through services."""
+"""The built-in tools. Each acts only inside the calling group, through services.
+
+chat registers the hand-off tool (callHuman) itself: a thread is chat's.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from agents.retrieval import Who
 from agents.selectors import search_knowledge
 from agents.tools.context import ToolContext
 from agents.tools.registry import ToolFailed, ToolSpec, object_schema, register_tool
-from chat import services as chat_services
 from ontology import services as ontology_services
 from ontology.models import Thing
 
@@ -81,15 +83,6 @@ def update_profile_tool(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str
     return {"display_name": user.display_name, "preferences": user.preferences}
 
 
-def call_human_tool(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    if ctx.thread is None:
-        raise ToolFailed("There is no conversation to hand over.")
-    notified = chat_services.thread_hand_off(
-        thread=ctx.thread, reason=arguments["reason"], actor=ctx.user
-    )
-    return {"handed_off": True, "notified": notified}
-
-
 register_tool(
     ToolSpec(
         "searchKnowledge",
@@ -142,19 +135,5 @@ register_tool(
         execute=update_profile_tool,
         summarize=lambda r: "Profile updated",
         activity="Updating your profile",
-    )
-)
-register_tool(
-    ToolSpec(
-        "callHuman",
-        "Call a human",
-        "Hand the conversation to a human in the organisation when the user asks for one "
-        "or the request cannot be handled.",
-        object_schema(
-            {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}}, ["reason"]
-        ),
-        execute=call_human_tool,
-        summarize=lambda r: f"Handed to a human ({r.get('notified', 0)} notified)",
-        activity="Calling a human",
     )
 )

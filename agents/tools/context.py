@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chat.models import AIThread
+    from django.db.models import Model
+
     from ontology.models import Group, Thing, User
 
 
@@ -15,5 +16,5 @@ class ToolContext:
     group: Group
     user: User | None
     agent: Thing | None
-    thread: AIThread | None
+    thread: Model | None  # the chat thread the call came from (chat's AIThread)
     call_id: str
