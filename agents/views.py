@@ -9,8 +9,7 @@ known to be an admin's, so a member's refused posts cannot use up the group's al
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -21,31 +20,21 @@ from agents.forms import EmbeddingModelForm, KnowledgeAddForm, add_knowledge
 from agents.models import KnowledgeSource
 from agents.retrieval import group_embedding_model
 from billing.ratelimits import check_limits
-from ontology.models import Membership
+from ontology.access import (
+    is_manager,
+    manager_group,
+    manager_required,
+    member_group,
+    member_required,
+)
 from ontology.tenant_admin import apply_service_errors
 
 SOURCES_PER_PAGE = 50
 
 
-def _group(request: HttpRequest):
-    if request.group is None:
-        raise Http404("No such knowledge.")
-    return request.group
-
-
-def _manages(request: HttpRequest) -> bool:
-    return request.group is not None and request.group.role in Membership.ADMIN_ROLES
-
-
-def _admin_group(request: HttpRequest):
-    group = _group(request)
-    if not _manages(request):
-        raise PermissionDenied("Only the organisation's owners and admins manage its knowledge.")
-    return group
-
-
-def _source_or_404(request: HttpRequest, pk: int) -> KnowledgeSource:
-    source = selectors.knowledge_source(group=_group(request), pk=pk)
+def _source(request: HttpRequest, pk: int) -> KnowledgeSource:
+    """The active group's source; another group's id is a 404, like a missing one."""
+    source = selectors.knowledge_source(group=member_group(request), pk=pk)
     if source is None:
         raise Http404("No such source.")
     return source
@@ -59,13 +48,13 @@ def _status_item(source: KnowledgeSource) -> dict:
     }  # fmt: skip
 
 
-@login_required
+@member_required
 def knowledge_list(request: HttpRequest) -> HttpResponse:
-    group = _group(request)
-    manages = _manages(request)
+    group = member_group(request)
+    manages = is_manager(group)
     add_form = KnowledgeAddForm()
     if request.method == "POST":
-        group = _admin_group(request)
+        group = manager_group(request)
         refusal = check_limits(request, "upload")
         if refusal is not None:
             return refusal
@@ -102,12 +91,12 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@member_required
 @require_GET
 def knowledge_status(request: HttpRequest) -> JsonResponse:
     """What the Knowledge page polls while something is being ingested: the sources on its
     page (`?ids=1,2,3`), or without ids the ones still being ingested."""
-    group = _group(request)
+    group = member_group(request)
     ids = _ids(request.GET.get("ids"))
     sources = selectors.knowledge_source_states(group=group, ids=ids)
     return JsonResponse({
@@ -123,10 +112,10 @@ def _ids(value: str | None) -> list[int] | None:
     return [int(part) for part in value.split(",") if part.strip().isdigit()][:SOURCES_PER_PAGE]
 
 
-@login_required
+@manager_required
 @require_POST
 def knowledge_model(request: HttpRequest) -> HttpResponse:
-    group = _admin_group(request)
+    group = member_group(request)
     form = EmbeddingModelForm(request.POST)
     if form.is_valid():
         ingestion.embedding_model_set(group=group, model=form.cleaned_data["model"],
@@ -138,31 +127,29 @@ def knowledge_model(request: HttpRequest) -> HttpResponse:
     return redirect("knowledge-list")
 
 
-@login_required
+@member_required
 @require_GET
 def knowledge_source_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    group = _group(request)
-    source = _source_or_404(request, pk)
+    group = member_group(request)
+    source = _source(request, pk)
     chunks = selectors.source_chunks(group=group, source=source)
-    return render(request, "agents/knowledge_source.html",
-                  {"source": source, "chunks": chunks, "manages": _manages(request)})  # fmt: skip
+    context = {"source": source, "chunks": chunks, "manages": is_manager(group)}
+    return render(request, "agents/knowledge_source.html", context)
 
 
-@login_required
+@manager_required
 @require_POST
 def knowledge_source_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    _admin_group(request)
-    source = _source_or_404(request, pk)
+    source = _source(request, pk)
     ingestion.source_delete(source=source, actor=request.user)
     messages.success(request, f"Deleted “{source.title}” and its chunks.")
     return redirect("knowledge-list")
 
 
-@login_required
+@manager_required
 @require_POST
 def knowledge_source_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    _admin_group(request)
-    source = _source_or_404(request, pk)
+    source = _source(request, pk)
     refusal = check_limits(request, "upload")
     if refusal is not None:
         return refusal
@@ -173,11 +160,11 @@ def knowledge_source_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("knowledge-source", pk=source.pk)
 
 
-@login_required
+@member_required
 @require_GET
 def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One chunk, shown within its source: where a citation [n] in the chat leads."""
-    group = _group(request)
+    group = member_group(request)
     chunk = selectors.knowledge_chunk(group=group, pk=pk)
     if chunk is None:
         raise Http404("No such knowledge.")

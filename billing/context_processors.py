@@ -2,7 +2,7 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from billing.selectors import BudgetStatus, budget_status
-from ontology.models import Membership
+from ontology.access import is_manager
 
 
 def _warning(group) -> BudgetStatus | None:
@@ -16,6 +16,6 @@ def budget(request: HttpRequest) -> dict:
     Lazy: the two queries run only when a template shows the banner.
     """
     group = getattr(request, "group", None)
-    if group is None or getattr(group, "role", None) not in Membership.ADMIN_ROLES:
+    if not is_manager(group):
         return {}
     return {"budget_banner": SimpleLazyObject(lambda: _warning(group))}

@@ -16,13 +16,13 @@ from django.views.decorators.http import require_GET
 from billing import charts, selectors
 from billing.forms import PRESETS, CallsFilterForm, PeriodForm, StatementForm
 from billing.templatetags.billing import money, tokens
+from ontology.access import is_manager, superuser_required
 from ontology.exports import csv_download, csv_file
-from ontology.models import Group, Membership, Thing
+from ontology.models import Group, Thing
 from ontology.scoping import group_scope
 from ontology.selectors import things_for_group
 
 CALLS_PER_PAGE = 50
-ADMIN_ROLES = Membership.ADMIN_ROLES
 
 
 def usage_access(view: Callable) -> Callable:
@@ -41,8 +41,7 @@ def usage_access(view: Callable) -> Callable:
             group = Group.objects.filter(pk=wanted).first() if wanted.isdigit() else None
         else:
             group = request.group
-            allowed = request.user.is_superuser or getattr(group, "role", None) in ADMIN_ROLES
-            if group is not None and not allowed:
+            if group is not None and not (request.user.is_superuser or is_manager(group)):
                 raise PermissionDenied("Only owners and admins can see usage.")
         if group is None:
             raise Http404("No such organisation.")
@@ -175,12 +174,10 @@ def statement_csv(request: HttpRequest, group: Group) -> StreamingHttpResponse:
     return csv_file(f"parley-statement-{group.slug}-{month:%Y-%m}.csv", rows)
 
 
-@login_required
+@superuser_required
 @require_GET
 def platform(request: HttpRequest) -> HttpResponse:
     """Every tenant's usage and the platform total: superusers only."""
-    if not request.user.is_superuser:
-        raise Http404("No such page.")
     form = PeriodForm(request.GET or None)
     start, end = form.period()
     if not form.errors:

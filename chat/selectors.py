@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from chat.models import AIThread, Message, RunEvent
+from ontology.access import is_manager
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import group_scope, scopes_disabled
 
@@ -18,7 +19,7 @@ def readable_threads(*, group: Group, user: User) -> QuerySet[AIThread]:
     The one place the rule lives; pages, the socket and search all start here.
     """
     threads = AIThread.objects.filter(group=group)
-    if getattr(group, "role", None) in Membership.ADMIN_ROLES:
+    if is_manager(group):
         return threads
     return threads.filter(user=user)
 

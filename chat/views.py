@@ -12,10 +12,9 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
@@ -24,10 +23,12 @@ from agents.errors import sentence_for
 from agents.tools.registry import TOOLS
 from billing.ratelimits import limit_requests
 from chat import selectors, services
+from chat.access import access_message_by_id, access_thread_by_id
 from chat.models import AIThread, Message
 from chat.rendering import render_answer
 from chat.runs import active_run_id
-from ontology.models import Group, Membership, Thing
+from ontology.access import is_manager, member_group, member_required
+from ontology.models import Thing
 from ontology.selectors import things_for_group
 
 THREADS_PER_PAGE = 30
@@ -39,47 +40,34 @@ NOTES = {
 }
 
 
-def _group(request: HttpRequest) -> Group:
-    if request.group is None:
-        raise Http404("No organisation.")
-    return request.group
-
-
 def _thread(request: HttpRequest, pk: int, *, write: bool = False) -> AIThread:
-    """The thread if the user may read it (404 for missing and hidden alike); with `write`,
-    only its own author passes: an owner or admin reading a colleague's thread gets 403."""
-    thread = selectors.thread_for_reader(group=_group(request), user=request.user, thread_id=pk)
-    if thread is None:
-        raise Http404("No such conversation.")
-    if write and not selectors.may_write(thread=thread, user=request.user):
-        raise PermissionDenied(READ_ONLY)
-    return thread
+    return access_thread_by_id(
+        group=member_group(request), user=request.user, thread_id=pk, for_write=write
+    )
 
 
 def _message(
     request: HttpRequest, pk: int, message_id: uuid.UUID, *, write: bool = False
 ) -> tuple[AIThread, Message]:
-    thread = _thread(request, pk, write=write)
-    message = selectors.message_in_thread(thread=thread, message_id=message_id)
-    if message is None:
-        raise Http404("No such message.")
-    return thread, message
-
-
-def _may_see_everyone(group: Group) -> bool:
-    return group.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+    return access_message_by_id(
+        group=member_group(request),
+        user=request.user,
+        thread_id=pk,
+        message_id=message_id,
+        for_write=write,
+    )
 
 
 def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-@login_required
+@member_required
 @require_GET
 def thread_list(request: HttpRequest) -> HttpResponse:
-    group = _group(request)
+    group = member_group(request)
     query = request.GET.get("q", "")[:200]
-    everyone = request.GET.get("all") == "1" and _may_see_everyone(group)
+    everyone = request.GET.get("all") == "1" and is_manager(group)
     threads = selectors.threads_for_list(
         group=group, user=request.user, query=query, everyone=everyone
     )
@@ -87,16 +75,16 @@ def thread_list(request: HttpRequest) -> HttpResponse:
     kept = [(name, value) for name, value in (("q", query), ("all", everyone and "1")) if value]
     return render(request, "chat/thread_list.html", {
         "page": page, "query": query, "everyone": everyone, "pager_query": urlencode(kept),
-        "may_see_everyone": _may_see_everyone(group),
+        "may_see_everyone": is_manager(group),
         "agents": things_for_group(group=group, type=Thing.Type.AGENT),
     })  # fmt: skip
 
 
-@login_required
+@member_required
 @require_POST
 @limit_requests("chat")
 def thread_new(request: HttpRequest) -> HttpResponse:
-    group = _group(request)
+    group = member_group(request)
     agent = (
         things_for_group(group=group, type=Thing.Type.AGENT)
         .filter(pk=request.POST.get("agent") if str(request.POST.get("agent")).isdigit() else 0)
@@ -113,11 +101,11 @@ def thread_new(request: HttpRequest) -> HttpResponse:
     return redirect("thread-detail", pk=thread.pk)
 
 
-@login_required
+@member_required
 @require_GET
 @ensure_csrf_cookie
 def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    group = _group(request)
+    group = member_group(request)
     thread = _thread(request, pk)
     history = selectors.thread_messages(thread=thread)
     last = history[-1] if history else None
@@ -139,7 +127,7 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })  # fmt: skip
 
 
-@login_required
+@member_required
 @require_GET
 def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
     """One message as the history shows it: what the page swaps in when an answer ends."""
@@ -152,7 +140,7 @@ def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> Ht
     return render(request, "chat/_message.html", {"item": item})
 
 
-@login_required
+@member_required
 @require_POST
 @limit_requests("chat")
 def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
@@ -170,7 +158,7 @@ def thread_rename(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("thread-detail", pk=thread.pk)
 
 
-@login_required
+@member_required
 @require_POST
 @limit_requests("chat")
 def message_feedback(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:

@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django import forms
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from ontology.access import manager_required, member_group
 from ontology.exports import csv_download
 from ontology.models import Group, Membership
 from ontology.selectors import event_types, events_for_group
@@ -48,20 +47,10 @@ class AuditFilterForm(forms.Form):
                 "start": data.get("start"), "end": data.get("end")}  # fmt: skip
 
 
-def _audited_group(request: HttpRequest) -> Group:
-    """The active group, for its owners and admins; 403 for members, 404 without a group."""
-    group = request.group
-    if group is None:
-        raise Http404("No such organisation.")
-    if group.role not in Membership.ADMIN_ROLES:
-        raise PermissionDenied("Only owners and admins can see the audit trail.")
-    return group
-
-
-@login_required
+@manager_required
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
-    group = _audited_group(request)
+    group = member_group(request)
     form = AuditFilterForm(request.GET or None, group=group)
     events = events_for_group(group=group, **form.filters())
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
@@ -72,10 +61,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     })  # fmt: skip
 
 
-@login_required
+@manager_required
 @require_GET
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
-    group = _audited_group(request)
+    group = member_group(request)
     form = AuditFilterForm(request.GET or None, group=group)
     events = events_for_group(group=group, **form.filters())
 

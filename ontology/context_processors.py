@@ -1,5 +1,6 @@
 from django.http import HttpRequest
 
+from ontology.access import is_manager
 from ontology.selectors import groups_for_user
 
 
@@ -7,7 +8,9 @@ def active_group(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    group = getattr(request, "group", None)
     return {
-        "active_group": getattr(request, "group", None),
+        "active_group": group,
+        "manages": is_manager(group),
         "user_groups": groups_for_user(user=user),
     }
