@@ -36,19 +36,32 @@ class _Disabled:
 
 
 _DISABLED = _Disabled()
-_active_group: ContextVar[Group | _Disabled | None] = ContextVar(
+
+
+class GroupSet(frozenset):
+    """Several active groups at once (a tenant admin's groups in the admin): ids only."""
+
+
+_active_group: ContextVar[Group | GroupSet | _Disabled | None] = ContextVar(
     "parley_active_group", default=None
 )
 
 
 @contextmanager
-def group_scope(group: Group) -> Iterator[Group]:
-    """Make `group` the active tenant for the code inside the block."""
-    if group is None or group.pk is None:
-        raise ScopeError("group_scope() needs a saved Group.")
-    token = _active_group.set(group)
+def group_scope(*groups: Group) -> Iterator[Group | None]:
+    """Make `groups` the active tenants for the code inside the block.
+
+    One group is the usual case (a request, a socket, a task) and is what the block
+    yields; several (the admin, for a user who administers more than one) filter with
+    `group__in`, as django-scopes does. None at all is allowed and sees nothing.
+    """
+    for group in groups:
+        if group is None or group.pk is None:
+            raise ScopeError("group_scope() needs saved Groups.")
+    scope = groups[0] if len(groups) == 1 else GroupSet(group.pk for group in groups)
+    token = _active_group.set(scope)
     try:
-        yield group
+        yield groups[0] if len(groups) == 1 else None
     finally:
         _active_group.reset(token)
 
@@ -57,7 +70,8 @@ def group_scope(group: Group) -> Iterator[Group]:
 def scopes_disabled() -> Iterator[None]:
     """Escape hatch: tenant managers return every tenant's rows inside this block.
 
-    Only for the admin, migrations and platform jobs, which filter by group themselves.
+    Only for superusers in the admin, migrations and platform jobs, which filter by
+    group themselves.
     """
     token = _active_group.set(_DISABLED)
     try:
@@ -67,18 +81,22 @@ def scopes_disabled() -> Iterator[None]:
 
 
 def active_group() -> Group | None:
-    """The active group, or None when there is none or scopes are disabled."""
+    """The active group when exactly one is; None with several, none, or scopes disabled."""
     current = _active_group.get()
-    return None if current is None or current is _DISABLED else current
+    return (
+        current if current is not None and not isinstance(current, _Disabled | GroupSet) else None
+    )
 
 
 def ensure_group_allowed(group: Group) -> None:
-    """Refuse a write to `group` while a different group is active."""
-    current = active_group()
-    if current is not None and current.pk != group.pk:
-        raise ScopeError(
-            f"Write to group {group.pk} refused inside the scope of group {current.pk}."
-        )
+    """Refuse a write to `group` while it is not one of the active groups."""
+    current = _active_group.get()
+    if isinstance(current, GroupSet):
+        allowed = group.pk in current
+    else:
+        allowed = current is None or current is _DISABLED or current.pk == group.pk
+    if not allowed:
+        raise ScopeError(f"Write to group {group.pk} refused outside the active groups' scope.")
 
 
 class UnscopedQuerySet(models.QuerySet):
@@ -119,4 +137,6 @@ class TenantManager(models.Manager):
             return super().get_queryset()
         if current is None:
             return UnscopedQuerySet(model=self.model, using=self._db, hints=self._hints)
+        if isinstance(current, GroupSet):
+            return super().get_queryset().filter(group_id__in=current)
         return super().get_queryset().filter(group=current)

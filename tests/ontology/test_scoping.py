@@ -125,3 +125,37 @@ async def test_async_iteration_without_a_group_is_refused_too(db):
 def test_a_tenant_queryset_cannot_be_smuggled_in_as_a_subquery(tenant_a):
     with pytest.raises(ScopeError):
         list(Group.objects.filter(things__in=Thing.objects.all()))
+
+
+def test_a_scope_of_several_groups_sees_each_of_them_and_no_other(tenant_a, tenant_b):
+    other = services.group_create(name="Charlie", slug="charlie", actor=None, owner=tenant_a.owner)
+    with group_scope(tenant_a.group, tenant_b.group):
+        names = set(Thing.objects.values_list("name", flat=True))
+        assert names == {"Alpha Agent", "Bravo Agent"}
+        assert active_group() is None  # no single group to write to by default
+        with pytest.raises(ScopeError):
+            services.thing_create(
+                group=other, type=Thing.Type.TASK, name="Sneak", actor=tenant_a.owner
+            )
+        services.thing_create(
+            group=tenant_b.group, type=Thing.Type.TASK, name="Allowed", actor=tenant_b.owner
+        )
+    with group_scope():
+        assert not Thing.objects.exists()  # a scope of no group sees nothing, it never opens up
+
+
+def test_a_tenant_admin_runs_inside_their_groups_scope(rf, tenant_a, tenant_b, superuser):
+    from config.admin_site import admin_scope
+
+    request = rf.get("/admin/")
+    request.user = tenant_a.owner
+    with admin_scope(request):
+        assert set(Thing.objects.values_list("group_id", flat=True)) == {tenant_a.group.pk}
+    request = rf.get("/admin/")
+    request.user = tenant_a.member  # not staff: no groups at all
+    with admin_scope(request):
+        assert not Thing.objects.exists()
+    request = rf.get("/admin/")
+    request.user = superuser
+    with admin_scope(request):
+        assert Thing.objects.count() == 2
