@@ -1,22 +1,16 @@
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from agents import catalog, ingestion, services
-from agents.forms import (
-    AgentForm,
-    MultipleFileField,
-    add_knowledge,
-    clean_knowledge_input,
-    upload_help,
-)
-from agents.models import Agent, Knowledge, KnowledgeSource, ProviderCredential
+import agents.knowledge.admin  # noqa: F401 - registers the knowledge admins
+from agents import catalog, knowledge, services
+from agents.forms import AgentForm
+from agents.models import Agent, ProviderCredential
 from agents.secrets import decrypt
-from billing.ratelimits import check_limits
 from ontology import services as ontology_services
 from ontology.models import Thing
 from ontology.scoping import group_scope
-from ontology.tenant_admin import ReadOnlyTenantAdmin, TenantAdmin
+from ontology.tenant_admin import TenantAdmin
 
 
 class ProviderFilter(admin.SimpleListFilter):
@@ -80,7 +74,7 @@ class AgentAdmin(TenantAdmin):
                 status=data["status"], properties=form.cleaned_properties, actor=request.user,
             )  # fmt: skip
             obj.pk = created.pk
-        ingestion.embedding_indexes_sync(group=data["group"] if not change else obj.group)
+        knowledge.embedding_indexes_sync(group=data["group"] if not change else obj.group)
 
     def delete_model(self, request, obj):
         ontology_services.thing_delete(thing=obj, actor=request.user)
@@ -162,100 +156,3 @@ class ProviderCredentialAdmin(TenantAdmin):
 
     def delete_model(self, request, obj):
         services.credential_delete(credential=obj, actor=request.user)
-
-
-class KnowledgeSourceForm(forms.ModelForm):
-    """Add knowledge: files, pasted text or URLs (any of them, in one go)."""
-
-    files = MultipleFileField(required=False, help_text=upload_help)
-    text_title = forms.CharField(label="Title of the pasted text", required=False, max_length=300)
-    text = forms.CharField(label="Pasted text", widget=forms.Textarea(attrs={"rows": 8}),
-                           required=False)  # fmt: skip
-    urls = forms.CharField(
-        label="URLs", widget=forms.Textarea(attrs={"rows": 3}), required=False,
-        help_text="One per line; each is fetched by the ingestion job.",
-    )  # fmt: skip
-
-    class Meta:
-        model = KnowledgeSource
-        fields = ("group",)
-
-    def clean(self):
-        cleaned = super().clean()
-        clean_knowledge_input(self, cleaned)
-        return cleaned
-
-
-@admin.register(KnowledgeSource)
-class KnowledgeSourceAdmin(TenantAdmin):
-    """A group's documents. Added here or on the Knowledge page; read-only once added."""
-
-    form = KnowledgeSourceForm
-    list_display = ("title", "group", "kind", "status", "chunk_count", "progress_percent",
-                    "created_at")  # fmt: skip
-    list_filter = ("status", "kind", ("group", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("title", "filename", "url")
-    list_select_related = ("group",)
-    autocomplete_fields = ("group",)
-    actions = ("retry_failed",)
-    readonly = ("group", "title", "kind", "filename", "url", "content_type", "size_bytes",
-                "content_hash", "status", "error", "chunk_count", "progress_percent",
-                "created_by", "created_at", "updated_at")  # fmt: skip
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("raw")
-
-    def add_view(self, request, form_url="", extra_context=None):
-        # Counted like the Knowledge page's uploads, once the user may add at all.
-        if request.method == "POST" and self.has_add_permission(request):
-            refusal = check_limits(request, "upload")
-            if refusal is not None:
-                return refusal
-        return super().add_view(request, form_url, extra_context)
-
-    @admin.display(description="progress")
-    def progress_percent(self, obj):
-        return f"{obj.progress}%"
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ("group", "files", "text_title", "text", "urls")
-        return self.readonly
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly if obj else ()
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        added = add_knowledge(group=form.cleaned_data["group"], data=form.cleaned_data,
-                              actor=request.user)  # fmt: skip
-        for source, created in added:
-            if not created:
-                messages.info(request, f"“{source.title}” is already in the knowledge base.")
-        obj.pk = added[0][0].pk
-
-    def delete_model(self, request, obj):
-        ingestion.source_delete(source=obj, actor=request.user)
-
-    @admin.action(description="Retry the selected failed sources")
-    def retry_failed(self, request, queryset):
-        retried = 0
-        for source in queryset.filter(status=KnowledgeSource.Status.FAILED):
-            ingestion.source_retry(source=source, actor=request.user)
-            retried += 1
-        messages.info(request, f"{retried} source(s) queued again.")
-
-
-@admin.register(Knowledge)
-class KnowledgeChunkAdmin(ReadOnlyTenantAdmin):
-    """Chunks are written by ingestion only: look them up here, change their source instead."""
-
-    list_display = ("__str__", "group", "source", "position", "token_count")
-    list_filter = (("group", admin.RelatedOnlyFieldListFilter),)
-    search_fields = ("title", "section", "content")
-    list_select_related = ("group", "source")
-    fields = ("group", "source", "title", "section", "position", "token_count", "content")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("source__raw")

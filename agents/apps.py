@@ -10,4 +10,5 @@ class AgentsConfig(AppConfig):
         from ontology.properties import register_properties_validator
 
         register_properties_validator("agent", validate_agent_properties)
+        import agents.knowledge.tasks
         import agents.tools.builtin  # noqa: F401 - registers the built-in tools

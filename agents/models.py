@@ -137,7 +137,7 @@ class Knowledge(TenantModel):
         ]
 
     def __str__(self) -> str:
-        from agents.retrieval.chunking import SECTION_SEPARATOR
+        from agents.knowledge.ingestion.chunk import SECTION_SEPARATOR
 
         return f"{self.title}{SECTION_SEPARATOR}{self.section}" if self.section else self.title
 
@@ -146,7 +146,7 @@ class KnowledgeEmbedding(TenantModel):
     """One chunk's vector under one embedding model. Models live side by side.
 
     The column has no fixed dimension; each model gets its own partial HNSW
-    index on a fixed-dimension halfvec cast (agents.retrieval.indexes), so a
+    index on a fixed-dimension halfvec cast (agents.knowledge.retrieval.indexes), so a
     query only ever compares vectors of one model.
     """
 

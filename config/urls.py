@@ -13,7 +13,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", ontology_views.healthz, name="healthz"),
     path("", include("chat.urls")),
-    path("", include("agents.urls")),
+    path("", include("agents.knowledge.urls")),
     path("usage/", include("billing.urls")),
     path("", include("ontology.urls")),
 ]

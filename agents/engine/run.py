@@ -35,6 +35,7 @@ from agents.engine.context import (
 )
 from agents.engine.frames import DeltaFrames
 from agents.errors import sentence_for
+from agents.knowledge.retrieval import Who, agent_embedding_model, aretrieve
 from agents.providers import (
     ChatMessage,
     ChatRequest,
@@ -50,7 +51,6 @@ from agents.providers import (
     resolve_endpoint,
 )
 from agents.providers.registry import StoredCredential
-from agents.retrieval import Who, agent_embedding_model, aretrieve
 from agents.text import storable_text
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls

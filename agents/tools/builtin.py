@@ -9,8 +9,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from agents.retrieval import Who
-from agents.selectors import search_knowledge
+from agents.knowledge.retrieval import Who
+from agents.knowledge.selectors import search_knowledge
 from agents.tools.context import ToolContext
 from agents.tools.registry import ToolFailed, ToolSpec, object_schema, register_tool
 from ontology import services as ontology_services

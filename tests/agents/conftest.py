@@ -22,12 +22,12 @@ def ingest_text(group, title: str, text: str, actor=None):
 
     Nothing is queued: the session's Celery worker must not ingest it at the same time.
     """
-    from agents import ingestion
+    from agents import knowledge
 
-    source, _ = ingestion.source_add_text(
+    source, _ = knowledge.source_add_text(
         group=group, title=title, text=text, actor=actor, queue=False
     )
-    return ingestion.source_process(group=group, source_id=source.pk)
+    return knowledge.source_process(group=group, source_id=source.pk)
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from agents import ingestion, services
+from agents import knowledge, services
 from agents.models import KnowledgeSource, ProviderCredential
 from agents.secrets import decrypt
 from billing.models import AICall, PriceOverride
@@ -69,7 +69,7 @@ def test_another_tenants_keys_are_out_of_reach(admin_a, tenant_b):
 
 
 def test_knowledge_sources_are_added_per_tenant_and_audited(admin_a, tenant_a, tenant_b):
-    theirs, _ = ingestion.source_add_text(
+    theirs, _ = knowledge.source_add_text(
         group=tenant_b.group, title="Bravo secrets", text="Only for Bravo.", actor=None
     )
     response = admin_a.post(

@@ -16,8 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from agents import catalog
-from agents.models import KnowledgeSource
-from agents.retrieval import (
+from agents.knowledge.retrieval import (
     MODES,
     embedder_for,
     group_embedding_model,
@@ -25,6 +24,7 @@ from agents.retrieval import (
     search_chunks,
     serving_model,
 )
+from agents.models import KnowledgeSource
 from ontology import services as ontology_services
 from ontology.models import Group
 from ontology.scoping import group_scope

@@ -9,9 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from agents import ingestion
+from agents import knowledge
+from agents.knowledge.ingestion.extract import format_of
 from agents.providers import ProviderError
-from agents.retrieval.extract import format_of
 from ontology.models import Group, User
 
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 continue
             upload = SimpleUploadedFile(path.name, path.read_bytes())
             try:
-                ((source, created),) = ingestion.source_add_files(
+                ((source, created),) = knowledge.source_add_files(
                     group=target, files=[upload], actor=actor, queue=queue
                 )
             except ValidationError as error:
@@ -62,7 +62,7 @@ class Command(BaseCommand):
     def _ingest(self, group: Group, sources: list) -> int:
         chunked = []
         for source in tqdm(sources, desc="chunking", unit="file", file=self.stderr):
-            chunked.append(ingestion.source_chunk(group=group, source_id=source.pk))
+            chunked.append(knowledge.source_chunk(group=group, source_id=source.pk))
         total = sum(s.embed_total for s in chunked if s is not None and s.status == "embedding")
         failed = 0
         with tqdm(total=total, desc="embedding", unit="chunk", file=self.stderr) as bar:
@@ -72,10 +72,10 @@ class Command(BaseCommand):
                     failed += 1
                     continue
                 try:
-                    done = ingestion.source_process(group=group, source_id=source.pk,
+                    done = knowledge.source_process(group=group, source_id=source.pk,
                                                     on_progress=bar.update)  # fmt: skip
                 except ProviderError as error:
-                    done = ingestion.source_fail(source=source, reason=error.message)
+                    done = knowledge.source_fail(source=source, reason=error.message)
                 if done is not None and done.status == "failed":
                     self.stdout.write(f"failed {done.title}: {done.error}")
                     failed += 1

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from agents import ingestion
+from agents import knowledge
 from agents.models import Agent, KnowledgeSource
 from ontology import services
 from ontology.models import Group, Membership, Thing, User
@@ -107,6 +107,6 @@ class Command(BaseCommand):
             if not KnowledgeSource.objects.exists():
                 # Ingested by the worker `make run` starts (local embeddings, no network).
                 for title, content in DEMO_KNOWLEDGE:
-                    ingestion.source_add_text(group=group, title=title, text=content, actor=None)
+                    knowledge.source_add_text(group=group, title=title, text=content, actor=None)
         verb = "Created" if created_group else "Checked"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo tenant Acme Corp."))

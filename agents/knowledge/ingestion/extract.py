@@ -2,7 +2,7 @@
 
 Headings are kept because chunks carry their section path as context. Text,
 Markdown and HTML are read here; PDFs through pypdf (one section per page); Word
-documents from their own XML (agents/retrieval/word.py).
+documents from their own XML (docx.py).
 
 Every format is held to settings.PARLEY_KNOWLEDGE_MAX_TEXT_CHARS while it is read
 (page by page, element by element), so an upload that unpacks into far more text than
@@ -18,7 +18,7 @@ from pathlib import PurePath
 
 from django.conf import settings
 
-from agents.retrieval.word import UnreadableWord, docx_text, too_much_text
+from agents.knowledge.ingestion.docx import UnreadableWord, docx_text, too_much_text
 
 FORMATS = {
     ".txt": "text",
@@ -182,3 +182,16 @@ def html_title(raw: bytes) -> str:
     parser = _HTMLToText()
     parser.feed(_decode(raw))
     return " ".join(parser.title.split())
+
+
+def title_from(filename: str, raw: bytes, kind: str | None) -> str:
+    """A source's title: the page's <title>, a Markdown file's first heading, else its name."""
+    if kind == "html":
+        title = html_title(raw)
+        if title:
+            return title
+    if kind == "markdown":
+        for line in raw.decode("utf-8", errors="replace").splitlines()[:20]:
+            if line.startswith("# "):
+                return line[2:].strip()
+    return PurePath(filename).stem.replace("_", " ").replace("-", " ").strip() or filename

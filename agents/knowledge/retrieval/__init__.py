@@ -13,22 +13,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents.providers import ProviderError
-from agents.retrieval.chunking import ChunkDraft, chunk_text, embedding_text
-from agents.retrieval.embedders import (
+from agents.knowledge.ingestion.chunk import ChunkDraft, chunk_text, embedding_text
+from agents.knowledge.retrieval.embedders import (
     Embedder,
     EmbeddingResult,
     embedder_for,
     record_embedding_call,
     reserve_embedding,
 )
-from agents.retrieval.search import MODES, Hit, search_chunks
-from agents.retrieval.spaces import (
+from agents.knowledge.retrieval.search import MODES, Hit, search_chunks
+from agents.knowledge.retrieval.spaces import (
     agent_embedding_model,
     group_embedding_model,
     serving_model,
     wanted_models,
 )
+from agents.providers import ProviderError
 from billing.services import QuotaExceeded
 from ontology.db_async import db_call
 from ontology.models import Group

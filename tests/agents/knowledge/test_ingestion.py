@@ -19,15 +19,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
 
-from agents import ingestion
+from agents import knowledge
+from agents.knowledge.retrieval import retrieve
+from agents.knowledge.tasks import ingest_source
 from agents.models import Knowledge, KnowledgeEmbedding, KnowledgeSource
-from agents.retrieval import retrieve
-from agents.tasks import ingest_source
 from ontology.models import Event
 from ontology.scoping import group_scope
 from tests.agents.conftest import ingest_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_pdf(pages: list[str]) -> bytes:
@@ -60,12 +60,12 @@ def upload(name: str, data: bytes, content_type: str = "") -> SimpleUploadedFile
 
 
 def process(tenant, source):
-    return ingestion.source_process(group=tenant.group, source_id=source.pk)
+    return knowledge.source_process(group=tenant.group, source_id=source.pk)
 
 
 def test_a_pdf_is_read_page_by_page_and_cited_by_page(tenant_a):
     pdf = make_pdf(["The warranty lasts two years.", "Returns need the original receipt."])
-    (source, created), = ingestion.source_add_files(
+    (source, created), = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("policy.pdf", pdf, "application/pdf")],
         actor=tenant_a.owner,
     )  # fmt: skip
@@ -77,7 +77,7 @@ def test_a_pdf_is_read_page_by_page_and_cited_by_page(tenant_a):
 
 
 def test_an_unreadable_pdf_fails_with_the_reason_and_leaves_no_chunks(tenant_a):
-    (source, _), = ingestion.source_add_files(
+    (source, _), = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("broken.pdf", b"%PDF-1.4\nthis is not a pdf")],
         actor=tenant_a.owner,
     )  # fmt: skip
@@ -88,13 +88,13 @@ def test_an_unreadable_pdf_fails_with_the_reason_and_leaves_no_chunks(tenant_a):
         assert not Knowledge.objects.exists()
         assert Event.objects.filter(type="knowledge.source_failed", target_id=str(source.pk))
     # A retry starts over (and fails again, for the same reason): nothing half-imported.
-    again = ingestion.source_retry(source=source, actor=tenant_a.owner)
+    again = knowledge.source_retry(source=source, actor=tenant_a.owner)
     assert again.status == "queued"
     assert process(tenant_a, again).status == "failed"
 
 
 def test_a_scanned_pdf_without_text_says_so(tenant_a):
-    (source, _), = ingestion.source_add_files(
+    (source, _), = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("scan.pdf", make_pdf([""]))], actor=None
     )  # fmt: skip
     assert "no extractable text" in process(tenant_a, source).error
@@ -144,7 +144,7 @@ def test_a_word_document_keeps_its_headings_lists_and_tables_and_is_cited_by_sec
         "</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>180 EUR</w:t></w:r></w:p></w:tc></w:tr>"
         "</w:tbl>" + "<w:p><w:r><w:delText>Deleted in review.</w:delText></w:r></w:p>"
     )
-    (source, _), = ingestion.source_add_files(
+    (source, _), = knowledge.source_add_files(
         group=tenant_a.group, actor=tenant_a.owner,
         files=[upload("travel.docx", make_docx(body, styles=styles))],
     )  # fmt: skip
@@ -167,7 +167,7 @@ def test_a_word_document_keeps_its_headings_lists_and_tables_and_is_cited_by_sec
      (make_docx(""), "has no text")],
 )  # fmt: skip
 def test_a_bad_word_document_fails_with_the_reason(tenant_a, data, reason):
-    (source, _), = ingestion.source_add_files(
+    (source, _), = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("bad.docx", data)], actor=None
     )  # fmt: skip
     source = process(tenant_a, source)
@@ -180,30 +180,30 @@ def test_limits_refuse_the_whole_upload_with_one_message_per_file(tenant_a, sett
     files = [upload("ok.md", b"# Fine\nSmall."), upload("big.txt", b"x" * 101),
              upload("slides.pptx", b"PK..")]  # fmt: skip
     with pytest.raises(ValidationError) as problem:
-        ingestion.source_add_files(group=tenant_a.group, files=files, actor=tenant_a.owner)
+        knowledge.source_add_files(group=tenant_a.group, files=files, actor=tenant_a.owner)
     messages = problem.value.messages
     assert any("big.txt" in m and "limit" in m for m in messages)
     assert any("slides.pptx" in m and "unsupported" in m for m in messages)
     with pytest.raises(ValidationError, match="At most 3 files"):
-        ingestion.source_add_files(
+        knowledge.source_add_files(
             group=tenant_a.group, files=[upload(f"{n}.txt", b"x") for n in range(4)], actor=None
         )
     settings.PARLEY_KNOWLEDGE_MAX_SOURCES = 1
-    ingestion.source_add_text(group=tenant_a.group, title="One", text="First.", actor=None)
+    knowledge.source_add_text(group=tenant_a.group, title="One", text="First.", actor=None)
     with pytest.raises(ValidationError, match="at most 1 knowledge sources"):
-        ingestion.source_add_text(group=tenant_a.group, title="Two", text="Second.", actor=None)
+        knowledge.source_add_text(group=tenant_a.group, title="Two", text="Second.", actor=None)
     with group_scope(tenant_a.group):
         assert list(KnowledgeSource.objects.values_list("title", flat=True)) == ["One"]
 
 
 def test_the_same_content_again_is_recognised_not_duplicated(tenant_a):
-    first, created = ingestion.source_add_text(
+    first, created = knowledge.source_add_text(
         group=tenant_a.group, title="Refunds", text="30 days.", actor=None
     )
-    again, created_again = ingestion.source_add_text(
+    again, created_again = knowledge.source_add_text(
         group=tenant_a.group, title="Refunds (copy)", text="30 days.", actor=None
     )
-    (as_file, created_file), = ingestion.source_add_files(
+    (as_file, created_file), = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("refunds.txt", b"30 days.")], actor=None
     )  # fmt: skip
     assert (created, created_again, created_file) == (True, False, False)
@@ -218,7 +218,7 @@ def test_deleting_a_source_deletes_its_chunks_and_vectors_and_is_audited(tenant_
     kept = ingest_text(tenant_b.group, "Parking", "Park in bay C.")
     with group_scope(tenant_a.group):
         assert KnowledgeEmbedding.objects.count() == 1
-    ingestion.source_delete(source=source, actor=tenant_a.owner)
+    knowledge.source_delete(source=source, actor=tenant_a.owner)
     with group_scope(tenant_a.group):
         assert not Knowledge.objects.exists() and not KnowledgeEmbedding.objects.exists()
         event = Event.objects.get(type="knowledge.source_deleted")
@@ -244,10 +244,10 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
     """A real process is killed (SIGKILL) while it embeds the second batch of a source."""
     settings.PARLEY_EMBEDDING_BATCH_SIZE = 2
     text = "\n\n".join(f"# Part {n}\nRule {n}: keep the door number {n} closed." for n in range(6))
-    source, _ = ingestion.source_add_text(
+    source, _ = knowledge.source_add_text(
         group=tenant_a.group, title="Rules", text=text, actor=None, queue=False
     )
-    source = ingestion.source_chunk(group=tenant_a.group, source_id=source.pk)
+    source = knowledge.source_chunk(group=tenant_a.group, source_id=source.pk)
     with group_scope(tenant_a.group):
         chunks = list(Knowledge.objects.filter(source=source).order_by("id"))
     assert len(chunks) == 6
@@ -265,7 +265,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
     )
     worker = subprocess.Popen(
         [sys.executable, "-c",
-         "import django; django.setup(); from agents.tasks import ingest_source; "
+         "import django; django.setup(); from agents.knowledge.tasks import ingest_source; "
          f"ingest_source(group_id={tenant_a.group.pk}, source_id={source.pk})"],
         cwd=ROOT, env=env,
         stderr=subprocess.PIPE, text=True,
@@ -294,7 +294,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
 
 @pytest.mark.django_db(transaction=True)
 def test_the_embeddings_queue_worker_ingests_a_source(tenant_a, celery_worker):
-    source, _ = ingestion.source_add_text(
+    source, _ = knowledge.source_add_text(
         group=tenant_a.group, title="Lunch", text="Lunch is served at noon.", actor=None,
         queue=False,
     )  # fmt: skip
@@ -335,7 +335,7 @@ def test_urls_are_stored_then_fetched_by_the_job_and_private_hosts_refused(
     tenant_a, web_server, settings
 ):
     settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = False
-    (source, _), = ingestion.source_add_urls(
+    (source, _), = knowledge.source_add_urls(
         group=tenant_a.group, urls=[f"{web_server}/moved"], actor=None
     )  # fmt: skip
     refused = process(tenant_a, source)
@@ -343,14 +343,14 @@ def test_urls_are_stored_then_fetched_by_the_job_and_private_hosts_refused(
 
     settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True
     settings.PARLEY_KNOWLEDGE_FETCH_URLS = False
-    source = ingestion.source_add_urls(
+    source = knowledge.source_add_urls(
         group=tenant_a.group, urls=[f"{web_server}/guide.html"], actor=None
     )[0][0]
     stored = process(tenant_a, source)
     assert stored.status == "failed" and "PARLEY_KNOWLEDGE_FETCH_URLS" in stored.error
 
     settings.PARLEY_KNOWLEDGE_FETCH_URLS = True
-    fetched = process(tenant_a, ingestion.source_retry(source=refused, actor=None))
+    fetched = process(tenant_a, knowledge.source_retry(source=refused, actor=None))
     assert (fetched.status, fetched.title) == ("ready", "Visitor guide")
     hits = retrieve(group=tenant_a.group, query="where do visitors sign in", top_k=1)
     assert hits[0].citation_title == "Visitor guide > Visitors"
@@ -379,7 +379,7 @@ def test_a_url_is_fetched_from_the_address_that_was_checked_never_a_second_answe
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.setattr(socket, "create_connection", connect)
-    (source, _), = ingestion.source_add_urls(
+    (source, _), = knowledge.source_add_urls(
         group=tenant_a.group, urls=[f"http://rebinding.example:{port}/guide.html"], actor=None
     )  # fmt: skip
     failed = process(tenant_a, source)
@@ -389,7 +389,7 @@ def test_a_url_is_fetched_from_the_address_that_was_checked_never_a_second_answe
 
     settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = True  # development: the same name is fetched
     answers = iter(["127.0.0.1"] * 4)
-    fetched = process(tenant_a, ingestion.source_retry(source=failed, actor=None))
+    fetched = process(tenant_a, knowledge.source_retry(source=failed, actor=None))
     assert (fetched.status, fetched.title) == ("ready", "Visitor guide")
 
 

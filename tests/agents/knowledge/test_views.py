@@ -4,7 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from agents import ingestion
+from agents import knowledge
 from agents.models import KnowledgeSource
 from ontology.models import Event
 from ontology.scoping import group_scope
@@ -89,10 +89,10 @@ def test_an_admin_deletes_a_source_and_retries_a_failed_one(owner, tenant_a):
     assert response.status_code == 302
     with group_scope(tenant_a.group):
         assert not KnowledgeSource.objects.exists()
-    (broken, _), = ingestion.source_add_files(
+    (broken, _), = knowledge.source_add_files(
         group=tenant_a.group, files=[SimpleUploadedFile("x.pdf", b"not a pdf")], actor=None
     )  # fmt: skip
-    ingestion.source_process(group=tenant_a.group, source_id=broken.pk)
+    knowledge.source_process(group=tenant_a.group, source_id=broken.pk)
     page = owner.get(reverse("knowledge-source", args=[broken.pk]))
     assert b"The PDF could not be read" in page.content and b"Retry" in page.content
     owner.post(reverse("knowledge-source-retry", args=[broken.pk]))
@@ -110,12 +110,12 @@ def test_changing_the_groups_model_is_audited(owner, tenant_a):
 
 
 def test_a_long_source_list_comes_in_pages_and_the_poll_asks_for_one(owner, tenant_a, tenant_b):
-    from agents.views import SOURCES_PER_PAGE
+    from agents.knowledge.views import SOURCES_PER_PAGE
 
     for n in range(SOURCES_PER_PAGE + 3):
-        ingestion.source_add_text(group=tenant_a.group, title=f"Note {n}", text=f"Note {n}.",
+        knowledge.source_add_text(group=tenant_a.group, title=f"Note {n}", text=f"Note {n}.",
                                   actor=None, queue=False)  # fmt: skip
-    theirs, _ = ingestion.source_add_text(
+    theirs, _ = knowledge.source_add_text(
         group=tenant_b.group, title="Theirs", text="Not yours.", actor=None, queue=False
     )
     first = owner.get(reverse("knowledge-list")).content.decode()

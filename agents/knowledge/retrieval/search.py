@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
-from agents.retrieval import indexes
-from agents.retrieval.chunking import SECTION_SEPARATOR
+from agents.knowledge.ingestion.chunk import SECTION_SEPARATOR
+from agents.knowledge.retrieval import indexes
 from ontology.models import Group
 from ontology.scoping import ensure_group_allowed
 

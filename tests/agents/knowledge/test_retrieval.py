@@ -6,11 +6,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from agents import catalog, ingestion
+from agents import catalog, knowledge
+from agents.knowledge.ingestion.extract import extract_text
+from agents.knowledge.retrieval import chunk_text, retrieve, search_chunks, serving_model
+from agents.knowledge.retrieval.indexes import index_name, query_cast, vector_expression
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeEmbedding
-from agents.retrieval import chunk_text, retrieve, search_chunks, serving_model
-from agents.retrieval.extract import extract_text
-from agents.retrieval.indexes import index_name, query_cast, vector_expression
 from billing.models import AICall, BudgetReservation
 from ontology.models import Event
 from ontology.scoping import group_scope
@@ -166,7 +166,7 @@ def test_hosted_embeddings_are_batched_stored_at_their_dimension_and_billed(
     hosted, tenant_a, settings
 ):
     settings.PARLEY_EMBEDDING_BATCH_SIZE = 2
-    ingestion.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
+    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
                                   actor=tenant_a.owner)  # fmt: skip
     source = ingest_text(tenant_a.group, "Handbook", HANDBOOK)
 
@@ -193,7 +193,7 @@ def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hoste
     Over the budget none is made; the source fails with the reason, and a retry once the
     budget allows it embeds, its holds settled."""
     set_plan(tenant_a.group.plan, monthly_budget=Decimal("0"))
-    ingestion.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
+    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
                                   actor=tenant_a.owner)  # fmt: skip
     refused = ingest_text(tenant_a.group, "Handbook", HANDBOOK)
 
@@ -206,15 +206,15 @@ def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hoste
         assert refusal.metadata["purpose"] == "embedding"
 
     set_plan(tenant_a.group.plan, monthly_budget=Decimal("10"))
-    retried = ingestion.source_retry(source=refused, actor=None)
-    assert ingestion.source_process(group=tenant_a.group, source_id=retried.pk).status == "ready"
+    retried = knowledge.source_retry(source=refused, actor=None)
+    assert knowledge.source_process(group=tenant_a.group, source_id=retried.pk).status == "ready"
     with group_scope(tenant_a.group):
         assert AICall.objects.filter(purpose="embedding", status="ok").count() == 1
         assert not BudgetReservation.objects.exists()
 
 
 def test_over_the_budget_a_search_goes_on_by_keywords_and_calls_no_provider(hosted, tenant_a):
-    ingestion.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
+    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
                                   actor=tenant_a.owner)  # fmt: skip
     ingest_text(tenant_a.group, "Handbook", HANDBOOK)
     hosted.clear()
@@ -235,14 +235,14 @@ def test_a_new_model_is_built_in_the_background_while_the_old_one_serves(hosted,
     ingest_text(tenant_a.group, "Bikes", BIKES)
     assert serving_model(tenant_a.group, "all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
 
-    ingestion.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
+    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
                                   actor=tenant_a.owner)  # fmt: skip
     # Not built yet: the old vectors answer, by meaning.
     assert serving_model(tenant_a.group, "text-embedding-3-small") == "all-MiniLM-L6-v2"
     hits = retrieve(group=tenant_a.group, query="May I bring my puppy?", top_k=1, mode="vector")
     assert hits[0].title == "Pets"
 
-    assert ingestion.index_build(group=tenant_a.group, model="text-embedding-3-small") == "ready"
+    assert knowledge.index_build(group=tenant_a.group, model="text-embedding-3-small") == "ready"
     assert serving_model(tenant_a.group, "text-embedding-3-small") == "text-embedding-3-small"
     with group_scope(tenant_a.group):
         assert set(KnowledgeEmbedding.objects.values_list("model", flat=True)) == {

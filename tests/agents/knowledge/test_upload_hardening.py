@@ -8,12 +8,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from agents import ingestion
+from agents import knowledge
+from agents.knowledge.ingestion.extract import extract_text
 from agents.models import Knowledge, KnowledgeSource
-from agents.retrieval.extract import extract_text
 from ontology.models import Event
 from ontology.scoping import group_scope
-from tests.agents.test_ingestion import W_NS, make_docx, make_pdf, paragraph
+from tests.agents.knowledge.test_ingestion import W_NS, make_docx, make_pdf, paragraph
 
 LIMITED = {"user": "2/d", "group": "100/d"}
 
@@ -61,16 +61,16 @@ def test_knowledge_page_uploads_past_the_limit_get_429_and_store_nothing(client,
 
 @pytest.mark.usefixtures("upload_limits")
 def test_retrying_a_source_counts_as_an_upload(client, tenant_a):
-    (broken, _), = ingestion.source_add_files(
+    (broken, _), = knowledge.source_add_files(
         group=tenant_a.group, files=[SimpleUploadedFile("x.pdf", b"not a pdf")], actor=None
     )  # fmt: skip
     client.force_login(tenant_a.owner)
     client.post(reverse("knowledge-list"), pasted("One"))
-    ingestion.source_process(group=tenant_a.group, source_id=broken.pk)
+    knowledge.source_process(group=tenant_a.group, source_id=broken.pk)
     retried = client.post(reverse("knowledge-source-retry", args=[broken.pk]))
     assert retried.status_code == 302
     broken.refresh_from_db()
-    ingestion.source_fail(source=broken, reason="Failed again.")
+    knowledge.source_fail(source=broken, reason="Failed again.")
     refused = client.post(reverse("knowledge-source-retry", args=[broken.pk]))
     assert refused.status_code == 429 and refused["Retry-After"]
     broken.refresh_from_db()
@@ -96,10 +96,10 @@ def too_much(limit: int) -> str:
 
 
 def ingest(tenant, name: str, data: bytes) -> KnowledgeSource:
-    (source, _), = ingestion.source_add_files(
+    (source, _), = knowledge.source_add_files(
         group=tenant.group, files=[SimpleUploadedFile(name, data)], actor=None
     )  # fmt: skip
-    return ingestion.source_process(group=tenant.group, source_id=source.pk)
+    return knowledge.source_process(group=tenant.group, source_id=source.pk)
 
 
 def test_a_word_document_over_the_text_bound_is_refused_while_it_is_read(tenant_a, settings):

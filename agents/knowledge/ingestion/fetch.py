@@ -14,11 +14,14 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import PurePath
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from agents.addresses import AddressRefused, public_addresses
+from agents.knowledge.ingestion.extract import UnreadableDocument, format_of, title_from
+from agents.models import KnowledgeSource
 
 
 class FetchRefused(Exception):
@@ -109,3 +112,35 @@ def fetch(url: str, *, limit: int, timeout: float) -> Fetched:
         raise FetchRefused(f"The URL could not be fetched ({error.reason}).") from error
     except (OSError, ValueError, http.client.HTTPException) as error:
         raise FetchRefused(f"The URL could not be fetched ({error}).") from error
+
+
+def fetch_source(source: KnowledgeSource) -> None:
+    """Download a URL source (size-limited, every redirect checked) into its stored bytes."""
+    if not settings.PARLEY_KNOWLEDGE_FETCH_URLS:
+        raise UnreadableDocument(
+            "Fetching URLs is turned off on this server (PARLEY_KNOWLEDGE_FETCH_URLS); "
+            "retry once it is on."
+        )
+    limit = settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES
+    try:
+        page = fetch(source.url, limit=limit, timeout=settings.PARLEY_KNOWLEDGE_FETCH_TIMEOUT)
+    except FetchRefused as refusal:
+        raise UnreadableDocument(str(refusal)) from refusal
+    raw, content_type, url = page.body, page.content_type, page.url
+    if len(raw) > limit:
+        raise UnreadableDocument(f"The page is over the {limit / 1e6:.1f} MB limit.")
+    filename = PurePath(urlsplit(url).path).name
+    kind = format_of(filename, content_type) or "html"
+    if format_of(filename) is None:
+        filename = {
+            "pdf": "page.pdf",
+            "docx": "page.docx",
+            "markdown": "page.md",
+            "text": "page.txt",
+        }.get(kind, "page.html")
+    title = title_from(filename, raw, kind) if kind in ("html", "markdown") else ""
+    source.raw, source.content_type, source.filename = raw, content_type[:100], filename
+    source.size_bytes = len(raw)
+    if title and title != "page":
+        source.title = title[:300]
+    source.save(update_fields=["raw", "content_type", "filename", "size_bytes", "title"])

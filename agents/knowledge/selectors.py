@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
+from agents.knowledge.retrieval import Hit, Who, agent_embedding_model, retrieve
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeSource
-from agents.retrieval import Hit, Who, agent_embedding_model, retrieve
 from ontology.models import Group
 from ontology.scoping import group_scope
 

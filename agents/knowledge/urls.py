@@ -1,6 +1,6 @@
 from django.urls import path
 
-from agents import views
+from agents.knowledge import views
 
 urlpatterns = [
     path("knowledge/", views.knowledge_list, name="knowledge-list"),

@@ -15,10 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from agents import ingestion, selectors
-from agents.forms import EmbeddingModelForm, KnowledgeAddForm, add_knowledge
+from agents.knowledge import selectors, services
+from agents.knowledge.forms import EmbeddingModelForm, KnowledgeAddForm, add_knowledge
+from agents.knowledge.retrieval import group_embedding_model
 from agents.models import KnowledgeSource
-from agents.retrieval import group_embedding_model
 from billing.ratelimits import check_limits
 from ontology.access import (
     is_manager,
@@ -118,7 +118,7 @@ def knowledge_model(request: HttpRequest) -> HttpResponse:
     group = member_group(request)
     form = EmbeddingModelForm(request.POST)
     if form.is_valid():
-        ingestion.embedding_model_set(group=group, model=form.cleaned_data["model"],
+        services.embedding_model_set(group=group, model=form.cleaned_data["model"],
                                       actor=request.user)  # fmt: skip
         messages.success(request, f"Embedding with {form.cleaned_data['model']} in the "
                          "background; the current vectors answer until it is done.")  # fmt: skip
@@ -141,7 +141,7 @@ def knowledge_source_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def knowledge_source_delete(request: HttpRequest, pk: int) -> HttpResponse:
     source = _source(request, pk)
-    ingestion.source_delete(source=source, actor=request.user)
+    services.source_delete(source=source, actor=request.user)
     messages.success(request, f"Deleted “{source.title}” and its chunks.")
     return redirect("knowledge-list")
 
@@ -154,7 +154,7 @@ def knowledge_source_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if refusal is not None:
         return refusal
     try:
-        ingestion.source_retry(source=source, actor=request.user)
+        services.source_retry(source=source, actor=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("knowledge-source", pk=source.pk)
