@@ -36,8 +36,8 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 
+from agents.knowledge.retrieval import indexes, search_chunks  # noqa: E402
 from agents.models import KnowledgeSource  # noqa: E402
-from agents.retrieval import indexes, search_chunks  # noqa: E402
 from ontology.models import Group  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
@@ -205,7 +205,7 @@ def main() -> None:
         measure(group, runs, args.chunks)
 
     if args.embed:
-        from agents.retrieval import embedder_for
+        from agents.knowledge.retrieval import embedder_for
 
         embedder = embedder_for(group=groups[0], model=MODEL)
         embedder.embed(["warm up"])

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from agents import ingestion
+from agents import knowledge
 from chat.models import AIThread, Message
 from ontology import services
 from ontology.models import Thing
@@ -71,11 +71,11 @@ def stored_messages(tenant, role: str) -> list[Message]:
 
 def test_answer_streams_with_tool_chip_and_sources_then_survives_a_reload(page, tenant_a):
     with group_scope(tenant_a.group):
-        source, _ = ingestion.source_add_text(
+        source, _ = knowledge.source_add_text(
             group=tenant_a.group, title="Refund policy", queue=False, actor=tenant_a.owner,
             text="Refunds are paid within 14 days of a return.",
         )  # fmt: skip
-        ingestion.source_process(group=tenant_a.group, source_id=source.pk)
+        knowledge.source_process(group=tenant_a.group, source_id=source.pk)
     agent = make_agent(tenant_a, "Helpdesk", "sim-gpt@offline;tps=25;ttft_ms=200",
                        tools=["searchKnowledge"])  # fmt: skip
     log_in(page, tenant_a.member)

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from agents import ingestion
+from agents import knowledge
 from agents.models import KnowledgeSource
 from ontology.scoping import group_scope
 from tests.browser.conftest import log_in
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_the_status_of_the_sources_on_the_page_updates_without_a_reload(page, tenant_a):
-    source, _ = ingestion.source_add_text(
+    source, _ = knowledge.source_add_text(
         group=tenant_a.group, title="Parking", text="Park in bay C.", actor=None, queue=False
     )  # queued and left so: this test moves it on itself
     log_in(page, tenant_a.owner)

@@ -211,11 +211,11 @@ def test_creating_an_agent_in_the_admin_validates_and_audits(admin_a, tenant_a):
 
 
 def test_a_new_agent_is_limited_to_sources_of_its_own_group(admin_a, tenant_a, tenant_b):
-    from agents import ingestion
+    from agents import knowledge
 
     def source(tenant, title):
         with group_scope(tenant.group):
-            return ingestion.source_add_text(
+            return knowledge.source_add_text(
                 group=tenant.group, title=title, text="Text.", queue=False, actor=None
             )[0]
 
