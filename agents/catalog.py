@@ -139,12 +139,15 @@ def get_model(provider: str, model: str) -> ModelInfo | None:
     return info
 
 
+def list_prices(info: ModelInfo) -> Prices:
+    """The catalog's own price: what a call holds against the budget before it starts."""
+    return Prices(info.input_per_million, info.output_per_million, info.cached_input_per_million)
+
+
 def prices_for(info: ModelInfo) -> Prices:
     """The catalog price, unless the deployment overrides it (admin: price overrides)."""
     override = price_override(provider=info.provider, model=info.model)
-    if override is not None:
-        return override
-    return Prices(info.input_per_million, info.output_per_million, info.cached_input_per_million)
+    return override if override is not None else list_prices(info)
 
 
 def chat_models(provider: str | None = None) -> list[ModelInfo]:

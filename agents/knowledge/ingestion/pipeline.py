@@ -22,15 +22,17 @@ from agents.knowledge.ingestion.extract import UnreadableDocument, extract_text
 from agents.knowledge.ingestion.fetch import fetch_source
 from agents.knowledge.retrieval.embedders import (
     embedder_for,
-    record_embedding_call,
-    reserve_embedding,
+    embedding_call,
+    embedding_hold,
+    embedding_prices,
 )
 from agents.knowledge.retrieval.indexes import index_fail, index_ready_if_complete
 from agents.knowledge.retrieval.spaces import wanted_models
 from agents.knowledge.services import source_fail
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeEmbedding, KnowledgeSource
 from agents.providers import ProviderError
-from billing.services import QuotaExceeded
+from billing.metering import metered
+from billing.services import QuotaExceeded, Usage
 from ontology.models import Group
 from ontology.scoping import group_scope
 
@@ -173,35 +175,32 @@ def _embed_missing(
             return done
         texts = [embedding_text(title=c.title, section=c.section, content=c.content)
                  for c in batch]  # fmt: skip
-        reservation = reserve_embedding(group=group, embedder=embedder, texts=texts)
-        try:
+        call = embedding_call(group=group, embedder=embedder, user_id=user_id)
+        with metered(call, hold=embedding_hold(embedder, texts),
+                     prices=lambda: embedding_prices(embedder)):  # fmt: skip
             result = embedder.embed(texts)
-        except ProviderError as error:
-            record_embedding_call(group_id=group.pk, embedder=embedder, result=None, error=error,
-                                  user_id=user_id, reservation=reservation)  # fmt: skip
-            raise
-        call_id = uuid.uuid5(LEDGER_NAMESPACE, f"{model}:{batch[0].pk}:{batch[-1].pk}")
-        with transaction.atomic():
-            if source is not None and not (
-                KnowledgeSource.objects.select_for_update().filter(pk=source.pk).exists()
-            ):
-                return None
-            KnowledgeEmbedding.objects.bulk_create(
-                [KnowledgeEmbedding(group=group, source_id=c.source_id, chunk=c, model=model,
-                                    embedding=vector)
-                 for c, vector in zip(batch, result.vectors, strict=True)],
-                ignore_conflicts=True,
-            )  # fmt: skip
-            record_embedding_call(group_id=group.pk, embedder=embedder, result=result,
-                                  user_id=user_id, call_id=call_id,
-                                  reservation=reservation)  # fmt: skip
-            if source is not None:
-                embedded = KnowledgeEmbedding.objects.filter(
-                    source=source, model__in=models
-                ).count()
-                KnowledgeSource.objects.filter(pk=source.pk).update(
-                    embedded_count=embedded, embed_total=total, updated_at=timezone.now()
-                )
+            call.usage = Usage(input_tokens=result.input_tokens)
+            # Named by its batch: a redelivered job that embeds it again writes one row.
+            call.id = uuid.uuid5(LEDGER_NAMESPACE, f"{model}:{batch[0].pk}:{batch[-1].pk}")
+            with transaction.atomic():
+                if source is not None and not (
+                    KnowledgeSource.objects.select_for_update().filter(pk=source.pk).exists()
+                ):
+                    return None
+                KnowledgeEmbedding.objects.bulk_create(
+                    [KnowledgeEmbedding(group=group, source_id=c.source_id, chunk=c, model=model,
+                                        embedding=vector)
+                     for c, vector in zip(batch, result.vectors, strict=True)],
+                    ignore_conflicts=True,
+                )  # fmt: skip
+                call.record(prices=embedding_prices(embedder))
+                if source is not None:
+                    embedded = KnowledgeEmbedding.objects.filter(
+                        source=source, model__in=models
+                    ).count()
+                    KnowledgeSource.objects.filter(pk=source.pk).update(
+                        embedded_count=embedded, embed_total=total, updated_at=timezone.now()
+                    )
         done += len(batch)
         if source is not None:
             logger.info("knowledge source %s: %d/%d embedded (%s)", source.pk, embedded, total,

@@ -18,8 +18,9 @@ from agents.knowledge.retrieval.embedders import (
     Embedder,
     EmbeddingResult,
     embedder_for,
-    record_embedding_call,
-    reserve_embedding,
+    embedding_call,
+    embedding_hold,
+    embedding_prices,
 )
 from agents.knowledge.retrieval.search import MODES, Hit, search_chunks
 from agents.knowledge.retrieval.spaces import (
@@ -29,7 +30,8 @@ from agents.knowledge.retrieval.spaces import (
     wanted_models,
 )
 from agents.providers import ProviderError
-from billing.services import QuotaExceeded
+from billing.metering import MeteredCall
+from billing.services import QuotaExceeded, Usage
 from ontology.db_async import db_call
 from ontology.models import Group
 
@@ -46,10 +48,11 @@ __all__ = [
     "aretrieve",
     "chunk_text",
     "embedder_for",
+    "embedding_call",
+    "embedding_hold",
+    "embedding_prices",
     "embedding_text",
     "group_embedding_model",
-    "record_embedding_call",
-    "reserve_embedding",
     "retrieve",
     "search_chunks",
     "serving_model",
@@ -68,9 +71,9 @@ class Who:
 
 
 def _embedder(
-    group: Group, embedding_model: str | None, mode: str, query: str
-) -> tuple[Embedder | None, uuid.UUID | None]:
-    """The model to embed the query with, and the budget it holds for a hosted model's call.
+    group: Group, embedding_model: str | None, mode: str, query: str, who: Who
+) -> tuple[Embedder | None, MeteredCall | None]:
+    """The model to embed the query with, and its call, holding budget for a hosted model.
 
     Over the month's budget no provider is called: the search goes on by keywords alone.
     """
@@ -84,24 +87,27 @@ def _embedder(
     except ProviderError as error:
         logger.warning("group %s: cannot embed with %s (%s)", group.pk, model, error.code)
         return None, None
+    call = embedding_call(
+        group=group, embedder=embedder, user_id=who.user_id, agent_id=who.agent_id,
+        thread_id=who.thread_id, run_id=who.run_id,
+    )  # fmt: skip
+    hold = embedding_hold(embedder, [query])
     try:
-        return embedder, reserve_embedding(group=group, embedder=embedder, texts=[query])
+        if hold is not None:
+            call.hold(prices=hold[0], worst=hold[1])
     except QuotaExceeded:
         logger.info("group %s: over its budget, searching by keywords alone", group.pk)
         return None, None
+    return embedder, call
 
 
 def _search(
-    group: Group, query: str, top_k: int, embedder: Embedder | None,
-    reservation: uuid.UUID | None, result: EmbeddingResult | None,
-    error: ProviderError | None, source_ids: Sequence[int] | None, mode: str, who: Who,
+    group: Group, query: str, top_k: int, embedder: Embedder | None, call: MeteredCall | None,
+    result: EmbeddingResult | None, source_ids: Sequence[int] | None, mode: str,
 ) -> list[Hit]:  # fmt: skip
-    if embedder is not None:
-        record_embedding_call(
-            group_id=group.pk, embedder=embedder, result=result, error=error,
-            user_id=who.user_id, agent_id=who.agent_id, thread_id=who.thread_id,
-            run_id=who.run_id, reservation=reservation,
-        )  # fmt: skip
+    if call is not None:
+        call.usage = Usage(input_tokens=result.input_tokens if result else 0)
+        call.record(prices=embedding_prices(embedder))
     return search_chunks(
         group=group, query=query, top_k=top_k,
         vector=result.vectors[0] if result else None,
@@ -121,16 +127,15 @@ def retrieve(
     who: Who | None = None,
 ) -> list[Hit]:
     """Search the group's knowledge. A failing embedding model leaves the keyword path alone."""
-    who = who or Who()
-    embedder, reservation = _embedder(group, embedding_model, mode, query)
-    result = error = None
+    embedder, call = _embedder(group, embedding_model, mode, query, who or Who())
+    result = None
     if embedder is not None:
         try:
             result = embedder.embed([query])
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
-            error = failure
-    return _search(group, query, top_k, embedder, reservation, result, error, source_ids, mode, who)
+            call.fail(failure.code)
+    return _search(group, query, top_k, embedder, call, result, source_ids, mode)
 
 
 async def aretrieve(
@@ -144,15 +149,14 @@ async def aretrieve(
     who: Who | None = None,
 ) -> list[Hit]:
     """`retrieve` for the event loop: the model runs off the loop, the database in its thread."""
-    who = who or Who()
-    embedder, reservation = await db_call(_embedder)(group, embedding_model, mode, query)
-    result = error = None
+    embedder, call = await db_call(_embedder)(group, embedding_model, mode, query, who or Who())
+    result = None
     if embedder is not None:
         try:
             result = await embedder.aembed([query])
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
-            error = failure
+            call.fail(failure.code)
     return await db_call(_search)(
-        group, query, top_k, embedder, reservation, result, error, source_ids, mode, who
+        group, query, top_k, embedder, call, result, source_ids, mode
     )

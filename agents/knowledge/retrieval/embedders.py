@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents import catalog
+from agents.catalog import list_prices
 from agents.providers import Endpoint, ProviderError, chat_provider, resolve_endpoint
 from agents.providers.registry import close_clients
 from agents.tokens import count_tokens
+from billing.metering import Hold, MeteredCall
 from billing.models import AICall
-from billing.services import LedgerEntry, Usage, ai_calls_record, budget_reserve, cost_of
+from billing.pricing import Prices
+from billing.services import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -118,46 +121,30 @@ def embedder_for(*, group, model: str) -> Embedder:
     return Embedder(info, resolve_endpoint(info.provider, group=group))
 
 
-def reserve_embedding(*, group, embedder: Embedder, texts: list[str]) -> uuid.UUID | None:
-    """Hold a provider embedding call's cost against the month's budget, like every paid call
-    (QuotaExceeded when it is used up). In-process models cost nothing and hold nothing."""
-    if embedder.endpoint is None:
-        return None
-    info = embedder.info
-    tokens = sum(count_tokens(text) for text in texts)
-    prices = catalog.Prices(
-        info.input_per_million, info.output_per_million, info.cached_input_per_million
-    )
-    return budget_reserve(
-        group=group, cost=cost_of(prices=prices, usage=Usage(input_tokens=tokens)), tokens=tokens,
-        purpose=AICall.Purpose.EMBEDDING,
-    )  # fmt: skip
-
-
-def record_embedding_call(
+def embedding_call(
     *,
-    group_id: int,
+    group,
     embedder: Embedder,
-    result: EmbeddingResult | None,
-    error: ProviderError | None = None,
+    call_id: uuid.UUID | None = None,
     user_id: int | None = None,
     agent_id: int | None = None,
     thread_id: int | None = None,
     run_id: uuid.UUID | None = None,
-    call_id: uuid.UUID | None = None,
-    reservation: uuid.UUID | None = None,
-) -> LedgerEntry:
-    """Write one embedding call to the ledger (settling its reservation, if it held one).
-    A fixed `call_id` makes a replay a no-op."""
-    entry = LedgerEntry(
-        id=call_id or uuid.uuid4(), group_id=group_id, user_id=user_id, agent_id=agent_id,
-        thread_id=thread_id, run_id=run_id, purpose=AICall.Purpose.EMBEDDING,
-        provider=embedder.info.provider, model=embedder.model, step=0, attempt=0,
-        usage=Usage(input_tokens=result.input_tokens if result else 0),
-        prices=catalog.prices_for(embedder.info),
-        latency_ms=result.latency_ms if result else 0, ttft_ms=None,
-        status=AICall.Status.FAILED if error else AICall.Status.OK,
-        error_code=error.code if error else "",
+) -> MeteredCall:
+    """The ledger's view of one embedding call (billing.metering)."""
+    return MeteredCall(
+        group=group, purpose=AICall.Purpose.EMBEDDING, provider=embedder.info.provider,
+        model=embedder.model, call_id=call_id, user_id=user_id, agent_id=agent_id,
+        thread_id=thread_id, run_id=run_id,
     )  # fmt: skip
-    ai_calls_record(entries=[entry], settle=[reservation] if reservation else [])
-    return entry
+
+
+def embedding_hold(embedder: Embedder, texts: list[str]) -> Hold | None:
+    """What a hosted model's call holds against the budget; in-process models hold nothing."""
+    if embedder.endpoint is None:
+        return None
+    return list_prices(embedder.info), Usage(input_tokens=sum(count_tokens(t) for t in texts))
+
+
+def embedding_prices(embedder: Embedder) -> Prices:
+    return catalog.prices_for(embedder.info)

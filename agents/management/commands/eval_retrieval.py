@@ -19,12 +19,16 @@ from agents import catalog
 from agents.knowledge.retrieval import (
     MODES,
     embedder_for,
+    embedding_call,
+    embedding_hold,
+    embedding_prices,
     group_embedding_model,
-    record_embedding_call,
     search_chunks,
     serving_model,
 )
 from agents.models import KnowledgeSource
+from billing.metering import metered
+from billing.services import Usage
 from ontology import services as ontology_services
 from ontology.models import Group
 from ontology.scoping import group_scope
@@ -102,8 +106,12 @@ class Command(BaseCommand):
         if serving != wanted:
             raise CommandError(f"{wanted} is not ready for this group (serving: {serving}).")
         embedder = embedder_for(group=group, model=serving)
-        embedded = embedder.embed([question for question, _ in labelled])
-        record_embedding_call(group_id=group.pk, embedder=embedder, result=embedded)
+        questions = [question for question, _ in labelled]
+        call = embedding_call(group=group, embedder=embedder)
+        with metered(call, hold=embedding_hold(embedder, questions),
+                     prices=lambda: embedding_prices(embedder)):  # fmt: skip
+            embedded = embedder.embed(questions)
+            call.usage = Usage(input_tokens=embedded.input_tokens)
         report = {}
         for mode in MODES:
             recall = reciprocal = 0.0
