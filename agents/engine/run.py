@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,16 +54,10 @@ from agents.text import storable_text
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
+from billing.metering import Hold, MeteredCall, ametered, settle
 from billing.models import AICall
-from billing.services import (
-    LedgerEntry,
-    QuotaExceeded,
-    Usage,
-    ai_calls_record,
-    budget_release,
-    budget_reserve,
-    cost_of,
-)
+from billing.pricing import Prices
+from billing.services import LedgerEntry, QuotaExceeded, Usage
 from chat import services as chat_services
 from chat.models import AIThread, Message
 from ontology.db_async import db_call
@@ -122,7 +115,6 @@ class CallResult:
     stopped: bool = False
     streamed: bool = False  # any event arrived: the provider accepted the request
     produced: bool = False  # text or a tool call arrived: a retry would repeat them
-    entry: LedgerEntry | None = None
     refused: str = ""  # the call was never made: the budget is used up
 
 
@@ -157,14 +149,11 @@ class AgentRun:
         self.run_id = run_id or uuid.uuid4()
         self._stop = asyncio.Event()
         self._seq = 0
-        self._entries: list[LedgerEntry] = []
+        self._calls: list[MeteredCall] = []
         self._text: list[str] = []
         self._tool_log: list[dict[str, Any]] = []
         self._sources: list[dict[str, Any]] = []
-        self._prices: dict[tuple[str, str], catalog.Prices] = {}
-        self._reservations: list[uuid.UUID] = []
-        self._recorded: set[uuid.UUID] = set()  # ledger rows written (their reservations settled)
-        self._settled: set[uuid.UUID] = set()
+        self._prices: dict[tuple[str, str], Prices] = {}
         self.message_id = uuid.uuid4()
         self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
@@ -306,13 +295,48 @@ class AgentRun:
         step: int,
         attempt: int,
     ) -> CallResult:
-        """Stream one provider call (one ledger row); a stop cancels it where it stands."""
+        """Stream one provider call, metered (billing.metering) whatever its end; a stop
+        cancels it where it stands."""
         result = CallResult()
+        if self._stop.is_set():
+            result.stopped = True
+            return result
+        info = choice.info
+        call = MeteredCall(
+            group=self.group,
+            purpose=AICall.Purpose.CHAT,
+            provider=info.provider,
+            model=choice.model,
+            call_id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
+            user=self.user,
+            agent_id=setup.agent.id,
+            thread_id=setup.thread.pk,
+            run_id=self.run_id,
+            step=step,
+            attempt=attempt,
+        )
+        try:
+            async with ametered(
+                call, hold=self._hold(info, request), prices=lambda: self._price(info)
+            ):
+                self._calls.append(call)
+                reported = await self._stream(choice.endpoint, request, call, result)
+                call.usage = measured_usage(request, result, reported)
+                if result.stopped:
+                    call.stop()
+                elif result.error is not None:
+                    call.fail(result.error.code)
+        except QuotaExceeded as refusal:
+            result.refused = refusal.code
+        return result
+
+    async def _stream(
+        self, endpoint: Endpoint, request: ChatRequest, call: MeteredCall, result: CallResult
+    ) -> UsageReport:
+        """Read the provider's stream into `result`, sending text in frames, until it ends or
+        a stop arrives; what the provider reported of its usage."""
         reported = UsageReport()
         texts: list[str] = []
-        started = time.monotonic()
-        first_token_at: float | None = None
-
         # A stop never cuts an emit in half: text is kept iff it was sent, and it is all
         # sent (frames drain on every ending), so what streamed is what is kept.
         emitting = asyncio.Lock()
@@ -325,6 +349,23 @@ class AgentRun:
 
         frames = DeltaFrames(send, interval=settings.PARLEY_STREAM_FRAME_MS / 1000, lock=emitting)
 
+        async def read() -> None:
+            nonlocal reported
+            async for event in chat_provider(endpoint).stream(request):
+                result.streamed = True
+                if isinstance(event, TextDelta):
+                    call.first_token()
+                    text = storable_text(event.text)  # a model's NUL or lone surrogate
+                    if text:
+                        await frames.add(text)
+                elif isinstance(event, ToolCallReady):
+                    result.produced = True
+                    result.tool_calls.append(event.call)
+                elif isinstance(event, UsageReport):
+                    reported = merged_report(reported, event)
+                elif isinstance(event, Finished):
+                    result.finish = event.reason
+
         async def consume() -> None:
             try:
                 await read()
@@ -333,36 +374,6 @@ class AgentRun:
                 raise
             await frames.drain()
 
-        async def read() -> None:
-            nonlocal reported, first_token_at
-            async for event in chat_provider(choice.endpoint).stream(request):
-                result.streamed = True
-                if isinstance(event, TextDelta):
-                    if first_token_at is None:
-                        first_token_at = time.monotonic()
-                    text = storable_text(event.text)  # a model's NUL or lone surrogate
-                    if text:
-                        await frames.add(text)
-                elif isinstance(event, ToolCallReady):
-                    result.produced = True
-                    result.tool_calls.append(event.call)
-                elif isinstance(event, UsageReport):
-                    reported = UsageReport(
-                        input_tokens=_first(event.input_tokens, reported.input_tokens),
-                        output_tokens=_first(event.output_tokens, reported.output_tokens),
-                        cached_tokens=_first(event.cached_tokens, reported.cached_tokens),
-                    )
-                elif isinstance(event, Finished):
-                    result.finish = event.reason
-
-        if self._stop.is_set():
-            result.stopped = True
-            return result
-        try:
-            reservation = await db_call(self._reserve)(choice.info, request)
-        except QuotaExceeded as refusal:
-            result.refused = refusal.code
-            return result
         consumer = asyncio.create_task(consume())
         stop_waiter = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({consumer, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -390,75 +401,35 @@ class AgentRun:
                 await consumer
         result.text = "".join(texts)
         result.produced = result.produced or bool(result.text)
+        return reported
 
-        usage = measured_usage(request, result, reported)
-        status = (
-            AICall.Status.STOPPED if result.stopped
-            else AICall.Status.FAILED if result.error else AICall.Status.OK
-        )  # fmt: skip
-        entry = dict(
-            id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
-            group_id=self.group.pk, user_id=getattr(self.user, "pk", None),
-            agent_id=setup.agent.id, thread_id=setup.thread.pk, run_id=self.run_id,
-            purpose=AICall.Purpose.CHAT, provider=choice.info.provider, model=choice.model,
-            step=step, attempt=attempt, usage=usage,
-            latency_ms=int((time.monotonic() - started) * 1000),
-            ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
-            status=status, error_code=result.error.code if result.error else "",
-        )  # fmt: skip
-        result.entry = await db_call(self._record_call)(choice.info, entry, reservation)
-        return result
-
-    def _price(self, info: catalog.ModelInfo) -> catalog.Prices:
+    def _price(self, info: catalog.ModelInfo) -> Prices:
         key = (info.provider, info.model)
         if key not in self._prices:
             self._prices[key] = catalog.prices_for(info)
         return self._prices[key]
 
-    def _reserve(self, info: catalog.ModelInfo, request: ChatRequest) -> uuid.UUID | None:
-        """Hold the call's worst case against the budget: its prompt and all the output it may.
+    def _hold(self, info: catalog.ModelInfo, request: ChatRequest) -> Hold:
+        """What a call holds against the budget: its prompt and all the output it may, at
+        the catalog's list price, or the deployment's override when this run has already
+        read it and it is higher: no price query on the way to the first token."""
+        listed, known = catalog.list_prices(info), self._prices.get((info.provider, info.model))
+        if known is not None:
+            listed = Prices(
+                max(listed.input, known.input),
+                max(listed.output, known.output),
+                max(listed.cached_input, known.cached_input),
+            )
+        return listed, worst_case(request)
 
-        Priced at the catalog's list price, or the deployment's override when this run has
-        already read it and it is higher: no price query on the way to the first token.
-        """
-        worst = Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
-        known = self._prices.get((info.provider, info.model))
-        prices = catalog.Prices(
-            max(info.input_per_million, known.input if known else 0),
-            max(info.output_per_million, known.output if known else 0),
-            max(info.cached_input_per_million, known.cached_input if known else 0),
-        )
-        reservation = budget_reserve(
-            group=self.group, user=self.user, run_id=self.run_id,
-            cost=cost_of(prices=prices, usage=worst),
-            tokens=worst.input_tokens + worst.output_tokens,
-        )  # fmt: skip
-        if reservation is not None:
-            self._reservations.append(reservation)
-        return reservation
-
-    def _record_call(
-        self, info: catalog.ModelInfo, fields: dict[str, Any], reservation: uuid.UUID | None
-    ) -> LedgerEntry:
-        """Price the call as of now, write its ledger row and settle its reservation at once."""
-        entry = LedgerEntry(prices=self._price(info), **fields)
-        self._entries.append(entry)  # kept even if this write fails: _finish writes it again
-        ai_calls_record(entries=[entry], settle=[reservation] if reservation else [])
-        self._recorded.add(entry.id)
-        if reservation is not None:
-            self._settled.add(reservation)
-        return entry
+    @property
+    def _entries(self) -> list[LedgerEntry]:
+        return [call.entry for call in self._calls if call.entry is not None]
 
     def _settle_all(self) -> None:
-        """Write the rows whose write failed (a replayed row is skipped) and settle every
-        reservation still held, including one whose call broke off before its row was
-        written. Nothing to do, and no lock taken, when every call was recorded."""
-        pending = [entry for entry in self._entries if entry.id not in self._recorded]
-        unsettled = [r for r in self._reservations if r not in self._settled]
-        if pending:
-            ai_calls_record(entries=pending, settle=unsettled)
-        elif unsettled:
-            budget_release(group=self.group, reservation_ids=unsettled)
+        """Write the rows whose write failed (a replayed row is skipped) and give back every
+        hold still open. Nothing to do, and no lock taken, when every call was recorded."""
+        settle(self._calls, group=self.group)
 
     # --- tools -----------------------------------------------------------------------
 
@@ -682,6 +653,20 @@ def measured_usage(request: ChatRequest, result: CallResult, reported: UsageRepo
         input_tokens=input_tokens, output_tokens=output,
         cached_tokens=reported.cached_tokens or 0, exact=exact,
     )  # fmt: skip
+
+
+def worst_case(request: ChatRequest) -> Usage:
+    """The most a call may use: its prompt and all the output it may write."""
+    return Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
+
+
+def merged_report(old: UsageReport, new: UsageReport) -> UsageReport:
+    """A provider reports usage in parts (input first, output at the end): keep the latest."""
+    return UsageReport(
+        input_tokens=_first(new.input_tokens, old.input_tokens),
+        output_tokens=_first(new.output_tokens, old.output_tokens),
+        cached_tokens=_first(new.cached_tokens, old.cached_tokens),
+    )
 
 
 def _first(new: int | None, old: int | None) -> int | None:

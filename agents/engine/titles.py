@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -19,14 +18,15 @@ from django.conf import settings
 
 from agents import catalog
 from agents.configuration import group_configuration
-from agents.engine.context import estimate_input_tokens
 from agents.engine.run import (
     LEDGER_NAMESPACE,
     CallResult,
     ModelChoice,
     backoff_delay,
     measured_usage,
+    merged_report,
     model_choice,
+    worst_case,
 )
 from agents.providers import (
     ChatMessage,
@@ -36,15 +36,9 @@ from agents.providers import (
     UsageReport,
     chat_provider,
 )
+from billing.metering import MeteredCall, ametered
 from billing.models import AICall
-from billing.services import (
-    LedgerEntry,
-    QuotaExceeded,
-    Usage,
-    ai_calls_record,
-    budget_reserve,
-    cost_of,
-)
+from billing.services import QuotaExceeded
 from chat.models import AIThread, Message
 from ontology.db_async import db_call
 from ontology.models import Group, User
@@ -93,10 +87,9 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
     )
     for attempt in range(TITLE_ATTEMPTS):
         try:
-            reservation = await db_call(_reserve)(group, user, prepared.choice, request)
+            result = await _call(group, thread, user, prepared, request, attempt)
         except QuotaExceeded:
             return fallback_title(prepared.question)  # no budget left: no call, the words will do
-        result = await _call(group, thread, user, prepared, request, reservation, attempt)
         error = result.error
         if error is None or result.text or not error.retryable:
             break
@@ -106,48 +99,45 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
 
 
 async def _call(
-    group: Group, thread: AIThread, user: User | None, prepared: _Prepared,
-    request: ChatRequest, reservation, attempt: int,
-) -> CallResult:  # fmt: skip
-    """One title call, streamed and written to the ledger whatever its end."""
-    result, reported = CallResult(), UsageReport()
-    texts: list[str] = []
-    started = time.monotonic()
-    first_token_at: float | None = None
-    try:
-        async for event in chat_provider(prepared.choice.endpoint).stream(request):
-            result.streamed = True
-            if isinstance(event, TextDelta):
-                first_token_at = first_token_at or time.monotonic()
-                texts.append(event.text)
-            elif isinstance(event, UsageReport):
-                reported = UsageReport(
-                    input_tokens=event.input_tokens if event.input_tokens is not None
-                    else reported.input_tokens,
-                    output_tokens=event.output_tokens if event.output_tokens is not None
-                    else reported.output_tokens,
-                    cached_tokens=event.cached_tokens if event.cached_tokens is not None
-                    else reported.cached_tokens,
-                )  # fmt: skip
-    except ProviderError as error:
-        result.error = error
-        logger.warning("title for thread %s failed: %s", thread.pk, error.code)
-    result.text = "".join(texts)
+    group: Group,
+    thread: AIThread,
+    user: User | None,
+    prepared: _Prepared,
+    request: ChatRequest,
+    attempt: int,
+) -> CallResult:
+    """One title call, streamed and metered whatever its end."""
     info = prepared.choice.info
-    call = f"title:{thread.pk}" + (f":{attempt}" if attempt else "")
-    entry = LedgerEntry(
-        id=uuid.uuid5(LEDGER_NAMESPACE, call),
-        group_id=group.pk, user_id=getattr(user, "pk", None), agent_id=prepared.agent_id,
-        thread_id=thread.pk, run_id=None, purpose=AICall.Purpose.TITLE,
-        provider=info.provider, model=prepared.choice.model, step=0, attempt=attempt,
-        usage=measured_usage(request, result, reported),
-        prices=await db_call(catalog.prices_for)(info),
-        latency_ms=int((time.monotonic() - started) * 1000),
-        ttft_ms=int((first_token_at - started) * 1000) if first_token_at else None,
-        status=AICall.Status.FAILED if result.error else AICall.Status.OK,
-        error_code=result.error.code if result.error else "",
-    )  # fmt: skip
-    await db_call(ai_calls_record)(entries=[entry], settle=[reservation] if reservation else [])
+    call = MeteredCall(
+        group=group,
+        purpose=AICall.Purpose.TITLE,
+        provider=info.provider,
+        model=prepared.choice.model,
+        call_id=uuid.uuid5(
+            LEDGER_NAMESPACE, f"title:{thread.pk}" + (f":{attempt}" if attempt else "")
+        ),
+        user=user,
+        agent_id=prepared.agent_id,
+        thread_id=thread.pk,
+        attempt=attempt,
+    )
+    result, reported, texts = CallResult(), UsageReport(), []
+    hold = (catalog.list_prices(info), worst_case(request))
+    async with ametered(call, hold=hold, prices=lambda: catalog.prices_for(info)):
+        try:
+            async for event in chat_provider(prepared.choice.endpoint).stream(request):
+                result.streamed = True
+                if isinstance(event, TextDelta):
+                    call.first_token()
+                    texts.append(event.text)
+                elif isinstance(event, UsageReport):
+                    reported = merged_report(reported, event)
+        except ProviderError as error:
+            result.error = error
+            call.fail(error.code)
+            logger.warning("title for thread %s failed: %s", thread.pk, error.code)
+        result.text = "".join(texts)
+        call.usage = measured_usage(request, result, reported)
     return result
 
 
@@ -167,19 +157,6 @@ def _shorten(text: str) -> str:
     if len(text) <= TITLE_MAX_CHARS:
         return text
     return text[: TITLE_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
-
-
-def _reserve(group: Group, user: User | None, choice: ModelChoice, request: ChatRequest):
-    """Hold the title call's worst case against the month's budget, like every call."""
-    info = choice.info
-    worst = Usage(input_tokens=estimate_input_tokens(request), output_tokens=request.max_tokens)
-    prices = catalog.Prices(
-        info.input_per_million, info.output_per_million, info.cached_input_per_million
-    )
-    return budget_reserve(
-        group=group, user=user, cost=cost_of(prices=prices, usage=worst),
-        tokens=worst.input_tokens + worst.output_tokens, purpose=AICall.Purpose.TITLE,
-    )  # fmt: skip
 
 
 def _prepare(group: Group, thread: AIThread) -> _Prepared | str | None:
