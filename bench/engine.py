@@ -38,6 +38,7 @@ from openai import AsyncOpenAI  # noqa: E402
 
 from agents.engine import AgentRun  # noqa: E402
 from chat import services as chat_services  # noqa: E402
+from chat.conversation import ThreadConversation  # noqa: E402
 from chat.models import AIThread  # noqa: E402
 from ontology import services  # noqa: E402
 from ontology.models import Group, Thing, User  # noqa: E402
@@ -108,7 +109,8 @@ def new_thread(group: Group, user: User, agent: Thing) -> AIThread:
 async def platform_turn(group, user, thread) -> tuple[float, float]:
     sink = FirstDelta()
     started = time.perf_counter()
-    result = await AgentRun(group=group, thread=thread, user=user, sink=sink).execute()
+    conversation = ThreadConversation(group=group, thread=thread)
+    result = await AgentRun(group=group, conversation=conversation, user=user, sink=sink).execute()
     ended = time.perf_counter()
     assert result.status == "complete", result
     return (sink.at - started) * 1000, (ended - started) * 1000

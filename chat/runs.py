@@ -27,7 +27,8 @@ from django.utils import timezone
 
 from agents.engine import AgentRun
 from agents.engine.titles import generate_title
-from chat import services
+from chat import selectors, services
+from chat.conversation import ThreadConversation
 from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
@@ -176,7 +177,12 @@ class RunRegistry:
         sink = EventLog(
             group=group, thread=thread, before_final=lambda: self._let_go(run, thread.pk)
         )
-        run = AgentRun(group=group, thread=thread, user=user, sink=sink)
+        run = AgentRun(
+            group=group,
+            conversation=ThreadConversation(group=group, thread=thread),
+            user=user,
+            sink=sink,
+        )
         await self._listen()
         lock = self._lock_value(run)
 
@@ -235,7 +241,7 @@ class RunRegistry:
     async def _name_thread(self, run: AgentRun, thread: AIThread) -> None:
         """Title an untitled thread after its first answer; every open tab hears of it."""
         try:
-            title = await generate_title(group=run.group, thread=thread, user=run.user)
+            title = await propose_title(group=run.group, thread=thread, user=run.user)
 
             def save() -> bool:
                 with group_scope(run.group):
@@ -327,6 +333,23 @@ class RunRegistry:
             self.swept.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
+
+
+async def propose_title(*, group: Group, thread: AIThread, user: User | None) -> str:
+    """A title for an untitled thread's first exchange ("" when titled or nothing to name)."""
+
+    def read() -> tuple[str, str] | None:
+        with group_scope(group):
+            return selectors.first_exchange(thread=thread)
+
+    exchange = await db_call(read)()
+    if exchange is None:
+        return ""
+    question, answer = exchange
+    return await generate_title(
+        group=group, thread_id=thread.pk, agent_id=thread.agent_id, question=question,
+        answer=answer, user=user,
+    )  # fmt: skip
 
 
 def _release_lock(thread_id: int, lock: str) -> None:

@@ -141,3 +141,18 @@ def last_answer_id(*, thread: AIThread):
         .first()
     )
     return last[0] if last is not None and last[1] == Message.Role.ASSISTANT else None
+
+
+def first_exchange(*, thread: AIThread) -> tuple[str, str] | None:
+    """The question and answer that open an untitled thread; None once it has a title."""
+    if not AIThread.objects.filter(pk=thread.pk, title="").exists():
+        return None
+    first = list(
+        Message.objects.filter(thread=thread)
+        .exclude(status=Message.Status.REPLACED)
+        .order_by("created_at", "id")
+        .values_list("role", "content")[:2]
+    )
+    if not first or first[0][0] != Message.Role.USER:
+        return None
+    return first[0][1], first[1][1] if len(first) > 1 else ""

@@ -1,6 +1,7 @@
 """The agent loop: one run answers one user message, streaming events to a sink.
 
-A run loads the agent and the thread, builds the context, streams the model,
+A run loads the agent and the conversation (chat's, through
+agents.engine.conversation), builds the context, streams the model,
 runs the tools it asks for (on Celery) and feeds their results back until the
 model answers, bounded by the agent's max consecutive tool calls. Before the
 first token, retryable failures are retried with backoff and jitter, then the
@@ -22,7 +23,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.utils import timezone
 
 from agents import catalog
 from agents.configuration import AgentConfig, group_configuration
@@ -32,6 +32,7 @@ from agents.engine.context import (
     history_budget,
     system_prompt,
 )
+from agents.engine.conversation import USER, Answer, AnswerStatus, Conversation
 from agents.engine.frames import DeltaFrames
 from agents.errors import sentence_for
 from agents.knowledge.retrieval import Who, agent_embedding_model, aretrieve
@@ -58,11 +59,9 @@ from billing.metering import Hold, MeteredCall, ametered, settle
 from billing.models import AICall
 from billing.pricing import Prices
 from billing.services import LedgerEntry, QuotaExceeded, Usage
-from chat import services as chat_services
-from chat.models import AIThread, Message
 from ontology.db_async import db_call
 from ontology.models import Group, User
-from ontology.scoping import ScopeError, group_scope
+from ontology.scoping import group_scope
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +94,6 @@ class ModelChoice:
 
 @dataclass
 class Setup:
-    thread: AIThread
     agent: AgentConfig
     properties: dict[str, Any]
     history: list[tuple[str, str]]
@@ -135,15 +133,13 @@ class AgentRun:
         self,
         *,
         group: Group,
-        thread: AIThread,
+        conversation: Conversation,
         user: User | None,
         sink: RunSink,
         run_id: uuid.UUID | None = None,
     ) -> None:
-        if thread.group_id != group.pk:
-            raise ScopeError("A run must stay inside its thread's group.")
         self.group = group
-        self.thread = thread
+        self.conversation = conversation
         self.user = user
         self.sink = sink
         self.run_id = run_id or uuid.uuid4()
@@ -187,7 +183,7 @@ class AgentRun:
         setup = self.setup
         await self.emit("run.started", message_id=str(self.message_id))
         if setup.error_code:
-            return await self._finish(Message.Status.ERROR, setup.error_code)
+            return await self._finish(AnswerStatus.ERROR, setup.error_code)
         try:
             setup.passages = await self._retrieve(setup)
         except Exception:
@@ -199,13 +195,13 @@ class AgentRun:
             status, error_code = await self._loop(setup)
         except Exception:
             logger.exception("run %s crashed", self.run_id)
-            status, error_code = Message.Status.ERROR, "internal"
+            status, error_code = AnswerStatus.ERROR, "internal"
         return await self._finish(status, error_code)
 
     def _write_placeholder(self) -> asyncio.Task:
         """Insert the streaming message row, off the path to the first token."""
         if self._placeholder is None:
-            self._placeholder = asyncio.create_task(db_call(self._start_message)(self.setup.thread))
+            self._placeholder = asyncio.create_task(db_call(self._start_message)())
         return self._placeholder
 
     async def _loop(self, setup: Setup) -> tuple[str, str]:
@@ -222,10 +218,14 @@ class AgentRun:
         )  # fmt: skip
         conversation = fit_history(setup.history, budget=budget)
         tool_run = ToolRun(
-            group=self.group, user=self.user, agent_id=setup.agent.id, thread=setup.thread,
-            run_id=self.run_id, allowed=frozenset(props["tools"]),
+            group=self.group,
+            user=self.user,
+            agent_id=setup.agent.id,
+            thread_id=self.conversation.thread_id,
+            run_id=self.run_id,
+            allowed=frozenset(props["tools"]),
             timeout=float(props["toolCallTimeout"]),
-        )  # fmt: skip
+        )
         rounds = 0
         step = 0
         while True:
@@ -238,18 +238,18 @@ class AgentRun:
             result = await self._call_with_policy(setup, request, step)
             step += 1
             if result.refused:
-                return Message.Status.ERROR, result.refused
+                return AnswerStatus.ERROR, result.refused
             if result.stopped:
-                return Message.Status.STOPPED, ""
+                return AnswerStatus.STOPPED, ""
             if result.error is not None:
-                return Message.Status.ERROR, result.error.code
+                return AnswerStatus.ERROR, result.error.code
             if not (result.tool_calls and offered):
-                return Message.Status.COMPLETE, ""
+                return AnswerStatus.COMPLETE, ""
             rounds += 1
             tool_run.step = step
             outcomes = await self._run_tools(result.tool_calls, tool_run)
             if outcomes is None:
-                return Message.Status.STOPPED, ""
+                return AnswerStatus.STOPPED, ""
             conversation.append(
                 ChatMessage("assistant", result.text, tool_calls=tuple(result.tool_calls))
             )
@@ -310,7 +310,7 @@ class AgentRun:
             call_id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
             user=self.user,
             agent_id=setup.agent.id,
-            thread_id=setup.thread.pk,
+            thread_id=self.conversation.thread_id,
             run_id=self.run_id,
             step=step,
             attempt=attempt,
@@ -484,20 +484,13 @@ class AgentRun:
     # --- database edges ------------------------------------------------------------------
 
     def _prepare(self) -> Setup:
-        thread = self.thread
         configuration = group_configuration(self.group)
-        agent = configuration.agents.get(thread.agent_id)
+        agent = configuration.agents.get(self.conversation.agent_id)
         if agent is None or not agent.active:
             raise _AgentUnavailable
         properties = agent.properties
+        history = self.conversation.history()
         with group_scope(self.group):
-            history = list(
-                Message.objects.filter(
-                    thread=thread, status__in=[Message.Status.COMPLETE, Message.Status.STOPPED]
-                )
-                .exclude(content="")
-                .values_list("role", "content")
-            )
             choices: list[ModelChoice] = []
             error_code = ""
             wanted = [(properties["provider"], properties["model"])]
@@ -510,19 +503,19 @@ class AgentRun:
                     error_code = error_code or error.code
             if choices:
                 error_code = ""
-        return Setup(thread, agent, properties, history, choices, [], error_code)
+        return Setup(agent, properties, history, choices, [], error_code)
 
     async def _retrieve(self, setup: Setup) -> list[dict[str, Any]]:
         """Knowledge for the user's question, when the agent adds it to every turn."""
         props, history = setup.properties, setup.history
-        if not (props["ragEnabled"] and history and history[-1][0] == Message.Role.USER):
+        if not (props["ragEnabled"] and history and history[-1][0] == USER):
             return []
         hits = await aretrieve(
             group=self.group, query=history[-1][1], top_k=props["ragTopK"],
             embedding_model=agent_embedding_model(self.group, props),
             source_ids=props.get("knowledgeSources") or None,
             who=Who(user_id=getattr(self.user, "pk", None), agent_id=setup.agent.id,
-                    thread_id=setup.thread.pk, run_id=self.run_id),
+                    thread_id=self.conversation.thread_id, run_id=self.run_id),
         )  # fmt: skip
         return [
             {"n": n, "knowledge_id": h.knowledge_id, "title": h.citation_title,
@@ -530,11 +523,8 @@ class AgentRun:
             for n, h in enumerate(hits, start=1)
         ]  # fmt: skip
 
-    def _start_message(self, thread: AIThread) -> Message:
-        with group_scope(self.group):
-            return chat_services.assistant_message_start(
-                thread=thread, run_id=self.run_id, message_id=self.message_id
-            )
+    def _start_message(self) -> Answer:
+        return self.conversation.start_answer(run_id=self.run_id, message_id=self.message_id)
 
     async def _finish(self, status: str, error_code: str) -> RunResult:
         """Save the answer and tell every tab how the run ended. An answer the database will
@@ -556,26 +546,30 @@ class AgentRun:
             return await self._fail_before_start("internal")
 
         def write(status: str, error_code: str) -> None:
-            with group_scope(self.group):
-                chat_services.assistant_message_finish(
-                    message=message, status=status, content=content, actor=self.user,
-                    tool_calls=self._tool_log, sources=self._sources, usage=usage,
-                    error_code=error_code,
-                    ledger_write=self._settle_all,
-                )  # fmt: skip
+            self.conversation.finish_answer(
+                message,
+                status=status,
+                content=content,
+                actor=self.user,
+                tool_calls=self._tool_log,
+                sources=self._sources,
+                usage=usage,
+                error_code=error_code,
+                ledger_write=self._settle_all,
+            )
 
         try:
             await db_call(write)(status, error_code)
         except Exception:
             logger.exception("run %s: its answer could not be saved as it ended", self.run_id)
-            status, error_code = Message.Status.ERROR, "internal"
+            status, error_code = AnswerStatus.ERROR, "internal"
             await db_call(self._save_failed)(write, message, content)
         self.ended = True
-        if status == Message.Status.COMPLETE:
+        if status == AnswerStatus.COMPLETE:
             await self.emit("run.completed", message_id=str(message.pk),
                             usage={"input": totals.input_tokens, "output": totals.output_tokens},
                             cost=str(cost))  # fmt: skip
-        elif status == Message.Status.STOPPED:
+        elif status == AnswerStatus.STOPPED:
             await self.emit("run.stopped", message_id=str(message.pk))
         else:
             await self.emit("error", code=error_code, message=sentence_for(error_code),
@@ -584,24 +578,18 @@ class AgentRun:
                          totals.output_tokens, cost, error_code)  # fmt: skip
 
     def _save_failed(
-        self, write: Callable[[str, str], None], message: Message, content: str
+        self, write: Callable[[str, str], None], message: Answer, content: str
     ) -> None:
         """The answer as failed: through its service (answer, ledger and audit at once), else
         its row alone and then the ledger alone, so that whatever refused the whole still
         leaves no answer streaming and no call unmetered."""
         try:
-            write(Message.Status.ERROR, "internal")
+            write(AnswerStatus.ERROR, "internal")
             return
         except Exception:
             logger.exception("run %s: its failed answer could not be saved whole", self.run_id)
         try:
-            with group_scope(self.group):
-                Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
-                    status=Message.Status.ERROR,
-                    content=content,
-                    error_code="internal",
-                    updated_at=timezone.now(),
-                )
+            self.conversation.fail_answer(message, content=content)
         except Exception:
             logger.exception("run %s: its answer stays streaming for the sweep", self.run_id)
         self._settle_quietly()
@@ -620,7 +608,7 @@ class AgentRun:
     async def _fail_before_start(self, code: str) -> RunResult:
         self.ended = True
         await self.emit("error", code=code, message=sentence_for(code))
-        return RunResult(self.run_id, None, Message.Status.ERROR, "", 0, 0, Decimal(0), code)
+        return RunResult(self.run_id, None, AnswerStatus.ERROR, "", 0, 0, Decimal(0), code)
 
 
 class _AgentUnavailable(Exception):

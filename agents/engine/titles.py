@@ -39,10 +39,8 @@ from agents.providers import (
 from billing.metering import MeteredCall, ametered
 from billing.models import AICall
 from billing.services import QuotaExceeded
-from chat.models import AIThread, Message
 from ontology.db_async import db_call
 from ontology.models import Group, User
-from ontology.scoping import group_scope
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +62,21 @@ class _Prepared:
     answer: str
 
 
-async def generate_title(*, group: Group, thread: AIThread, user: User | None) -> str:
-    """A title for the thread's first exchange (the question's first words if the call fails).
+async def generate_title(
+    *,
+    group: Group,
+    thread_id: int,
+    agent_id: int | None,
+    question: str,
+    answer: str,
+    user: User | None,
+) -> str:
+    """A title for a thread's first exchange (the question's first words if the call fails).
 
     A call that fails before any text, for a reason a retry can fix (rate limited, the
     provider busy or slow), is tried once more after a pause; each attempt is a ledger row.
     """
-    prepared = await db_call(_prepare)(group, thread)
-    if prepared is None:
-        return ""
+    prepared = await db_call(_prepare)(group, agent_id, question, answer)
     if isinstance(prepared, str):
         return prepared
     request = ChatRequest(
@@ -87,7 +91,7 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
     )
     for attempt in range(TITLE_ATTEMPTS):
         try:
-            result = await _call(group, thread, user, prepared, request, attempt)
+            result = await _call(group, thread_id, user, prepared, request, attempt)
         except QuotaExceeded:
             return fallback_title(prepared.question)  # no budget left: no call, the words will do
         error = result.error
@@ -100,7 +104,7 @@ async def generate_title(*, group: Group, thread: AIThread, user: User | None) -
 
 async def _call(
     group: Group,
-    thread: AIThread,
+    thread_id: int,
     user: User | None,
     prepared: _Prepared,
     request: ChatRequest,
@@ -114,11 +118,11 @@ async def _call(
         provider=info.provider,
         model=prepared.choice.model,
         call_id=uuid.uuid5(
-            LEDGER_NAMESPACE, f"title:{thread.pk}" + (f":{attempt}" if attempt else "")
+            LEDGER_NAMESPACE, f"title:{thread_id}" + (f":{attempt}" if attempt else "")
         ),
         user=user,
         agent_id=prepared.agent_id,
-        thread_id=thread.pk,
+        thread_id=thread_id,
         attempt=attempt,
     )
     result, reported, texts = CallResult(), UsageReport(), []
@@ -135,7 +139,7 @@ async def _call(
         except ProviderError as error:
             result.error = error
             call.fail(error.code)
-            logger.warning("title for thread %s failed: %s", thread.pk, error.code)
+            logger.warning("title for thread %s failed: %s", thread_id, error.code)
         result.text = "".join(texts)
         call.usage = measured_usage(request, result, reported)
     return result
@@ -159,23 +163,11 @@ def _shorten(text: str) -> str:
     return text[: TITLE_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
 
 
-def _prepare(group: Group, thread: AIThread) -> _Prepared | str | None:
-    """The model and the first exchange; a str when only the fallback title is possible."""
-    with group_scope(group):
-        if not AIThread.objects.filter(pk=thread.pk, title="").exists():
-            return None
-        first = list(
-            Message.objects.filter(thread=thread)
-            .exclude(status=Message.Status.REPLACED)
-            .order_by("created_at", "id")
-            .values_list("role", "content")[:2]
-        )
-    if not first or first[0][0] != Message.Role.USER:
-        return None
-    question = first[0][1][:EXCERPT_CHARS]
-    answer = first[1][1][:EXCERPT_CHARS] if len(first) > 1 else ""
+def _prepare(group: Group, agent_id: int | None, question: str, answer: str) -> _Prepared | str:
+    """The model and the exchange's excerpts; a str when only the fallback title is possible."""
+    question, answer = question[:EXCERPT_CHARS], answer[:EXCERPT_CHARS]
     configuration = group_configuration(group)
-    agent = configuration.agents.get(thread.agent_id)
+    agent = configuration.agents.get(agent_id)
     if settings.PARLEY_TITLE_MODEL:
         provider, _, model = settings.PARLEY_TITLE_MODEL.partition("/")
     elif agent is not None:

@@ -27,7 +27,7 @@ class ToolRun:
     group: Any
     user: Any
     agent_id: int | None
-    thread: Any
+    thread_id: int | None
     run_id: Any
     allowed: frozenset[str]
     timeout: float
@@ -74,7 +74,7 @@ def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any], inde
         record, _ = ToolCall.objects.get_or_create(
             call_id=_call_key(call, run, index),
             defaults={
-                "group": run.group, "run_id": run.run_id, "thread": run.thread,
+                "group": run.group, "run_id": run.run_id, "thread_id": run.thread_id,
                 "agent_id": run.agent_id, "user": run.user, "name": call.name,
                 "arguments": arguments,
             },

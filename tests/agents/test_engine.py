@@ -13,6 +13,7 @@ from agents.engine import AgentRun
 from agents.models import ToolCall
 from agents.tokens import count_tokens
 from billing.models import AICall, PriceOverride
+from chat.conversation import ThreadConversation
 from chat.models import AIThread, Message
 from ontology.models import Connection, Event, Thing
 from ontology.scoping import group_scope
@@ -31,7 +32,10 @@ def agent_props(provider, model, **extra):
 async def run_agent(convo, sink=None):
     sink = sink or Recorder()
     run = AgentRun(
-        group=convo.tenant.group, thread=convo.thread, user=convo.tenant.member, sink=sink
+        group=convo.tenant.group,
+        conversation=ThreadConversation(group=convo.tenant.group, thread=convo.thread),
+        user=convo.tenant.member,
+        sink=sink,
     )
     result = await run.execute()
     return run, result, sink
@@ -285,7 +289,10 @@ async def test_stop_ends_the_stream_promptly_and_keeps_the_partial_answer(
     convo = await conversation(agent_props(provider, f"{model}@slow;ttft_ms=0;tps=20;words=400"))
     sink = Recorder()
     run = AgentRun(
-        group=convo.tenant.group, thread=convo.thread, user=convo.tenant.member, sink=sink
+        group=convo.tenant.group,
+        conversation=ThreadConversation(group=convo.tenant.group, thread=convo.thread),
+        user=convo.tenant.member,
+        sink=sink,
     )
     task = asyncio.create_task(run.execute())
     await asyncio.wait_for(sink.first_delta.wait(), timeout=10)

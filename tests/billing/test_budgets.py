@@ -18,7 +18,9 @@ from billing.models import AICall, BudgetReservation, MonthlyUsage
 from billing.selectors import budget_status
 from billing.services import QuotaExceeded, ai_calls_record, budget_reserve
 from chat import services as chat_services
+from chat.conversation import ThreadConversation
 from chat.models import Message
+from chat.runs import propose_title
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
@@ -64,8 +66,10 @@ def chat(slug: str, model: str, count: int = 1, max_tokens: int = 1024):
 
 async def run(tenant, thread):
     sink = Recorder()
-    result = await AgentRun(group=tenant.group, thread=thread, user=tenant.member,
-                            sink=sink).execute()  # fmt: skip
+    conversation = ThreadConversation(group=tenant.group, thread=thread)
+    result = await AgentRun(
+        group=tenant.group, conversation=conversation, user=tenant.member, sink=sink
+    ).execute()
     return result, sink
 
 
@@ -136,15 +140,13 @@ async def test_a_group_over_budget_is_refused_before_the_provider_is_called(sim)
 
 
 async def test_over_the_budget_a_title_is_the_question_and_no_call_is_made(sim):
-    from agents.engine.titles import generate_title
-
     tenant, (thread,) = await database_sync_to_async(chat)("titles", "sim-gpt@text;words=5")
     result, _ = await run(tenant, thread)
     assert result.status == Message.Status.COMPLETE
 
     await use_it_all(tenant.group)
     sim.clear()
-    title = await generate_title(group=tenant.group, thread=thread, user=tenant.member)
+    title = await propose_title(group=tenant.group, thread=thread, user=tenant.member)
     assert title == "Hello?" and sim.request_log == []
 
     assert await refusals(tenant.group) == [(tenant.member.pk, "title")]
@@ -188,7 +190,10 @@ async def test_stopped_calls_count_against_the_budget(sim):
         "stopped", "sim-gpt@slow;ttft_ms=0;tps=50;words=400"
     )
     sink = Recorder()
-    agent_run = AgentRun(group=tenant.group, thread=thread, user=tenant.member, sink=sink)
+    conversation = ThreadConversation(group=tenant.group, thread=thread)
+    agent_run = AgentRun(
+        group=tenant.group, conversation=conversation, user=tenant.member, sink=sink
+    )
     task = asyncio.create_task(agent_run.execute())
     await asyncio.wait_for(sink.first_delta.wait(), timeout=10)
     agent_run.stop()

@@ -18,13 +18,19 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from agents.engine.titles import generate_title
 from billing.models import AICall
 from chat import services as chat_services
 from chat.fanout import thread_group
 from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
-from chat.runs import RunRegistry, _lock_holder, active_run_id, mark_interrupted_runs, registry
+from chat.runs import (
+    RunRegistry,
+    _lock_holder,
+    active_run_id,
+    mark_interrupted_runs,
+    propose_title,
+    registry,
+)
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
@@ -524,7 +530,7 @@ async def test_the_first_answer_titles_the_thread_for_every_tab_metered(sim):
     assert call.cost > 0 and call.thread_id == thread.pk
 
     requests = len(sim.request_log)
-    assert await generate_title(group=tenant.group, thread=thread, user=tenant.member) == ""
+    assert await propose_title(group=tenant.group, thread=thread, user=tenant.member) == ""
     assert len(sim.request_log) == requests  # a titled thread is never titled again
     await tab.disconnect()
     await other.disconnect()

@@ -1,0 +1,58 @@
+"""The engine's view of a thread (agents.engine.conversation.Conversation), over chat's models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from chat import services
+from chat.models import AIThread, Message
+from ontology.models import Group
+from ontology.scoping import ScopeError, group_scope
+
+
+class ThreadConversation:
+    def __init__(self, *, group: Group, thread: AIThread) -> None:
+        if thread.group_id != group.pk:
+            raise ScopeError("A run must stay inside its thread's group.")
+        self.group = group
+        self.thread = thread
+
+    @property
+    def thread_id(self) -> int:
+        return self.thread.pk
+
+    @property
+    def agent_id(self) -> int | None:
+        return self.thread.agent_id
+
+    def history(self) -> list[tuple[str, str]]:
+        with group_scope(self.group):
+            return list(
+                Message.objects.filter(
+                    thread=self.thread,
+                    status__in=[Message.Status.COMPLETE, Message.Status.STOPPED],
+                )
+                .exclude(content="")
+                .values_list("role", "content")
+            )
+
+    def start_answer(self, *, run_id, message_id) -> Message:
+        with group_scope(self.group):
+            return services.assistant_message_start(
+                thread=self.thread, run_id=run_id, message_id=message_id
+            )
+
+    def finish_answer(self, answer: Message, **outcome: Any) -> None:
+        with group_scope(self.group):
+            services.assistant_message_finish(message=answer, **outcome)
+
+    def fail_answer(self, answer: Message, *, content: str) -> None:
+        with group_scope(self.group):
+            Message.objects.filter(pk=answer.pk, status=Message.Status.STREAMING).update(
+                status=Message.Status.ERROR,
+                content=content,
+                error_code="internal",
+                updated_at=timezone.now(),
+            )
