@@ -4,9 +4,9 @@ from django.core.exceptions import ValidationError
 
 import agents.knowledge.admin  # noqa: F401 - registers the knowledge admins
 from agents import catalog, knowledge, services
+from agents.encryption import decrypt
 from agents.forms import AgentForm
 from agents.models import Agent, ProviderCredential
-from agents.secrets import decrypt
 from ontology import services as ontology_services
 from ontology.models import Thing
 from ontology.scoping import group_scope

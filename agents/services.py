@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents import addresses, catalog
+from agents.encryption import encrypt
 from agents.models import ProviderCredential
-from agents.secrets import encrypt
 from ontology.models import Group, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record

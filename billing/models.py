@@ -148,10 +148,6 @@ class Plan(models.Model):
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
-    @property
-    def has_budget(self) -> bool:
-        return self.monthly_budget is not None or self.monthly_token_budget is not None
-
 
 class MonthlyUsage(TenantModel):
     """A group's spend in one calendar month: the ledger's running total, kept for the budget.

@@ -1,4 +1,7 @@
-"""HTTP rate limits: django-ratelimit counters in the shared Redis cache, answered with 429.
+"""Rate limits: HTTP buckets answered with 429, and the plan's message limit.
+
+django-ratelimit's counters live in the shared Redis cache (add + incr, both atomic),
+so every daphne process counts against the same limit.
 
     @limit_requests("upload")          # rates: settings.PARLEY_HTTP_RATE_LIMITS["upload"]
     def knowledge_upload(request): ...
@@ -9,7 +12,9 @@ login form, counted per client address, so guesses from one place cannot lock th
 account's owner out everywhere). A request is counted against every key that
 applies to it and refused, with 429, a plain sentence and Retry-After, as soon as
 one is over. A refused sign-in is audited in the groups of the account it named.
-Counters are in Redis (add + incr, atomic), so every process shares them.
+
+Messages (every frame or request that starts an answer) are limited per person and
+per group at the rates of the group's plan (billing.Plan): `message_rate_limited`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_ip, get_usage
 
+from billing.selectors import plan_for
 from ontology.models import Group, User
 from ontology.selectors import groups_for_user
 from ontology.services import event_record
@@ -149,3 +155,40 @@ def too_many_requests(request: HttpRequest, retry_after: int) -> HttpResponse:
 def ratelimited_view(request: HttpRequest, exception: Exception) -> HttpResponse:
     """settings.RATELIMIT_VIEW: django-ratelimit's own decorator answers 429 too."""
     return too_many_requests(request, FALLBACK_RETRY_AFTER)
+
+
+# --- Messages: one policy for the socket and HTTP alike, rates from the group's plan ------
+
+
+class RateLimited(Exception):
+    """Over a message limit: try again in `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+def message_rates(group: Group) -> dict[str, str]:
+    plan = plan_for(group)
+    return {"user": plan.message_rate_user, "group": plan.message_rate_group}
+
+
+def message_rate_limited(*, user: User, group: Group) -> int | None:
+    """Count one message; seconds to wait when the user or the group is over its limit."""
+    rates = message_rates(group)
+    for scope, value in (("user", user.pk), ("group", group.pk)):
+        usage = get_usage(
+            None,
+            group=f"messages:{scope}",
+            key=lambda _group, _request, value=value: str(value),
+            rate=rates[scope],
+            increment=True,
+        )
+        if usage is not None and usage["should_limit"]:
+            retry_after = max(1, usage["time_left"])
+            record_limit_hit(
+                usage, group=group, user=user, bucket="messages", scope=scope,
+                retry_after=retry_after,
+            )  # fmt: skip
+            return retry_after
+    return None

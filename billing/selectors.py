@@ -164,7 +164,7 @@ class Line:
 
 
 @dataclass
-class UsageReport:
+class UsageBreakdown:
     start: date
     end: date
     totals: Totals
@@ -235,7 +235,7 @@ def usage_rows(*, group: Group | None, start: date, end: date) -> list[dict]:
     return rollups + _ledger_rows(AICall.objects.filter(group=group), live, DIMENSIONS)
 
 
-def usage_report(*, group: Group, start: date, end: date) -> UsageReport:
+def usage_report(*, group: Group, start: date, end: date) -> UsageBreakdown:
     rows = usage_rows(group=group, start=start, end=end)
     totals = Totals()
     by_day: dict[date, Line] = {}
@@ -270,7 +270,7 @@ def usage_report(*, group: Group, start: date, end: date) -> UsageReport:
     def ranked(lines: dict) -> list[Line]:
         return sorted(lines.values(), key=lambda line: (-line.totals.cost, line.label))
 
-    return UsageReport(
+    return UsageBreakdown(
         start=start, end=end, totals=totals, by_day=list(by_day.values()),
         by_model=ranked(by_model), by_agent=ranked(by_agent), by_user=ranked(by_user),
     )  # fmt: skip

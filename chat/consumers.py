@@ -20,10 +20,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from agents.errors import sentence_for
+from billing.ratelimits import RateLimited, message_rate_limited
 from chat import selectors, services
 from chat.fanout import broadcast, local_fanout, process_origin, thread_group
 from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
-from chat.limits import RateLimited, message_rate_limited
 from chat.models import Message
 from chat.runs import Busy, active_run_id, registry
 from ontology.db_async import db_call, io_call

@@ -392,17 +392,6 @@ def connection_create(
     return conn
 
 
-@transaction.atomic
-def connection_delete(*, connection: Connection, actor: User | None) -> None:
-    ensure_group_allowed(connection.group)
-    event_record(group=connection.group, type="connection.deleted", actor=actor,
-                 target=connection, metadata={"type": connection.type})  # fmt: skip
-    connection.delete()
-
-
-# --- Sign-ins -----------------------------------------------------------------------------
-
-
 def _client(request: Any) -> dict[str, str]:
     if request is None:
         return {}

@@ -33,7 +33,7 @@ from agents.engine.context import (
     system_prompt,
 )
 from agents.engine.conversation import USER, Answer, AnswerStatus, Conversation
-from agents.engine.frames import DeltaFrames
+from agents.engine.deltas import DeltaFrames
 from agents.errors import sentence_for
 from agents.knowledge.retrieval import Who, agent_embedding_model, aretrieve
 from agents.providers import (

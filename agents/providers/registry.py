@@ -66,7 +66,7 @@ def resolve_endpoint(
     Pass `credentials` when they were already loaded (the agent loop reads them
     with the thread, in one round trip); otherwise they are read for `group`.
     """
-    from agents.secrets import decrypt
+    from agents.encryption import decrypt
 
     info = catalog.PROVIDERS.get(provider)
     if info is None:

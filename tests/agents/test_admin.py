@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 
 from agents import knowledge, services
+from agents.encryption import decrypt
 from agents.models import KnowledgeSource, ProviderCredential
-from agents.secrets import decrypt
 from billing.models import AICall, PriceOverride
 from ontology.models import Event
 from ontology.scoping import group_scope, scopes_disabled

@@ -462,8 +462,8 @@ async def test_a_groups_own_endpoint_is_only_connected_to_on_public_addresses(
 
     @database_sync_to_async
     def store_key():  # straight into the table: saving it would have resolved the name
+        from agents.encryption import encrypt
         from agents.models import ProviderCredential
-        from agents.secrets import encrypt
 
         ProviderCredential.objects.create(
             group=convo.tenant.group, provider="simulator",

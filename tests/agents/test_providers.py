@@ -5,9 +5,9 @@ import httpx2
 import openai
 import pytest
 
+from agents.encryption import decrypt, encrypt
 from agents.models import ProviderCredential
 from agents.providers import ProviderError, provider_error_from, resolve_endpoint
-from agents.secrets import decrypt, encrypt
 from agents.tokens import count_tokens
 
 

@@ -16,8 +16,7 @@ from django.urls import reverse
 from django_ratelimit.exceptions import Ratelimited
 from django_ratelimit.middleware import RatelimitMiddleware
 
-from billing.ratelimits import limit_requests
-from chat.limits import message_rate_limited
+from billing.ratelimits import limit_requests, message_rate_limited
 from ontology.models import Event
 from ontology.scoping import group_scope
 from tests.conftest import make_tenant, make_user, set_plan
@@ -110,7 +109,7 @@ def test_message_limits_come_from_the_plan_and_are_audited_once(tenant_a):
 WORKER = """
 import json, sys, django
 django.setup()
-from chat.limits import message_rate_limited
+from billing.ratelimits import message_rate_limited
 from ontology.models import Group, User
 group, user = Group.objects.get(pk=int(sys.argv[1])), User.objects.get(pk=int(sys.argv[2]))
 print(json.dumps([message_rate_limited(user=user, group=group) for _ in range(int(sys.argv[3]))]))

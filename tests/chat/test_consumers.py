@@ -19,9 +19,9 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import AICall
+from billing.ratelimits import message_rate_limited
 from chat import services as chat_services
 from chat.fanout import thread_group
-from chat.limits import message_rate_limited
 from chat.models import Message, RunEvent
 from chat.runs import (
     RunRegistry,

@@ -1,6 +1,6 @@
 """Streamed text in frames: the first token at once, then what arrived, one frame per interval.
 
-Both the network reads (agents/providers/sse.py) and the deltas (agents/engine/frames.py)
+Both the network reads (agents/providers/sse.py) and the deltas (agents/engine/deltas.py)
 are paced by PARLEY_STREAM_FRAME_MS; the text is the same whatever the pacing."""
 
 import asyncio
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agents.engine.frames import DeltaFrames
+from agents.engine.deltas import DeltaFrames
 from agents.providers.base import Finished, TextDelta, UsageReport
 from agents.providers.sse import carries_text, hold_reads, merged
 from agents.tokens import count_tokens
