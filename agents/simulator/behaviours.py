@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from agents.simulator.conversation import Conversation, ToolSpec
+from agents.simulator.conversation import Conversation, OfferedTool
 from agents.simulator.offline import USER_TEXT_LIMIT, offline_reply
 from agents.simulator.replies import Failure, Reply, ToolCall
 from agents.simulator.scenario import Scenario
@@ -72,7 +72,7 @@ def _tool_calls(
 ) -> tuple[ToolCall, ...]:
     named = scenario.params.get("tool")
     if named:
-        tools = [conversation.tool_named(named) or ToolSpec(name=named, schema={})] * count
+        tools = [conversation.tool_named(named) or OfferedTool(name=named, schema={})] * count
     else:
         tools = list(conversation.tools[:count])
         tools += [tools[0]] * (count - len(tools))

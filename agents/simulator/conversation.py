@@ -33,7 +33,7 @@ from agents.tokens import MESSAGE_OVERHEAD, count_tokens
 
 
 @dataclass(frozen=True)
-class ToolSpec:
+class OfferedTool:
     name: str
     schema: Mapping[str, Any]
 
@@ -57,7 +57,7 @@ class Conversation:
     system: str
     system_pieces: tuple[str, ...]
     turns: tuple[Turn, ...]
-    tools: tuple[ToolSpec, ...]
+    tools: tuple[OfferedTool, ...]
     raw_tools: tuple[Any, ...] = ()
 
     @property
@@ -95,7 +95,7 @@ class Conversation:
     def ends_with_tool_results(self) -> bool:
         return bool(self.turns) and self.turns[-1].role == "tool"
 
-    def tool_named(self, name: str) -> ToolSpec | None:
+    def tool_named(self, name: str) -> OfferedTool | None:
         return next((tool for tool in self.tools if tool.name == name), None)
 
 
@@ -129,7 +129,7 @@ def _text_parts(content: Any, what: str) -> list[str]:
     return texts
 
 
-def _offered_tools(raw_tools: list[Any], tool_choice: Any, *, wire: str) -> tuple[ToolSpec, ...]:
+def _offered_tools(raw_tools: list[Any], tool_choice: Any, *, wire: str) -> tuple[OfferedTool, ...]:
     """The tools the model may call: none when ``tool_choice`` says so, as the real APIs do."""
     choice = tool_choice.get("type") if isinstance(tool_choice, dict) else tool_choice
     if choice == "none":
@@ -144,7 +144,7 @@ def _offered_tools(raw_tools: list[Any], tool_choice: Any, *, wire: str) -> tupl
             name, schema = raw.get("name"), raw.get("input_schema") or {}
         if not isinstance(name, str) or not name:
             raise ValueError("Every tool needs a name")
-        tools.append(ToolSpec(name=name, schema=schema if isinstance(schema, dict) else {}))
+        tools.append(OfferedTool(name=name, schema=schema if isinstance(schema, dict) else {}))
     return tuple(tools)
 
 
