@@ -1,20 +1,20 @@
 """An agent's properties: defaults and validation with field-named, plain-sentence errors.
 
-Used by the services (every write path) and by the admin form, so bad values
-are refused the same way wherever they come from.
+AGENT_SCHEMA (JSON Schema) holds each property's type and bounds; the checks
+that need the catalog or the tool registry follow it. Used by the services
+(every write path) and by the admin form, so bad values are refused the same
+way wherever they come from.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from numbers import Real
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from agents import catalog
 from agents.tools.registry import TOOLS
-from ontology.properties import reject_unknown_keys
+from ontology.properties import schema_errors
 
 AGENT_DEFAULTS: dict[str, Any] = {
     "provider": "openai",
@@ -39,24 +39,92 @@ MAX_TIMEOUT_SECONDS = 600
 MAX_CONSECUTIVE_TOOL_CALLS = 50
 MAX_KNOWLEDGE_SOURCES = 500
 
+_UNKNOWN_PROVIDER = (
+    f"Unknown provider {{value!r}}. Known providers: {', '.join(catalog.PROVIDERS)}."
+)
+_KNOWN_EMBEDDING_MODELS = [m.model for m in catalog.embedding_models()]
+# Only a string has a length: any other model falls through to the catalog check.
+_MODEL_NAME = {
+    "maxLength": catalog.MAX_MODEL_CHARS,
+    "errorMessage": f"Model names can be at most {catalog.MAX_MODEL_CHARS} characters.",
+}
+_TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_SECONDS}
+_TIMEOUT_MESSAGE = f"{{label}} must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS}."
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real | Decimal) and not isinstance(value, bool)
+AGENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "provider": {"enum": list(catalog.PROVIDERS), "errorMessage": _UNKNOWN_PROVIDER},
+        "model": _MODEL_NAME,
+        "systemPrompt": {
+            "type": "string",
+            "maxLength": MAX_SYSTEM_PROMPT,
+            "errorMessage": {
+                "type": "System prompt must be text.",
+                "maxLength": f"System prompt must be at most {MAX_SYSTEM_PROMPT} characters.",
+            },
+        },
+        "temperature": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 2,
+            "errorMessage": "Temperature must be a number between 0 and 2.",
+        },
+        "maxTokens": {
+            "type": "integer",
+            "minimum": 1,
+            "errorMessage": "Max tokens must be a positive whole number.",
+        },
+        "tools": {
+            "type": "array",
+            "items": {"type": "string"},
+            "errorMessage": "Tools must be a list of tool names.",
+        },
+        "ragEnabled": {"type": "boolean", "errorMessage": "RAG enabled must be true or false."},
+        "ragTopK": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 50,
+            "errorMessage": "Top-k must be a whole number between 1 and 50.",
+        },
+        "embeddingModel": {
+            "enum": ["", *_KNOWN_EMBEDDING_MODELS],
+            "errorMessage": f"Unknown embedding model {{value!r}}. "
+            f"Known embedding models: {', '.join(_KNOWN_EMBEDDING_MODELS)}.",
+        },
+        "knowledgeSources": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "maxItems": MAX_KNOWLEDGE_SOURCES,
+            "errorMessage": f"Knowledge sources must be a list of at most "
+            f"{MAX_KNOWLEDGE_SOURCES} source ids.",
+        },
+        "toolCallTimeout": {
+            **_TIMEOUT,
+            "errorMessage": _TIMEOUT_MESSAGE.format(label="Tool call timeout"),
+        },
+        "requestTimeout": {
+            **_TIMEOUT,
+            "errorMessage": _TIMEOUT_MESSAGE.format(label="Request timeout"),
+        },
+        "maxConsecutiveToolCalls": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_CONSECUTIVE_TOOL_CALLS,
+            "errorMessage": f"Max consecutive tool calls must be a whole number between 1 and "
+            f"{MAX_CONSECUTIVE_TOOL_CALLS}.",
+        },
+        "fallbackProvider": {"enum": ["", *catalog.PROVIDERS], "errorMessage": _UNKNOWN_PROVIDER},
+        "fallbackModel": _MODEL_NAME,
+    },
+}
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_model(provider: Any, model: Any, *, provider_key: str, model_key: str, errors: dict):
-    """Return the catalog entry for provider/model, recording a field-named error if unknown."""
-    if provider not in catalog.PROVIDERS:
-        known = ", ".join(catalog.PROVIDERS)
-        errors[provider_key] = f"Unknown provider {provider!r}. Known providers: {known}."
-        return None
-    if isinstance(model, str) and len(model) > catalog.MAX_MODEL_CHARS:
-        errors[model_key] = f"Model names can be at most {catalog.MAX_MODEL_CHARS} characters."
-        return None
+def _catalog_model(
+    provider: str, model: Any, *, model_key: str, errors: dict[str, str]
+) -> catalog.ModelInfo | None:
+    """The catalog's chat model `model` of `provider`, or None with an error under model_key."""
     info = catalog.get_model(provider, model) if isinstance(model, str) else None
     if info is None or info.is_embedding:
         label = catalog.PROVIDERS[provider].label
@@ -65,101 +133,53 @@ def _check_model(provider: Any, model: Any, *, provider_key: str, model_key: str
     return info
 
 
-def validate_agent_properties(properties: dict[str, Any]) -> dict[str, Any]:
-    errors: dict[str, str] = {}
-    reject_unknown_keys(properties, set(AGENT_DEFAULTS), errors)
-    p = {**AGENT_DEFAULTS, **{k: v for k, v in properties.items() if k in AGENT_DEFAULTS}}
-
-    info = _check_model(
-        p["provider"], p["model"], provider_key="provider", model_key="model", errors=errors
+def _check_fallback(p: dict[str, Any], errors: dict[str, str]) -> None:
+    if not (p["fallbackProvider"] or p["fallbackModel"]):
+        return
+    if not p["fallbackProvider"]:
+        errors["fallbackProvider"] = _UNKNOWN_PROVIDER.format(value="")
+        return
+    fallback = _catalog_model(
+        p["fallbackProvider"], p["fallbackModel"], model_key="fallbackModel", errors=errors
     )
+    same = (p["fallbackProvider"], p["fallbackModel"]) == (p["provider"], p["model"])
+    if fallback is not None and same:
+        errors["fallbackModel"] = "The fallback model must differ from the agent's model."
 
-    if not isinstance(p["systemPrompt"], str):
-        errors["systemPrompt"] = "System prompt must be text."
-    elif len(p["systemPrompt"]) > MAX_SYSTEM_PROMPT:
-        errors["systemPrompt"] = f"System prompt must be at most {MAX_SYSTEM_PROMPT} characters."
 
-    if not _is_number(p["temperature"]) or not 0 <= p["temperature"] <= 2:
-        errors["temperature"] = "Temperature must be a number between 0 and 2."
-    else:
-        p["temperature"] = float(p["temperature"])
+def _check_tools(tools: list[str], info: catalog.ModelInfo | None, errors: dict[str, str]) -> None:
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        errors["tools"] = (
+            f"Unknown tool(s): {', '.join(unknown)}. Available tools: {', '.join(TOOLS)}."
+        )
+    elif tools and info is not None and not info.tools:
+        errors["tools"] = f"{info.model} cannot call tools; remove the tools or pick another model."
 
-    if not _is_int(p["maxTokens"]) or p["maxTokens"] < 1:
-        errors["maxTokens"] = "Max tokens must be a positive whole number."
-    elif info is not None and p["maxTokens"] > info.max_output:
+
+def _cross_field_errors(p: dict[str, Any], errors: dict[str, str]) -> None:
+    """What the schema cannot say: the catalog and the tool registry, for fields it let through."""
+    info = None
+    if "provider" not in errors and "model" not in errors:
+        info = _catalog_model(p["provider"], p["model"], model_key="model", errors=errors)
+    if "maxTokens" not in errors and info is not None and p["maxTokens"] > info.max_output:
         errors["maxTokens"] = (
             f"Max tokens must be at most {info.max_output} for {info.model} "
             "(the model's output limit)."
         )
+    if "tools" not in errors:
+        _check_tools(p["tools"], info, errors)
+    if "fallbackProvider" not in errors and "fallbackModel" not in errors:
+        _check_fallback(p, errors)
 
-    tools = p["tools"]
-    if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
-        errors["tools"] = "Tools must be a list of tool names."
-    else:
-        unknown = [t for t in tools if t not in TOOLS]
-        if unknown:
-            errors["tools"] = (
-                f"Unknown tool(s): {', '.join(unknown)}. Available tools: {', '.join(TOOLS)}."
-            )
-        elif tools and info is not None and not info.tools:
-            errors["tools"] = (
-                f"{info.model} cannot call tools; remove the tools or pick another model."
-            )
-        p["tools"] = list(dict.fromkeys(tools))
 
-    if not isinstance(p["ragEnabled"], bool):
-        errors["ragEnabled"] = "RAG enabled must be true or false."
-
-    if not _is_int(p["ragTopK"]) or not 1 <= p["ragTopK"] <= 50:
-        errors["ragTopK"] = "Top-k must be a whole number between 1 and 50."
-
-    if p["embeddingModel"] != "" and catalog.get_embedding_model(p["embeddingModel"]) is None:
-        known = ", ".join(m.model for m in catalog.embedding_models())
-        errors["embeddingModel"] = (
-            f"Unknown embedding model {p['embeddingModel']!r}. Known embedding models: {known}."
-        )
-
-    sources = p["knowledgeSources"]
-    if (
-        not isinstance(sources, list)
-        or not all(_is_int(s) and s > 0 for s in sources)
-        or len(sources) > MAX_KNOWLEDGE_SOURCES
-    ):
-        errors["knowledgeSources"] = (
-            f"Knowledge sources must be a list of at most {MAX_KNOWLEDGE_SOURCES} source ids."
-        )
-    else:
-        p["knowledgeSources"] = sorted(set(sources))
-
-    for key, label in (
-        ("toolCallTimeout", "Tool call timeout"),
-        ("requestTimeout", "Request timeout"),
-    ):
-        value = p[key]
-        if not _is_number(value) or not 0 < value <= MAX_TIMEOUT_SECONDS:
-            errors[key] = (
-                f"{label} must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS}."
-            )
-
-    value = p["maxConsecutiveToolCalls"]
-    if not _is_int(value) or not 1 <= value <= MAX_CONSECUTIVE_TOOL_CALLS:
-        errors["maxConsecutiveToolCalls"] = (
-            f"Max consecutive tool calls must be a whole number between 1 and "
-            f"{MAX_CONSECUTIVE_TOOL_CALLS}."
-        )
-
-    if p["fallbackProvider"] or p["fallbackModel"]:
-        fallback = _check_model(
-            p["fallbackProvider"],
-            p["fallbackModel"],
-            provider_key="fallbackProvider",
-            model_key="fallbackModel",
-            errors=errors,
-        )
-        same = (p["fallbackProvider"], p["fallbackModel"]) == (p["provider"], p["model"])
-        if fallback is not None and same:
-            errors["fallbackModel"] = "The fallback model must differ from the agent's model."
-
+def validate_agent_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    p = {**AGENT_DEFAULTS, **properties}
+    errors = schema_errors(AGENT_SCHEMA, p)
+    _cross_field_errors(p, errors)
     if errors:
         raise ValidationError(errors)
+    p["temperature"] = float(p["temperature"])
+    p["tools"] = list(dict.fromkeys(p["tools"]))
+    p["knowledgeSources"] = sorted(set(p["knowledgeSources"]))
     return p

@@ -9,10 +9,14 @@ AppConfig.ready() (agents registers "agent").
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Callable
+from decimal import Decimal
+from numbers import Real
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from jsonschema import Draft202012Validator, validators
 
 PropertiesValidator = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -37,6 +41,47 @@ def validate_properties(thing_type: str, properties: dict[str, Any] | None) -> d
 def reject_unknown_keys(properties: dict[str, Any], known: set[str], errors: dict) -> None:
     for key in sorted(set(properties) - known):
         errors[key] = f"Unknown property {key!r}. Known properties: {', '.join(sorted(known))}."
+
+
+def _is_integer(checker: Any, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(checker: Any, value: Any) -> bool:
+    return (
+        isinstance(value, Real | Decimal) and not isinstance(value, bool) and math.isfinite(value)
+    )
+
+
+# JSON Schema counts 1.0 as an integer, and Python's json reads NaN and Infinity,
+# which no bound refuses and PostgreSQL cannot store.
+_PropertiesSchemaValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}
+    ),
+)
+
+
+def schema_errors(schema: dict[str, Any], properties: dict[str, Any]) -> dict[str, str]:
+    """Where `properties` breaks a JSON Schema, as one plain sentence per property name.
+
+    Each property's subschema carries its sentence in "errorMessage" (ajv-errors'
+    convention): one string, or one per failing keyword. "{value!r}" in a sentence
+    is the value given. Unknown properties (additionalProperties: false) get
+    reject_unknown_keys' sentence.
+    """
+    errors: dict[str, str] = {}
+    for error in _PropertiesSchemaValidator(schema).iter_errors(properties):
+        if error.validator == "additionalProperties":
+            reject_unknown_keys(properties, set(schema["properties"]), errors)
+            continue
+        key = error.path[0]
+        message = schema["properties"][key]["errorMessage"]
+        if isinstance(message, dict):
+            message = message[error.validator]
+        errors.setdefault(key, message.format(value=properties[key]))
+    return errors
 
 
 TASK_STATES = ("open", "in_progress", "done")
