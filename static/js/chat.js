@@ -1,5 +1,5 @@
 // The thread page: sends over the chat WebSocket, shows the answer as it streams, and swaps
-// in the server-rendered (sanitized) answer when it ends. Protocol: ARCHITECTURE.md.
+// in the server-rendered (sanitized) answer when it ends. Protocol: docs/protocol.md.
 // Streamed text is only ever set with textContent: model output is untrusted.
 (function () {
   "use strict";
