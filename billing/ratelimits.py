@@ -30,6 +30,7 @@ from django.shortcuts import render
 from django_ratelimit.core import _get_ip, get_usage
 
 from billing.selectors import plan_for
+from ontology.errors import ErrorCode
 from ontology.models import Group, User
 from ontology.selectors import groups_for_user
 from ontology.services import event_record
@@ -144,7 +145,8 @@ def too_many_requests(request: HttpRequest, retry_after: int) -> HttpResponse:
     wants_json = request.accepts("application/json") and not request.accepts("text/html")
     if wants_json:
         response = JsonResponse(
-            {"code": "rate_limited", "message": message, "retry_after": retry_after}, status=429
+            {"code": ErrorCode.RATE_LIMITED, "message": message, "retry_after": retry_after},
+            status=429,
         )
     else:
         response = render(request, "billing/rate_limited.html", {"message": message}, status=429)

@@ -36,6 +36,7 @@ from billing.models import (
 )
 from billing.pricing import Prices
 from billing.selectors import BudgetStatus, day_bounds, month_start, plan_defaults, plan_for
+from ontology.errors import ErrorCode
 from ontology.models import Group, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope, scopes_disabled
 from ontology.services import event_record
@@ -248,7 +249,7 @@ def ensure_agent_capacity(group: Group) -> None:
 class QuotaExceeded(Exception):
     """The group's monthly budget is used up; no provider call may start."""
 
-    code = "quota_exceeded"
+    code = ErrorCode.QUOTA_EXCEEDED
 
     def __init__(self, status: BudgetStatus) -> None:
         self.status = status

@@ -11,9 +11,9 @@ import uuid
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from agents.errors import sentence_for
 from chat import selectors
 from chat.models import AIThread, Message
+from ontology.errors import ErrorCode, sentence_for
 from ontology.models import Group, User
 
 
@@ -26,7 +26,7 @@ def access_thread_by_id(
     if thread is None:
         raise Http404("No such conversation.")
     if for_write and not selectors.may_write(thread=thread, user=user):
-        raise PermissionDenied(sentence_for("read_only"))
+        raise PermissionDenied(sentence_for(ErrorCode.READ_ONLY))
     return thread
 
 

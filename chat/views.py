@@ -19,7 +19,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.errors import sentence_for
 from agents.tools.registry import TOOLS
 from billing.ratelimits import limit_requests
 from chat import selectors, services
@@ -28,12 +27,13 @@ from chat.models import AIThread, Message
 from chat.rendering import render_answer
 from chat.runs import active_run_id
 from ontology.access import is_manager, member_group, member_required
+from ontology.errors import ErrorCode, sentence_for
 from ontology.models import Thing
 from ontology.selectors import things_for_group
 
 THREADS_PER_PAGE = 30
 SIDEBAR_THREADS = 20
-READ_ONLY = sentence_for("read_only")
+READ_ONLY = sentence_for(ErrorCode.READ_ONLY)
 NOTES = {
     Message.Status.STOPPED: "Stopped.",
     Message.Status.INTERRUPTED: "This answer was interrupted; what had arrived is kept.",

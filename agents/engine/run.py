@@ -34,7 +34,6 @@ from agents.engine.context import (
 )
 from agents.engine.conversation import USER, Answer, AnswerStatus, Conversation
 from agents.engine.deltas import DeltaFrames
-from agents.errors import sentence_for
 from agents.knowledge.retrieval import Who, agent_embedding_model, aretrieve
 from agents.providers import (
     ChatMessage,
@@ -60,6 +59,7 @@ from billing.models import AICall
 from billing.pricing import Prices
 from billing.services import LedgerEntry, QuotaExceeded, Usage
 from ontology.db_async import db_call
+from ontology.errors import sentence_for
 from ontology.models import Group, User
 from ontology.scoping import group_scope
 

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ontology.errors import ErrorCode
+
 
 @dataclass(frozen=True)
 class ToolDefinition:
@@ -81,16 +83,20 @@ class ChatProvider(Protocol):
     ) -> Embeddings: ...
 
 
-ERROR_CODES = (
-    "rate_limited",
-    "context_length",
-    "provider_unavailable",
-    "auth",
-    "invalid_request",
-    "timeout",
-    "endpoint_refused",
+ERROR_CODES = frozenset(
+    {
+        ErrorCode.PROVIDER_RATE_LIMITED,
+        ErrorCode.CONTEXT_LENGTH,
+        ErrorCode.PROVIDER_UNAVAILABLE,
+        ErrorCode.AUTH,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.TIMEOUT,
+        ErrorCode.ENDPOINT_REFUSED,
+    }
 )
-RETRYABLE_CODES = frozenset({"rate_limited", "provider_unavailable", "timeout"})
+RETRYABLE_CODES = frozenset(
+    {ErrorCode.PROVIDER_RATE_LIMITED, ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.TIMEOUT}
+)
 
 
 class ProviderError(Exception):
@@ -104,9 +110,10 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
     ) -> None:
-        assert code in ERROR_CODES, code
+        if code not in ERROR_CODES:
+            raise ValueError(f"{code!r} is not a provider error code.")
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
         self.message = message
         self.retry_after = retry_after
         self.status = status

@@ -12,6 +12,7 @@ import openai
 
 from agents.addresses import AddressRefused
 from agents.providers.base import ProviderError
+from ontology.errors import ErrorCode
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "prompt is too long")
 
@@ -79,7 +80,7 @@ def provider_error_from(exc: Exception) -> ProviderError:
         return _from_stream_error(exc, text)
     if status == 429:
         return ProviderError(
-            "rate_limited", "The provider is rate limiting requests.",
+            ErrorCode.PROVIDER_RATE_LIMITED, "The provider is rate limiting requests.",
             retry_after=_retry_after(exc), status=status,
         )  # fmt: skip
     if status in (401, 403):
@@ -101,7 +102,7 @@ def provider_error_from(exc: Exception) -> ProviderError:
 _STREAM_ERROR_CODES = {
     "overloaded_error": "provider_unavailable",
     "api_error": "provider_unavailable",
-    "rate_limit_error": "rate_limited",
+    "rate_limit_error": ErrorCode.PROVIDER_RATE_LIMITED,
     "authentication_error": "auth",
     "permission_error": "auth",
     "invalid_request_error": "invalid_request",

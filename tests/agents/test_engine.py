@@ -201,7 +201,7 @@ async def test_rate_limited_then_retried(sim, conversation, provider, model):
     assert sink.types[-1] == "run.completed"
     rows = await ledger(convo)
     assert [(r.attempt, r.status, r.error_code) for r in rows] == [
-        (0, "failed", "rate_limited"),
+        (0, "failed", "provider_rate_limited"),
         (1, "ok", ""),
     ]
     assert (rows[0].input_tokens, rows[0].output_tokens, rows[0].cost) == (0, 0, Decimal(0))

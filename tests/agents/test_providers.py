@@ -21,7 +21,7 @@ def status_error(module, cls, status, body, headers=None):
     ("exc", "code"),
     [
         (status_error(openai, openai.RateLimitError, 429, {}, {"retry-after": "1"}),
-         "rate_limited"),
+         "provider_rate_limited"),
         (status_error(openai, openai.AuthenticationError, 401, {}), "auth"),
         (status_error(openai, openai.BadRequestError, 400,
                       {"error": {"code": "context_length_exceeded"}}), "context_length"),
@@ -105,7 +105,7 @@ def test_an_unreadable_group_key_never_falls_back_to_the_platform_key(tenant_a, 
 
 @pytest.mark.parametrize(
     ("kind", "code"),
-    [("overloaded_error", "provider_unavailable"), ("rate_limit_error", "rate_limited"),
+    [("overloaded_error", "provider_unavailable"), ("rate_limit_error", "provider_rate_limited"),
      ("api_error", "provider_unavailable"), ("invalid_request_error", "invalid_request")],
 )  # fmt: skip
 def test_an_error_event_inside_a_200_stream_is_classified_by_its_type(kind, code):
