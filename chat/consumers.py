@@ -19,7 +19,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from agents.errors import sentence_for
 from billing.ratelimits import RateLimited, message_rate_limited
 from chat import selectors, services
 from chat.fanout import broadcast, local_fanout, process_origin, thread_group
@@ -27,6 +26,7 @@ from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, pa
 from chat.models import Message
 from chat.runs import Busy, active_run_id, registry
 from ontology.db_async import db_call, io_call
+from ontology.errors import ErrorCode, sentence_for
 from ontology.scoping import group_scope
 
 CLOSE_NOT_LOGGED_IN = 4401
@@ -130,7 +130,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.error(problem.code, problem.message)
             return
         if isinstance(frame, WRITES) and not self.writable:
-            await self.error("read_only", sentence_for("read_only"))
+            await self.error(ErrorCode.READ_ONLY, sentence_for(ErrorCode.READ_ONLY))
         elif isinstance(frame, SendMessage):
             await self.on_send(frame)
         elif isinstance(frame, StopRun):
@@ -155,7 +155,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             thread=self.thread, message_id=frame.message_id
         )
         if message is None:
-            await self.error("not_found", "That message is not in this conversation.")
+            await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
             return
 
         def set_aside():
@@ -184,16 +184,16 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             )
         except RateLimited as limited:
             await self.error(
-                "rate_limited",
+                ErrorCode.RATE_LIMITED,
                 f"You are sending messages too fast. Try again in {limited.retry_after} s.",
                 retry_after=limited.retry_after,
             )
             return
         except Busy:
-            await self.error("busy", "An answer is still being written. Wait or stop it first.")
+            await self.error(ErrorCode.BUSY, sentence_for(ErrorCode.BUSY))
             return
         except ValidationError as problem:
-            await self.error("invalid", " ".join(problem.messages))
+            await self.error(ErrorCode.INVALID, " ".join(problem.messages))
             return
         if message.status == Message.Status.REPLACED:
             event = {"type": "message.replaced", "message_id": str(message.pk)}
@@ -206,7 +206,9 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         wait = self.resumes.take()
         if wait:
             await self.error(
-                "rate_limited", f"Too many resumes. Try again in {wait} s.", retry_after=wait
+                ErrorCode.RATE_LIMITED,
+                f"Too many resumes. Try again in {wait} s.",
+                retry_after=wait,
             )
             return
         async with self.events_lock:
