@@ -1,4 +1,4 @@
-"""The chat WebSocket: /ws/threads/<thread_id>/ (protocol in ARCHITECTURE.md).
+"""The chat WebSocket: /ws/threads/<thread_id>/ (protocol in docs/protocol.md).
 
 Thin: it checks who is asking, validates frames, calls services and the run
 registry, and forwards run events. Runs belong to the process, so closing the
