@@ -1,0 +1,173 @@
+"""The printed report: each phase's figures, the checks, and the table of figures."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from bench.streamslib.accounting import loadavg
+from bench.streamslib.phases import SlowClientPhase
+from bench.streamslib.slow_client import SLOW_DELTAS_READ
+from bench.streamslib.summary import percentile
+
+
+def line(label: str, values: list[float], unit: str = "ms") -> str:
+    if not values:
+        return f"  {label:<34} (none)"
+    return (
+        f"  {label:<34} p50 {statistics.median(values):8.1f}  p99 {percentile(values, 0.99):8.1f}"
+        f"  max {max(values):8.1f} {unit}"
+    )
+
+
+def print_phase(summary: dict) -> None:
+    peak, full = summary["concurrency"]
+    print(
+        f"{summary['name']}: {len(summary['ttft'])} streams, {summary['deltas']} deltas, "
+        f"peak {peak} in flight, all in flight for {full:.1f} s, errors {len(summary['errors'])}"
+    )
+    print(line("time to first delta", summary["ttft"]))
+    if summary["started"]:
+        print(line("time to run.started", summary["started"]))
+    if summary["connect"]:
+        print(line("WebSocket open (before the ramp)", summary["connect"]))
+    print(line("inter-delta gap", summary["gaps"]))
+    print(line("whole stream", summary["total"], "s"))
+    print(line("client loop lag (10 ms timer)", summary["lag"]))
+    phase = summary["phase"]
+    if phase:
+        cpu = phase["cpu"]
+        named = [name for name in ("simulator", "bench", "postgres") if name in cpu]
+        others = "; ".join(f"{name} {100 * cpu[name] / phase['wall']:.0f}%" for name in named)
+        print(
+            f"  daphne CPU {cpu['daphne']:.1f} s = {100 * cpu['daphne'] / phase['wall']:.0f}% "
+            f"of a core ({phase['daphne_sys']:.1f} s system); {others}; machine busy "
+            f"{100 * phase['machine']:.0f}% of 2 cores over {phase['wall']:.1f} s"
+        )
+        print(
+            f"  daphne RSS {phase['rss_start'] / 1024:.0f} -> peak "
+            f"{phase['rss_peak'] / 1024:.0f} MiB (end {phase['rss_end'] / 1024:.0f} MiB)"
+        )
+    for error in sorted(set(summary["errors"]))[:5]:
+        print(f"  error: {error}")
+
+
+def print_problems(checks: dict) -> None:
+    for problem in checks["problems"][:10]:
+        print(f"  ! {problem}")
+
+
+def print_platform(baseline: dict, floor: dict | None, platform: dict, checks: dict) -> None:
+    print()
+    print_phase(baseline)
+    if floor:
+        print_phase(floor)
+    print_phase(platform)
+    print(
+        f"  deltas lost {checks['lost']}, duplicated {checks['duplicated']}, texts not "
+        f"matching the stored answer {checks['mismatched']}, failed streams {checks['failed']}"
+    )
+    print_problems(checks)
+
+
+def print_slow_client(slow: SlowClientPhase, args: argparse.Namespace) -> None:
+    checks, client = slow.checks, slow.client
+    print()
+    print_phase(slow.second_turn)
+    print(
+        f"  deltas lost {checks['lost']}, duplicated {checks['duplicated']}, "
+        f"texts not matching {checks['mismatched']}, failed {checks['failed']}"
+    )
+    print_problems(checks)
+    if "error" in client:
+        print(f"slow client failed: {client['error']}")
+        return
+    content, status = client["stored"]
+    peak_rss = max((s[1] for s in client["samples"]), default=0)
+    print(
+        f"slow client ({args.slow_words} words unpaced, stops reading after "
+        f"{SLOW_DELTAS_READ} deltas; daphne --ping-interval {args.ping_interval} "
+        f"--ping-timeout {args.ping_timeout}):"
+    )
+    if client["disconnected_after"] is None:
+        print("  daphne did NOT drop the connection before the deadline")
+    else:
+        print(
+            f"  daphne dropped it {client['disconnected_after']:.1f} s after the client "
+            f"stopped reading ({client['close_state']})"
+        )
+    print(
+        f"  most bytes queued in daphne's kernel send queue: "
+        f"{client.get('max_server_queue', 0):,}; answer stored: {len(content):,} chars ({status})"
+    )
+    print(
+        f"  daphne RSS at phase start {slow.phase['rss_start'] / 1024:.0f} MiB, peak while "
+        f"stalled {peak_rss / 1024:.0f} MiB, at the drop "
+        f"{client['rss_at_disconnect'] / 1024:.0f} MiB, "
+        f"end {slow.phase['rss_end'] / 1024:.0f} MiB"
+    )
+    print(
+        f"  resume after seq {client['had_seq']}: {client['resumed_deltas']} deltas, "
+        f"lost {client['lost']}, duplicated {client['duplicated']}, text equals stored: "
+        f"{'yes' if slow.resumed_ok else 'NO'}"
+    )
+
+
+def added(platform: list[float], baseline: list[float]) -> list[float]:
+    """p50 and p99 of `platform` beyond those of `baseline`."""
+    return [percentile(platform, q) - percentile(baseline, q) for q in (0.5, 0.99)]
+
+
+def print_figures(
+    *,
+    clients: int,
+    baseline: dict,
+    floor: dict | None,
+    platform: dict,
+    checks: dict,
+    slow: SlowClientPhase | None,
+    vmhwm: int,
+    bad: int,
+) -> None:
+    added_ttft = added(platform["ttft"], baseline["ttft"])
+    added_gap = added(platform["gaps"], baseline["gaps"])
+    gap_p99 = percentile(platform["gaps"], 0.99), percentile(baseline["gaps"], 0.99)
+    cpu = platform["phase"]["cpu"]["daphne"]
+    wall = platform["phase"]["wall"]
+    rows = [
+        ("streams completed", f"{clients - checks['failed']}/{clients}"),
+        ("added TTFT p50 (platform - direct)", f"{added_ttft[0]:.1f} ms"),
+        ("added TTFT p99 (platform - direct)", f"{added_ttft[1]:.1f} ms"),
+        ("inter-delta gap p99 platform / direct", f"{gap_p99[0]:.1f} / {gap_p99[1]:.1f} ms"),
+        ("inter-delta gap p99 beyond the simulator's", f"{added_gap[1]:.1f} ms"),
+        (
+            "deltas lost / duplicated / bad texts",
+            f"{checks['lost']} / {checks['duplicated']} / {checks['mismatched']}",
+        ),
+        ("daphne CPU (platform phase)", f"{cpu:.1f} s, {100 * cpu / wall:.0f}% of a core"),
+        ("daphne RSS peak (platform phase)", f"{platform['phase']['rss_peak'] / 1024:.0f} MiB"),
+        ("daphne VmHWM (whole run)", f"{vmhwm / 1024:.0f} MiB"),
+        ("client loop lag p99 (platform phase)", f"{percentile(platform['lag'], 0.99):.1f} ms"),
+    ]
+    if slow is not None and "error" not in slow.client:
+        dropped = slow.client["disconnected_after"]
+        rows += [
+            ("slow client dropped after", "never" if dropped is None else f"{dropped:.1f} s"),
+            ("slow client resume complete", "yes" if slow.resumed_ok else "NO"),
+        ]
+    if floor:
+        floor_ttft = added(floor["ttft"], baseline["ttft"])
+        floor_cpu = floor["phase"]["cpu"]["daphne"]
+        rows += [
+            ("floor: added TTFT p50 / p99", f"{floor_ttft[0]:.1f} / {floor_ttft[1]:.1f} ms"),
+            ("floor: daphne CPU; platform / floor", f"{floor_cpu:.1f} s; {cpu / floor_cpu:.2f}x"),
+        ]
+    print()
+    print(f"{'figure':<44} {'value':>12}")
+    for label, value in rows:
+        print(f"{label:<44} {value:>12}")
+    met = added_ttft[1] <= 100 and bad == 0
+    print(
+        f"target: {clients} streams, p99 added TTFT <= 100 ms, 0 lost deltas -> "
+        f"{'met' if met else 'NOT met'}; load average after: {loadavg()}"
+    )
