@@ -40,14 +40,15 @@ class AgentAdmin(TenantAdmin):
 
     fieldsets = (
         (None, {"fields": ("group", "name", "status")}),
-        ("Model", {"fields": ("provider", "model", "temperature",
-                              "fallbackProvider", "fallbackModel")}),
+        (
+            "Model",
+            {"fields": ("provider", "model", "temperature", "fallbackProvider", "fallbackModel")},
+        ),
         ("Prompt", {"fields": ("systemPrompt",)}),
         ("Tools", {"fields": ("tools", "maxConsecutiveToolCalls", "toolCallTimeout")}),
-        ("Retrieval", {"fields": ("ragEnabled", "ragTopK", "embeddingModel",
-                                  "knowledgeSources")}),
+        ("Retrieval", {"fields": ("ragEnabled", "ragTopK", "embeddingModel", "knowledgeSources")}),
         ("Limits", {"fields": ("maxTokens", "requestTimeout")}),
-    )  # fmt: skip
+    )
 
     @admin.display(description="provider")
     def agent_provider(self, obj):
@@ -65,14 +66,21 @@ class AgentAdmin(TenantAdmin):
         data = form.cleaned_data
         if change:
             ontology_services.thing_update(
-                thing=Thing.objects.get(pk=obj.pk), actor=request.user,
-                name=data["name"], status=data["status"], properties=form.cleaned_properties,
-            )  # fmt: skip
+                thing=Thing.objects.get(pk=obj.pk),
+                actor=request.user,
+                name=data["name"],
+                status=data["status"],
+                properties=form.cleaned_properties,
+            )
         else:
             created = ontology_services.thing_create(
-                group=data["group"], type=Thing.Type.AGENT, name=data["name"],
-                status=data["status"], properties=form.cleaned_properties, actor=request.user,
-            )  # fmt: skip
+                group=data["group"],
+                type=Thing.Type.AGENT,
+                name=data["name"],
+                status=data["status"],
+                properties=form.cleaned_properties,
+                actor=request.user,
+            )
             obj.pk = created.pk
         knowledge.embedding_indexes_sync(group=data["group"] if not change else obj.group)
 
@@ -91,9 +99,11 @@ class CredentialForm(forms.ModelForm):
         choices=lambda: [(p.key, p.label) for p in catalog.PROVIDERS.values() if not p.scenarios]
     )
     base_url = forms.URLField(
-        label="Base URL", required=False, assume_scheme="https",
+        label="Base URL",
+        required=False,
+        assume_scheme="https",
         help_text="Only for a proxy or a self-hosted endpoint; empty uses the provider's own.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = ProviderCredential
@@ -149,9 +159,12 @@ class ProviderCredentialAdmin(TenantAdmin):
         else:
             api_key = data["api_key"]
         saved = services.credential_set(
-            group=obj.group, provider=obj.provider, api_key=api_key,
-            base_url=data.get("base_url", ""), actor=request.user,
-        )  # fmt: skip
+            group=obj.group,
+            provider=obj.provider,
+            api_key=api_key,
+            base_url=data.get("base_url", ""),
+            actor=request.user,
+        )
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):

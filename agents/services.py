@@ -12,6 +12,7 @@ from django.utils import timezone
 from agents import addresses, catalog
 from agents.encryption import encrypt
 from agents.models import ProviderCredential
+from ontology.events import EventType
 from ontology.models import Group, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
@@ -61,9 +62,13 @@ def credential_set(
     credential.base_url = base_url
     credential.updated_at = timezone.now()
     credential.save()
-    event_record(group=group, type="credential.created" if created else "credential.updated",
-                 actor=actor, target=credential,
-                 metadata={"provider": provider, "base_url": base_url})  # fmt: skip
+    event_record(
+        group=group,
+        type=EventType.CREDENTIAL_CREATED if created else "credential.updated",
+        actor=actor,
+        target=credential,
+        metadata={"provider": provider, "base_url": base_url},
+    )
     bump_group_version(group.pk)
     return credential
 
@@ -71,7 +76,12 @@ def credential_set(
 @transaction.atomic
 def credential_delete(*, credential: ProviderCredential, actor: User | None) -> None:
     ensure_group_allowed(credential.group)
-    event_record(group=credential.group, type="credential.deleted", actor=actor,
-                 target=credential, metadata={"provider": credential.provider})  # fmt: skip
+    event_record(
+        group=credential.group,
+        type=EventType.CREDENTIAL_DELETED,
+        actor=actor,
+        target=credential,
+        metadata={"provider": credential.provider},
+    )
     bump_group_version(credential.group_id)
     credential.delete()

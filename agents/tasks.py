@@ -49,9 +49,12 @@ def run_tool(*, group_id: int, call_id: str) -> dict[str, Any]:
             return tool_outcome(record)
         spec = TOOLS.get(record.name)
         context = ToolContext(
-            group=group, user=record.user, agent=record.agent, thread=record.thread,
+            group=group,
+            user=record.user,
+            agent=record.agent,
+            thread=record.thread,
             call_id=call_id,
-        )  # fmt: skip
+        )
         try:
             with transaction.atomic():
                 if spec is None or spec.execute is None:

@@ -93,9 +93,12 @@ def setup_tenant() -> tuple[Group, User, Thing]:
     if group is None:
         group = services.group_create(name="Bench", slug="bench", actor=None, owner=user)
     agent = services.thing_create(
-        group=group, type=Thing.Type.AGENT, name="Bench agent", actor=None,
+        group=group,
+        type=Thing.Type.AGENT,
+        name="Bench agent",
+        actor=None,
         properties={"provider": "simulator", "model": MODEL, "systemPrompt": SYSTEM},
-    )  # fmt: skip
+    )
     return group, user, agent
 
 
@@ -120,10 +123,13 @@ async def direct_turn(client: AsyncOpenAI) -> tuple[float, float]:
     started = time.perf_counter()
     first = None
     stream = await client.chat.completions.create(
-        model=MODEL, stream=True, stream_options={"include_usage": True},
+        model=MODEL,
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
-        temperature=0.7, max_tokens=1024,
-    )  # fmt: skip
+        temperature=0.7,
+        max_tokens=1024,
+    )
     async for chunk in stream:
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter()

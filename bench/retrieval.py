@@ -80,9 +80,13 @@ def build(
         group = Group.objects.create(name=f"Bench group {g}", slug=f"bench-{g}")
         size = big if g == 0 else small
         source = KnowledgeSource.objects.create(
-            group=group, kind="text", title=f"Bench corpus {g}", content_hash=f"bench-{g}",
-            status="ready", chunk_count=size,
-        )  # fmt: skip
+            group=group,
+            kind="text",
+            title=f"Bench corpus {g}",
+            content_hash=f"bench-{g}",
+            status="ready",
+            chunk_count=size,
+        )
         made.append(group)
         with raw.cursor() as cursor:
             with cursor.copy(
@@ -91,10 +95,12 @@ def build(
             ) as copy:
                 for n in range(size):
                     text = " ".join(rng.choice(words, size=30))
-                    copy.write_row((group.pk, source.pk, source.title, f"Part {n // 20}", text,
-                                    n, 30, now))  # fmt: skip
-            cursor.execute("SELECT id FROM agents_knowledge WHERE source_id = %s ORDER BY id",
-                           [source.pk])  # fmt: skip
+                    copy.write_row(
+                        (group.pk, source.pk, source.title, f"Part {n // 20}", text, n, 30, now)
+                    )
+            cursor.execute(
+                "SELECT id FROM agents_knowledge WHERE source_id = %s ORDER BY id", [source.pk]
+            )
             ids = [row[0] for row in cursor.fetchall()]
             assigned = rng.integers(0, len(centers), size=len(ids))
             noise = rng.standard_normal((len(ids), DIMENSIONS)).astype(np.float32) * 0.06
@@ -107,19 +113,24 @@ def build(
                 for chunk_id, vector in zip(ids, vectors, strict=True):
                     copy.write_row((group.pk, source.pk, chunk_id, MODEL, vector))
     raw.commit()
-    print(f"loaded {big + small * (groups - 1)} chunks in {groups} groups "
-          f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
+    print(
+        f"loaded {big + small * (groups - 1)} chunks in {groups} groups "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute(indexes.create_sql(MODEL))
         hnsw_seconds = time.perf_counter() - started
-        cursor.execute("CREATE INDEX knowledge_search_gin ON agents_knowledge USING gin "
-                       "(search_vector)")  # fmt: skip
+        cursor.execute(
+            "CREATE INDEX knowledge_search_gin ON agents_knowledge USING gin (search_vector)"
+        )
         cursor.execute("ANALYZE agents_knowledge")
         cursor.execute("ANALYZE agents_knowledgeembedding")
-    print(f"HNSW index built in {hnsw_seconds:.1f} s; "
-          f"GIN + ANALYZE in {time.perf_counter() - started - hnsw_seconds:.1f} s")  # fmt: skip
+    print(
+        f"HNSW index built in {hnsw_seconds:.1f} s; "
+        f"GIN + ANALYZE in {time.perf_counter() - started - hnsw_seconds:.1f} s"
+    )
     return [made[0], made[len(made) // 2]], words, centers
 
 
@@ -127,8 +138,9 @@ def timed(runs: list[tuple[str, np.ndarray]], group: Group, mode: str) -> list[f
     latencies = []
     for text, vector in runs:
         started = time.perf_counter()
-        search_chunks(group=group, query=text, top_k=10, vector=vector.tolist(), model=MODEL,
-                      mode=mode)  # fmt: skip
+        search_chunks(
+            group=group, query=text, top_k=10, vector=vector.tolist(), model=MODEL, mode=mode
+        )
         latencies.append((time.perf_counter() - started) * 1000)
     return latencies
 
@@ -136,8 +148,9 @@ def timed(runs: list[tuple[str, np.ndarray]], group: Group, mode: str) -> list[f
 def measure(group: Group, runs: list, total: int) -> None:
     timed(runs[:30], group, "hybrid")  # warm the caches
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM agents_knowledgeembedding WHERE group_id = %s",
-                       [group.pk])  # fmt: skip
+        cursor.execute(
+            "SELECT count(*) FROM agents_knowledgeembedding WHERE group_id = %s", [group.pk]
+        )
         in_group = cursor.fetchone()[0]
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
         order = f"{indexes.vector_expression(MODEL)} <=> %s::{indexes.query_cast(MODEL)}"
@@ -153,19 +166,29 @@ def measure(group: Group, runs: list, total: int) -> None:
     print(f"  planner's choice for the vector path: {' / '.join(scans)}")
     for mode in ("hybrid", "vector", "keyword"):
         latencies = timed(runs, group, mode)
-        print(f"  {mode:<8} p50 {statistics.median(latencies):6.2f} ms   "
-              f"p95 {percentile(latencies, 0.95):6.2f} ms")  # fmt: skip
+        print(
+            f"  {mode:<8} p50 {statistics.median(latencies):6.2f} ms   "
+            f"p95 {percentile(latencies, 0.95):6.2f} ms"
+        )
     with connection.cursor() as cursor:  # leave the planner no way around the HNSW index
         for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
             cursor.execute(f"SET {setting} = off")
     # Vector path only: with sorts penalised the text path's plan would be distorted too.
     latencies = timed(runs, group, "vector")
-    print(f"  vector   p50 {statistics.median(latencies):6.2f} ms   "
-          f"p95 {percentile(latencies, 0.95):6.2f} ms   (HNSW index forced)")  # fmt: skip
+    print(
+        f"  vector   p50 {statistics.median(latencies):6.2f} ms   "
+        f"p95 {percentile(latencies, 0.95):6.2f} ms   (HNSW index forced)"
+    )
     recalls = []
     for text, vector in runs[:100]:
-        common = {"group": group, "query": text, "top_k": 10, "vector": vector.tolist(),
-                  "model": MODEL, "mode": "vector"}  # fmt: skip
+        common = {
+            "group": group,
+            "query": text,
+            "top_k": 10,
+            "vector": vector.tolist(),
+            "model": MODEL,
+            "mode": "vector",
+        }
         approximate = {hit.knowledge_id for hit in search_chunks(**common)}
         with connection.cursor() as cursor:
             cursor.execute("RESET enable_bitmapscan")
@@ -178,16 +201,19 @@ def measure(group: Group, runs: list, total: int) -> None:
     with connection.cursor() as cursor:
         for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
             cursor.execute(f"RESET {setting}")
-    print(f"  recall@10 of the HNSW path against exact search (same filter): "
-          f"{statistics.mean(recalls):.3f} (min {min(recalls):.2f}, 100 queries)")  # fmt: skip
+    print(
+        f"  recall@10 of the HNSW path against exact search (same filter): "
+        f"{statistics.mean(recalls):.3f} (min {min(recalls):.2f}, 100 queries)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--groups", type=int, default=24)
-    parser.add_argument("--big-share", type=float, default=0.5,
-                        help="Share of all chunks in the one large group.")  # fmt: skip
+    parser.add_argument(
+        "--big-share", type=float, default=0.5, help="Share of all chunks in the one large group."
+    )
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--embed", action="store_true", help="Also time local query embedding.")
     args = parser.parse_args()
@@ -214,8 +240,10 @@ def main() -> None:
             started = time.perf_counter()
             embedder.embed([f"How many days do I have to return item {n}?"])
             latencies.append((time.perf_counter() - started) * 1000)
-        print(f"  local MiniLM query embedding p50 {statistics.median(latencies):.1f} ms   "
-              f"p95 {percentile(latencies, 0.95):.1f} ms")  # fmt: skip
+        print(
+            f"  local MiniLM query embedding p50 {statistics.median(latencies):.1f} ms   "
+            f"p95 {percentile(latencies, 0.95):.1f} ms"
+        )
 
 
 if __name__ == "__main__":

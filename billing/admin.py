@@ -9,10 +9,26 @@ from ontology.tenant_admin import ReadOnlyTenantAdmin
 class AICallAdmin(ReadOnlyTenantAdmin):
     """The usage ledger: every provider call, as it was priced. Nobody edits it."""
 
-    list_display = ("created_at", "group", "provider", "model", "input_tokens", "output_tokens",
-                    "cached_tokens", "cost", "status", "error_code", "usage_exact")  # fmt: skip
-    list_filter = ("status", "provider", "usage_exact", "purpose",
-                   ("group", admin.RelatedOnlyFieldListFilter))  # fmt: skip
+    list_display = (
+        "created_at",
+        "group",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cost",
+        "status",
+        "error_code",
+        "usage_exact",
+    )
+    list_filter = (
+        "status",
+        "provider",
+        "usage_exact",
+        "purpose",
+        ("group", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("model", "error_code")
     date_hierarchy = "created_at"
     list_select_related = ("group",)
@@ -22,14 +38,24 @@ class AICallAdmin(ReadOnlyTenantAdmin):
 class PlanAdmin(admin.ModelAdmin):
     """Plans are platform configuration: only superusers see or change them."""
 
-    list_display = ("code", "monthly_budget", "monthly_token_budget", "message_rate_user",
-                    "message_rate_group", "max_upload_mb", "max_agents", "updated_at")  # fmt: skip
+    list_display = (
+        "code",
+        "monthly_budget",
+        "monthly_token_budget",
+        "message_rate_user",
+        "message_rate_group",
+        "max_upload_mb",
+        "max_agents",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("code",)}),
         ("Monthly budget", {"fields": ("monthly_budget", "monthly_token_budget")}),
-        ("Limits", {"fields": ("message_rate_user", "message_rate_group", "max_upload_mb",
-                               "max_agents")}),
-    )  # fmt: skip
+        (
+            "Limits",
+            {"fields": ("message_rate_user", "message_rate_group", "max_upload_mb", "max_agents")},
+        ),
+    )
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_superuser
@@ -69,8 +95,18 @@ class UsageDailyAdmin(TotalsAdmin):
     """The daily roll-ups the usage pages read: by day, model, agent and person."""
 
     change_list_template = "admin/billing/totals_change_list.html"
-    list_display = ("day", "group", "provider", "model", "agent", "user", "calls",
-                    "input_tokens", "output_tokens", "cost")  # fmt: skip
+    list_display = (
+        "day",
+        "group",
+        "provider",
+        "model",
+        "agent",
+        "user",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+    )
     list_filter = ("provider", "model", ("group", admin.RelatedOnlyFieldListFilter))
     date_hierarchy = "day"
     list_select_related = ("group", "agent", "user")

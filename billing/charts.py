@@ -99,12 +99,15 @@ def columns(
         bar_height = plot_height * float(amount) / ceiling
         bars.append(
             Bar(
-                label=line.label, value=amount, display=display(amount),
+                label=line.label,
+                value=amount,
+                display=display(amount),
                 x=round(left + (index + 0.15) * slot, 2),
                 y=round(top + plot_height - bar_height, 2),
-                width=round(slot * 0.7, 2), height=round(bar_height, 2),
+                width=round(slot * 0.7, 2),
+                height=round(bar_height, 2),
             )
-        )  # fmt: skip
+        )
     ticks = [
         Tick(
             round(top + plot_height * (1 - share), 2), display(_as_number(ceiling * share, values))
@@ -133,12 +136,16 @@ def rows(
     largest = float(max(values, default=0)) or 1.0
     bars = [
         Bar(
-            label=line.label, value=amount, display=display(amount), x=left,
-            y=index * row_height + 4, width=round(plot_width * float(amount) / largest, 2),
+            label=line.label,
+            value=amount,
+            display=display(amount),
+            x=left,
+            y=index * row_height + 4,
+            width=round(plot_width * float(amount) / largest, 2),
             height=row_height - 8,
         )
         for index, (line, amount) in enumerate(zip(shown, values, strict=True))
-    ]  # fmt: skip
+    ]
     height = max(1, len(shown)) * row_height
     return Chart(name, title, width, height, bars, [], left, height)
 

@@ -62,9 +62,12 @@ class AICall(TenantModel):
     id = models.UUIDField(primary_key=True, editable=False)
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="ai_calls")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     agent = models.ForeignKey(
         Thing, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -113,23 +116,32 @@ class Plan(models.Model):
 
     code = models.CharField(max_length=20, unique=True, choices=Group.Plan.choices)
     monthly_budget = models.DecimalField(
-        "monthly budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        "monthly budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="Hard limit on provider cost per calendar month; empty means no limit.",
-    )  # fmt: skip
+    )
     monthly_token_budget = models.PositiveBigIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Hard limit on input + output tokens per calendar month; empty means no limit.",
-    )  # fmt: skip
+    )
     message_rate_user = models.CharField(
-        "messages per user", max_length=20, default="10/m",
+        "messages per user",
+        max_length=20,
+        default="10/m",
         validators=[RegexValidator(RATE_PATTERN, "Write a rate like 10/m, 300/h or 5000/d.")],
         help_text="Messages one person may send: count/period, e.g. 10/m is ten a minute.",
-    )  # fmt: skip
+    )
     message_rate_group = models.CharField(
-        "messages per group", max_length=20, default="60/m",
+        "messages per group",
+        max_length=20,
+        default="60/m",
         validators=[RegexValidator(RATE_PATTERN, "Write a rate like 60/m, 300/h or 5000/d.")],
         help_text="Messages the whole organisation may send: count/period.",
-    )  # fmt: skip
+    )
     max_upload_mb = models.PositiveIntegerField(
         "max upload size (MB)", default=10, help_text="Largest knowledge file one upload may be."
     )
@@ -206,9 +218,12 @@ class UsageDaily(TenantModel):
         Thing, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     calls = models.PositiveIntegerField(default=0)
     failed_calls = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
@@ -223,9 +238,10 @@ class UsageDaily(TenantModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["group", "day", "provider", "model", "agent", "user"],
-                nulls_distinct=False, name="usage_daily_unique",
+                nulls_distinct=False,
+                name="usage_daily_unique",
             ),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.provider}/{self.model}: ${self.cost}"

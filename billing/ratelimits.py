@@ -31,6 +31,7 @@ from django_ratelimit.core import _get_ip, get_usage
 
 from billing.selectors import plan_for
 from ontology.errors import ErrorCode
+from ontology.events import EventType
 from ontology.models import Group, User
 from ontology.selectors import groups_for_user
 from ontology.services import event_record
@@ -67,7 +68,7 @@ def record_limit_hit(
     if ip:
         metadata["ip"] = ip
     for target in targets:
-        event_record(group=target, type="rate_limit.hit", actor=user, metadata=metadata)
+        event_record(group=target, type=EventType.RATE_LIMIT_HIT, actor=user, metadata=metadata)
 
 
 def _counter_key(request: HttpRequest, key: str) -> str | Callable | None:
@@ -114,10 +115,15 @@ def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
         group = getattr(request, "group", None)
         signed_out = group is None and user is None
         record_limit_hit(
-            usage, group=group, user=user, bucket=bucket, scope=key, retry_after=retry_after,
+            usage,
+            group=group,
+            user=user,
+            bucket=bucket,
+            scope=key,
+            retry_after=retry_after,
             groups=_audit_groups(request) if signed_out else (),
             ip=_get_ip(request) if signed_out else "",
-        )  # fmt: skip
+        )
         return too_many_requests(request, retry_after)
     return None
 
@@ -189,8 +195,12 @@ def message_rate_limited(*, user: User, group: Group) -> int | None:
         if usage is not None and usage["should_limit"]:
             retry_after = max(1, usage["time_left"])
             record_limit_hit(
-                usage, group=group, user=user, bucket="messages", scope=scope,
+                usage,
+                group=group,
+                user=user,
+                bucket="messages",
+                scope=scope,
                 retry_after=retry_after,
-            )  # fmt: skip
+            )
             return retry_after
     return None

@@ -122,10 +122,14 @@ def budget_status(
     row = MonthlyUsage.objects.filter(group=group, month=month).first()
     held, held_tokens = held_reservations(group=group, now=now) if with_held else (ZERO, 0)
     return BudgetStatus(
-        month=month, spent=row.cost if row else ZERO, tokens=row.tokens if row else 0,
-        budget=plan.monthly_budget, token_budget=plan.monthly_token_budget,
-        held=held, held_tokens=held_tokens,
-    )  # fmt: skip
+        month=month,
+        spent=row.cost if row else ZERO,
+        tokens=row.tokens if row else 0,
+        budget=plan.monthly_budget,
+        token_budget=plan.monthly_token_budget,
+        held=held,
+        held_tokens=held_tokens,
+    )
 
 
 # --- Usage reports ---------------------------------------------------------------------
@@ -271,9 +275,14 @@ def usage_report(*, group: Group, start: date, end: date) -> UsageBreakdown:
         return sorted(lines.values(), key=lambda line: (-line.totals.cost, line.label))
 
     return UsageBreakdown(
-        start=start, end=end, totals=totals, by_day=list(by_day.values()),
-        by_model=ranked(by_model), by_agent=ranked(by_agent), by_user=ranked(by_user),
-    )  # fmt: skip
+        start=start,
+        end=end,
+        totals=totals,
+        by_day=list(by_day.values()),
+        by_model=ranked(by_model),
+        by_agent=ranked(by_agent),
+        by_user=ranked(by_user),
+    )
 
 
 @dataclass

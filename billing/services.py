@@ -37,6 +37,7 @@ from billing.models import (
 from billing.pricing import Prices
 from billing.selectors import BudgetStatus, day_bounds, month_start, plan_defaults, plan_for
 from ontology.errors import ErrorCode
+from ontology.events import EventType
 from ontology.models import Group, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope, scopes_disabled
 from ontology.services import event_record
@@ -139,8 +140,9 @@ _HELD = """
 _SETTLE = "DELETE FROM billing_budgetreservation WHERE group_id = %s AND id = ANY(%s)"
 
 
-def _lock_month(cursor, group_id: int, month: date, *, query: str = _SELECT_MONTH,
-                params: tuple = ()) -> tuple:  # fmt: skip
+def _lock_month(
+    cursor, group_id: int, month: date, *, query: str = _SELECT_MONTH, params: tuple = ()
+) -> tuple:
     """Lock the group's row for the month, creating it first if needed; the query's row.
 
     Every budget check and every ledger write for a group takes this lock, so they
@@ -261,12 +263,19 @@ class QuotaExceeded(Exception):
 def _refusal(*, group: Group, user: User | None, status: BudgetStatus, **metadata: Any) -> None:
     with group_scope(group):
         event_record(
-            group=group, type="quota.exceeded", actor=user,
-            metadata={"month": f"{status.month:%Y-%m}", "spent": str(status.spent),
-                      "held": str(status.held), "tokens": status.tokens,
-                      "budget": None if status.budget is None else str(status.budget),
-                      "token_budget": status.token_budget, **metadata},
-        )  # fmt: skip
+            group=group,
+            type=EventType.QUOTA_EXCEEDED,
+            actor=user,
+            metadata={
+                "month": f"{status.month:%Y-%m}",
+                "spent": str(status.spent),
+                "held": str(status.held),
+                "tokens": status.tokens,
+                "budget": None if status.budget is None else str(status.budget),
+                "token_budget": status.token_budget,
+                **metadata,
+            },
+        )
 
 
 def budget_reserve(
@@ -297,23 +306,44 @@ def budget_reserve(
             budget, token_budget = defaults["monthly_budget"], defaults["monthly_token_budget"]
         if budget is None and token_budget is None:
             return None
-        cursor.execute(_RESERVE_IF_UNDER, {
-            "id": uuid.uuid4(), "group": group.pk, "run": run_id, "cost": cost, "tokens": tokens,
-            "now": now, "expires": now + timedelta(seconds=settings.PARLEY_BUDGET_RESERVATION_TTL),
-            "budget": budget, "token_budget": token_budget, "spent": spent,
-            "spent_tokens": spent_tokens,
-        })  # fmt: skip
+        cursor.execute(
+            _RESERVE_IF_UNDER,
+            {
+                "id": uuid.uuid4(),
+                "group": group.pk,
+                "run": run_id,
+                "cost": cost,
+                "tokens": tokens,
+                "now": now,
+                "expires": now + timedelta(seconds=settings.PARLEY_BUDGET_RESERVATION_TTL),
+                "budget": budget,
+                "token_budget": token_budget,
+                "spent": spent,
+                "spent_tokens": spent_tokens,
+            },
+        )
         reserved = cursor.fetchone()
         if reserved is not None:
             return reserved[0]
         cursor.execute(_HELD, [group.pk, now])
         held, held_tokens = cursor.fetchone()
         status = BudgetStatus(
-            month=month, spent=spent, tokens=spent_tokens, budget=budget,
-            token_budget=token_budget, held=held, held_tokens=held_tokens,
-        )  # fmt: skip
-        _refusal(group=group, user=user, status=status, run_id=str(run_id or ""),
-                 wanted=str(cost), purpose=purpose)  # fmt: skip
+            month=month,
+            spent=spent,
+            tokens=spent_tokens,
+            budget=budget,
+            token_budget=token_budget,
+            held=held,
+            held_tokens=held_tokens,
+        )
+        _refusal(
+            group=group,
+            user=user,
+            status=status,
+            run_id=str(run_id or ""),
+            wanted=str(cost),
+            purpose=purpose,
+        )
     raise QuotaExceeded(status)
 
 

@@ -81,17 +81,22 @@ def dashboard(request: HttpRequest, group: Group) -> HttpResponse:
         "plan": plan,
         "budget": selectors.budget_status(group=group, plan=plan),
         "group_query": _group_query(request, group),
-        "day_cost": charts.columns("cost-by-day", "Cost per day", report.by_day,
-                                   value=cost, display=money),
-        "day_tokens": charts.columns("tokens-by-day", "Tokens per day", report.by_day,
-                                     value=token_count, display=tokens),
-        "by_model": charts.rows("cost-by-model", "Cost by model", report.by_model,
-                                value=cost, display=money),
-        "by_agent": charts.rows("cost-by-agent", "Cost by agent", report.by_agent,
-                                value=cost, display=money),
-        "by_user": charts.rows("cost-by-user", "Cost by person", report.by_user,
-                               value=cost, display=money),
-    }  # fmt: skip
+        "day_cost": charts.columns(
+            "cost-by-day", "Cost per day", report.by_day, value=cost, display=money
+        ),
+        "day_tokens": charts.columns(
+            "tokens-by-day", "Tokens per day", report.by_day, value=token_count, display=tokens
+        ),
+        "by_model": charts.rows(
+            "cost-by-model", "Cost by model", report.by_model, value=cost, display=money
+        ),
+        "by_agent": charts.rows(
+            "cost-by-agent", "Cost by agent", report.by_agent, value=cost, display=money
+        ),
+        "by_user": charts.rows(
+            "cost-by-user", "Cost by person", report.by_user, value=cost, display=money
+        ),
+    }
     return render(request, "billing/usage.html", context)
 
 
@@ -114,17 +119,43 @@ def calls(request: HttpRequest, group: Group) -> HttpResponse:
     page = Paginator(ledger, CALLS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "billing/calls.html", {
-        "group": group, "form": form, "page": page, "start": start, "end": end,
-        "query": query.urlencode(), "group_query": _group_query(request, group),
-    })  # fmt: skip
+    return render(
+        request,
+        "billing/calls.html",
+        {
+            "group": group,
+            "form": form,
+            "page": page,
+            "start": start,
+            "end": end,
+            "query": query.urlencode(),
+            "group_query": _group_query(request, group),
+        },
+    )
 
 
 LEDGER_COLUMNS = [
-    "created_at", "id", "run_id", "purpose", "provider", "model", "agent", "user",
-    "input_tokens", "cached_tokens", "output_tokens", "usage_exact", "input_price",
-    "output_price", "cached_price", "cost", "status", "error_code", "latency_ms", "ttft_ms",
-]  # fmt: skip
+    "created_at",
+    "id",
+    "run_id",
+    "purpose",
+    "provider",
+    "model",
+    "agent",
+    "user",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "usage_exact",
+    "input_price",
+    "output_price",
+    "cached_price",
+    "cost",
+    "status",
+    "error_code",
+    "latency_ms",
+    "ttft_ms",
+]
 
 
 @usage_access
@@ -138,13 +169,27 @@ def ledger_csv(request: HttpRequest, group: Group) -> StreamingHttpResponse:
         # Built in the group's scope, the queryset keeps its group filter while it streams.
         async for call in ledger.aiterator(chunk_size=2000):
             yield [
-                call.created_at.isoformat(), call.id, call.run_id or "", call.purpose,
-                call.provider, call.model, call.agent.name if call.agent else "",
-                call.user.username if call.user else "", call.input_tokens,
-                call.cached_tokens, call.output_tokens, call.usage_exact, call.input_price,
-                call.output_price, call.cached_price, call.cost, call.status,
-                call.error_code, call.latency_ms, call.ttft_ms or "",
-            ]  # fmt: skip
+                call.created_at.isoformat(),
+                call.id,
+                call.run_id or "",
+                call.purpose,
+                call.provider,
+                call.model,
+                call.agent.name if call.agent else "",
+                call.user.username if call.user else "",
+                call.input_tokens,
+                call.cached_tokens,
+                call.output_tokens,
+                call.usage_exact,
+                call.input_price,
+                call.output_price,
+                call.cached_price,
+                call.cost,
+                call.status,
+                call.error_code,
+                call.latency_ms,
+                call.ttft_ms or "",
+            ]
 
     return csv_download(f"parley-ledger-{group.slug}-{start}-{end}.csv", rows())
 
@@ -160,14 +205,22 @@ def statement_csv(request: HttpRequest, group: Group) -> StreamingHttpResponse:
         ["Period", statement.period_start.isoformat(), statement.period_end.isoformat()],
         ["Currency", "USD"],
         [],
-        ["Provider", "Model", "Calls", "Input tokens", "Cached input tokens", "Output tokens",
-         "Cost"],
-    ]  # fmt: skip
+        [
+            "Provider",
+            "Model",
+            "Calls",
+            "Input tokens",
+            "Cached input tokens",
+            "Output tokens",
+            "Cost",
+        ],
+    ]
     for line in statement.lines:
         provider, model = line.key
         t = line.totals
-        rows.append([provider, model, t.calls, t.input_tokens, t.cached_tokens,
-                     t.output_tokens, t.cost])  # fmt: skip
+        rows.append(
+            [provider, model, t.calls, t.input_tokens, t.cached_tokens, t.output_tokens, t.cost]
+        )
     t = statement.totals
     rows.append(["Total", "", t.calls, t.input_tokens, t.cached_tokens, t.output_tokens, t.cost])
     rows.append(["Amount due", "", "", "", "", "", statement.amount_due])
@@ -184,9 +237,24 @@ def platform(request: HttpRequest) -> HttpResponse:
         form = PeriodForm(_showing(request, start, end))
     tenants, total = selectors.platform_usage(start=start, end=end)
     lines = [selectors.Line(t.group.pk, t.group.name, t.totals) for t in tenants]
-    chart = charts.rows("cost-by-tenant", "Cost by organisation", lines,
-                        value=lambda line: line.totals.cost, display=money, limit=20)  # fmt: skip
-    return render(request, "billing/platform.html", {
-        "form": form, "presets": PRESETS, "tenants": tenants, "total": total,
-        "start": start, "end": end, "chart": chart,
-    })  # fmt: skip
+    chart = charts.rows(
+        "cost-by-tenant",
+        "Cost by organisation",
+        lines,
+        value=lambda line: line.totals.cost,
+        display=money,
+        limit=20,
+    )
+    return render(
+        request,
+        "billing/platform.html",
+        {
+            "form": form,
+            "presets": PRESETS,
+            "tenants": tenants,
+            "total": total,
+            "start": start,
+            "end": end,
+            "chart": chart,
+        },
+    )

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from chat import selectors
 from chat.models import AIThread, Message
+from ontology.events import EventType
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
@@ -25,8 +26,13 @@ logger = logging.getLogger(__name__)
 def thread_create(*, group: Group, agent: Thing, user: User, title: str = "") -> AIThread:
     _check_agent(group, agent)
     thread = AIThread.objects.create(group=group, agent=agent, user=user, title=title[:200])
-    event_record(group=group, type="thread.created", actor=user, target=thread,
-                 metadata={"agent_id": agent.pk})  # fmt: skip
+    event_record(
+        group=group,
+        type=EventType.THREAD_CREATED,
+        actor=user,
+        target=thread,
+        metadata={"agent_id": agent.pk},
+    )
     return thread
 
 
@@ -54,13 +60,22 @@ def message_create_user(
 ) -> Message:
     ensure_group_allowed(thread.group)
     message = Message.objects.create(
-        group=thread.group, thread=thread, role=Message.Role.USER, user=user,
-        content=content, client_id=client_id[:64],
-    )  # fmt: skip
+        group=thread.group,
+        thread=thread,
+        role=Message.Role.USER,
+        user=user,
+        content=content,
+        client_id=client_id[:64],
+    )
     thread.last_activity_at = message.created_at
     thread.save(update_fields=["last_activity_at"])
-    event_record(group=thread.group, type="message.sent", actor=user, target=message,
-                 metadata={"thread_id": thread.pk, "chars": len(content)})  # fmt: skip
+    event_record(
+        group=thread.group,
+        type=EventType.MESSAGE_SENT,
+        actor=user,
+        target=message,
+        metadata={"thread_id": thread.pk, "chars": len(content)},
+    )
     return message
 
 
@@ -74,16 +89,20 @@ def assistant_message_start(
     """
     ensure_group_allowed(thread.group)
     return Message.objects.create(
-        id=message_id, group=thread.group, thread=thread, role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING, run_id=run_id,
-    )  # fmt: skip
+        id=message_id,
+        group=thread.group,
+        thread=thread,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        run_id=run_id,
+    )
 
 
 EVENT_FOR_STATUS = {
-    Message.Status.COMPLETE: "ai_response_completed",
-    Message.Status.STOPPED: "ai_response_stopped",
-    Message.Status.ERROR: "ai_response_failed",
-    Message.Status.INTERRUPTED: "ai_response_interrupted",
+    Message.Status.COMPLETE: EventType.ANSWER_COMPLETED,
+    Message.Status.STOPPED: EventType.ANSWER_STOPPED,
+    Message.Status.ERROR: EventType.ANSWER_FAILED,
+    Message.Status.INTERRUPTED: EventType.ANSWER_INTERRUPTED,
 }
 
 
@@ -114,12 +133,18 @@ def assistant_message_finish(
         ledger_write()
     AIThread.objects.filter(pk=message.thread_id).update(last_activity_at=message.updated_at)
     event_record(
-        group=message.group, type=EVENT_FOR_STATUS[status], actor=actor, target=message,
+        group=message.group,
+        type=EVENT_FOR_STATUS[status],
+        actor=actor,
+        target=message,
         metadata={
-            "thread_id": message.thread_id, "run_id": str(message.run_id), **usage,
-            "tools": [call["name"] for call in tool_calls], "error_code": error_code,
+            "thread_id": message.thread_id,
+            "run_id": str(message.run_id),
+            **usage,
+            "tools": [call["name"] for call in tool_calls],
+            "error_code": error_code,
         },
-    )  # fmt: skip
+    )
     return message
 
 
@@ -133,8 +158,13 @@ def thread_hand_off(*, thread: AIThread, reason: str, actor: User | None) -> int
     thread.status = AIThread.Status.HANDED_OFF
     thread.handoff_reason = reason[:1000]
     thread.save(update_fields=["status", "handoff_reason"])
-    event_record(group=thread.group, type="thread.handed_off", actor=actor, target=thread,
-                 metadata={"reason": reason[:200]})  # fmt: skip
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_HANDED_OFF,
+        actor=actor,
+        target=thread,
+        metadata={"reason": reason[:200]},
+    )
     with group_scope(thread.group):
         owners = list(
             Membership.objects.filter(role=Membership.Role.OWNER)
@@ -170,8 +200,13 @@ def message_replace(*, message: Message, actor: User) -> Message:
         raise ValidationError({"message_id": "Only the last finished answer can be regenerated."})
     message.status = Message.Status.REPLACED
     message.save(update_fields=["status"])
-    event_record(group=message.group, type="message.replaced", actor=actor, target=message,
-                 metadata={"thread_id": message.thread_id})  # fmt: skip
+    event_record(
+        group=message.group,
+        type=EventType.MESSAGE_REPLACED,
+        actor=actor,
+        target=message,
+        metadata={"thread_id": message.thread_id},
+    )
     return message
 
 
@@ -186,8 +221,13 @@ def thread_rename(*, thread: AIThread, title: str, actor: User) -> AIThread:
     previous = thread.title
     thread.title = title
     thread.save(update_fields=["title"])
-    event_record(group=thread.group, type="thread.renamed", actor=actor, target=thread,
-                 metadata={"from": previous, "to": title})  # fmt: skip
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_RENAMED,
+        actor=actor,
+        target=thread,
+        metadata={"from": previous, "to": title},
+    )
     return thread
 
 
@@ -199,8 +239,9 @@ def thread_title_generated(*, thread: AIThread, title: str) -> bool:
     if not title or not AIThread.objects.filter(pk=thread.pk, title="").update(title=title):
         return False
     thread.title = title
-    event_record(group=thread.group, type="thread.titled", target=thread,
-                 metadata={"title": title})  # fmt: skip
+    event_record(
+        group=thread.group, type=EventType.THREAD_TITLED, target=thread, metadata={"title": title}
+    )
     return True
 
 
@@ -216,7 +257,10 @@ def message_feedback_set(*, message: Message, feedback: str, actor: User) -> Mes
     message.feedback = feedback
     message.save(update_fields=["feedback"])
     event_record(
-        group=message.group, type="message.feedback", actor=actor, target=message,
+        group=message.group,
+        type=EventType.MESSAGE_FEEDBACK,
+        actor=actor,
+        target=message,
         metadata={"thread_id": message.thread_id, "from": previous, "to": feedback},
-    )  # fmt: skip
+    )
     return message

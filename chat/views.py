@@ -73,11 +73,18 @@ def thread_list(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(threads, THREADS_PER_PAGE).get_page(request.GET.get("page"))
     kept = [(name, value) for name, value in (("q", query), ("all", everyone and "1")) if value]
-    return render(request, "chat/thread_list.html", {
-        "page": page, "query": query, "everyone": everyone, "pager_query": urlencode(kept),
-        "may_see_everyone": is_manager(group),
-        "agents": things_for_group(group=group, type=Thing.Type.AGENT),
-    })  # fmt: skip
+    return render(
+        request,
+        "chat/thread_list.html",
+        {
+            "page": page,
+            "query": query,
+            "everyone": everyone,
+            "pager_query": urlencode(kept),
+            "may_see_everyone": is_manager(group),
+            "agents": things_for_group(group=group, type=Thing.Type.AGENT),
+        },
+    )
 
 
 @member_required
@@ -111,20 +118,24 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
     last = history[-1] if history else None
     last_answer = last.pk if last is not None and last.role == Message.Role.ASSISTANT else None
     writable = selectors.may_write(thread=thread, user=request.user)
-    return render(request, "chat/thread.html", {
-        "thread": thread,
-        "writable": writable,
-        "read_only_note": "" if writable else READ_ONLY,
-        "items": [_present(m, last_answer=last_answer, writable=writable) for m in history],
-        "recent": selectors.threads_for_list(group=group, user=request.user)[:SIDEBAR_THREADS],
-        "max_chars": settings.PARLEY_MAX_MESSAGE_CHARS,
-        "tool_labels": {
-            name: {"running": spec.running_label, "label": spec.label}
-            for name, spec in TOOLS.items()
+    return render(
+        request,
+        "chat/thread.html",
+        {
+            "thread": thread,
+            "writable": writable,
+            "read_only_note": "" if writable else READ_ONLY,
+            "items": [_present(m, last_answer=last_answer, writable=writable) for m in history],
+            "recent": selectors.threads_for_list(group=group, user=request.user)[:SIDEBAR_THREADS],
+            "max_chars": settings.PARLEY_MAX_MESSAGE_CHARS,
+            "tool_labels": {
+                name: {"running": spec.running_label, "label": spec.label}
+                for name, spec in TOOLS.items()
+            },
+            "agent_name": thread.agent.name if thread.agent else "Agent",
+            "settled_run_id": _settled_run_id(thread),
         },
-        "agent_name": thread.agent.name if thread.agent else "Agent",
-        "settled_run_id": _settled_run_id(thread),
-    })  # fmt: skip
+    )
 
 
 @member_required

@@ -82,9 +82,13 @@ class GroupAdmin(admin.ModelAdmin):
             services.group_update(group=original, actor=request.user, **fields)
         else:
             created = services.group_create(
-                name=obj.name, slug=obj.slug, type=obj.type, plan=obj.plan,
-                properties=obj.properties, actor=request.user,
-            )  # fmt: skip
+                name=obj.name,
+                slug=obj.slug,
+                type=obj.type,
+                plan=obj.plan,
+                properties=obj.properties,
+                actor=request.user,
+            )
             obj.pk = created.pk
 
     def delete_model(self, request, obj):
@@ -108,9 +112,10 @@ class MembershipForm(forms.ModelForm):
             if self.instance.pk:
                 if cleaned.get("role") and cleaned["role"] != self.instance.role:
                     services.ensure_may_grant(
-                        group=self.instance.group, actor=self.actor,
+                        group=self.instance.group,
+                        actor=self.actor,
                         roles=(self.instance.role, cleaned["role"]),
-                    )  # fmt: skip
+                    )
                     services.ensure_owner_remains(self.instance, field="role")
             elif cleaned.get("group") and cleaned.get("user"):
                 services.ensure_may_grant(
@@ -198,14 +203,21 @@ class ThingAdmin(TenantAdmin):
         data = form.cleaned_data
         if change:
             services.thing_update(
-                thing=Thing.objects.get(pk=obj.pk), actor=request.user,
-                name=data["name"], status=data["status"], properties=data["properties"],
-            )  # fmt: skip
+                thing=Thing.objects.get(pk=obj.pk),
+                actor=request.user,
+                name=data["name"],
+                status=data["status"],
+                properties=data["properties"],
+            )
         else:
             created = services.thing_create(
-                group=data["group"], type=data["type"], name=data["name"],
-                status=data["status"], properties=data["properties"], actor=request.user,
-            )  # fmt: skip
+                group=data["group"],
+                type=data["type"],
+                name=data["name"],
+                status=data["status"],
+                properties=data["properties"],
+                actor=request.user,
+            )
             obj.pk = created.pk
 
     def delete_model(self, request, obj):

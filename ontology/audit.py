@@ -43,8 +43,12 @@ class AuditFilterForm(forms.Form):
         if not self.is_valid():
             return {}
         data = self.cleaned_data
-        return {"type": data.get("type") or "", "actor_id": data.get("actor"),
-                "start": data.get("start"), "end": data.get("end")}  # fmt: skip
+        return {
+            "type": data.get("type") or "",
+            "actor_id": data.get("actor"),
+            "start": data.get("start"),
+            "end": data.get("end"),
+        }
 
 
 @manager_required
@@ -56,9 +60,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "ontology/audit.html", {
-        "group": group, "form": form, "page": page, "query": query.urlencode(),
-    })  # fmt: skip
+    return render(
+        request,
+        "ontology/audit.html",
+        {
+            "group": group,
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+        },
+    )
 
 
 @manager_required
@@ -72,10 +83,13 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
         yield ["timestamp", "type", "actor", "target_type", "target_id", "target", "metadata"]
         async for event in events.aiterator(chunk_size=2000):
             yield [
-                event.timestamp.isoformat(), event.type,
-                event.actor.username if event.actor else "", event.target_type,
-                event.target_id, event.target_label,
+                event.timestamp.isoformat(),
+                event.type,
+                event.actor.username if event.actor else "",
+                event.target_type,
+                event.target_id,
+                event.target_label,
                 json.dumps(event.metadata, ensure_ascii=False, sort_keys=True),
-            ]  # fmt: skip
+            ]
 
     return csv_download(f"parley-audit-{group.slug}.csv", rows())

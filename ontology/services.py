@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from ontology.events import EventType
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -33,12 +34,13 @@ def _audit_value(value: Any) -> Any:
 def event_record(
     *,
     group: Group,
-    type: str,
+    type: EventType,
     actor: User | None = None,
     target: Any = None,
     metadata: dict[str, Any] | None = None,
 ) -> Event:
     """Append one audit row. Call it inside the transaction of the change it records."""
+    type = EventType(type)  # an unknown type is a bug, not a new word in the audit trail
     target_type = target_id = target_label = ""
     if target is not None:
         target_type = target.type if isinstance(target, Thing) else target._meta.model_name
@@ -87,9 +89,12 @@ def group_create(
     group.full_clean()
     group.save()
     event_record(
-        group=group, type="group.created", actor=actor, target=group,
+        group=group,
+        type=EventType.GROUP_CREATED,
+        actor=actor,
+        target=group,
         metadata={"plan": plan, "type": type},
-    )  # fmt: skip
+    )
     if owner is not None:
         membership_create(group=group, user=owner, role=Membership.Role.OWNER, actor=actor)
     return group
@@ -111,8 +116,13 @@ def group_update(*, group: Group, actor: User | None, **changes: Any) -> Group:
         k: [_audit_value(before[k]), _audit_value(v)] for k, v in changes.items() if before[k] != v
     }
     if diff:
-        event_record(group=group, type="group.updated", actor=actor, target=group,
-                     metadata={"changes": diff})  # fmt: skip
+        event_record(
+            group=group,
+            type=EventType.GROUP_UPDATED,
+            actor=actor,
+            target=group,
+            metadata={"changes": diff},
+        )
     return group
 
 
@@ -167,8 +177,13 @@ def membership_create(
     membership.full_clean(validate_unique=False, validate_constraints=False)
     ensure_not_member(group=group, user=user)
     membership.save()
-    event_record(group=group, type="membership.created", actor=actor, target=membership,
-                 metadata={"user_id": user.pk, "role": role})  # fmt: skip
+    event_record(
+        group=group,
+        type=EventType.MEMBERSHIP_CREATED,
+        actor=actor,
+        target=membership,
+        metadata={"user_id": user.pk, "role": role},
+    )
     return membership
 
 
@@ -186,9 +201,13 @@ def membership_update(*, membership: Membership, role: str, actor: User | None) 
     ensure_owner_remains(membership, field="role")
     membership.role = role
     membership.save(update_fields=["role"])
-    event_record(group=membership.group, type="membership.updated", actor=actor,
-                 target=membership, metadata={"user_id": membership.user_id,
-                                              "role": [old_role, role]})  # fmt: skip
+    event_record(
+        group=membership.group,
+        type=EventType.MEMBERSHIP_UPDATED,
+        actor=actor,
+        target=membership,
+        metadata={"user_id": membership.user_id, "role": [old_role, role]},
+    )
     return membership
 
 
@@ -197,9 +216,13 @@ def membership_delete(*, membership: Membership, actor: User | None) -> None:
     ensure_group_allowed(membership.group)
     ensure_may_grant(group=membership.group, actor=actor, roles=(membership.role,))
     ensure_owner_remains(membership, field="user")
-    event_record(group=membership.group, type="membership.deleted", actor=actor,
-                 target=membership, metadata={"user_id": membership.user_id,
-                                              "role": membership.role})  # fmt: skip
+    event_record(
+        group=membership.group,
+        type=EventType.MEMBERSHIP_DELETED,
+        actor=actor,
+        target=membership,
+        metadata={"user_id": membership.user_id, "role": membership.role},
+    )
     membership.delete()
 
 
@@ -254,8 +277,13 @@ def thing_create(
         properties=validate_properties(type, properties),
         status=status,
     )
-    event_record(group=group, type=f"{type}.created", actor=actor, target=thing,
-                 metadata={"name": thing.name, "status": status})  # fmt: skip
+    event_record(
+        group=group,
+        type=EventType.for_thing(type, "created"),
+        actor=actor,
+        target=thing,
+        metadata={"name": thing.name, "status": status},
+    )
     _configuration_changed(thing)
     return thing
 
@@ -302,8 +330,13 @@ def thing_update(
         return thing
     thing.updated_at = timezone.now()
     thing.save()
-    event_record(group=thing.group, type=f"{thing.type}.updated", actor=actor, target=thing,
-                 metadata={"changes": changes})  # fmt: skip
+    event_record(
+        group=thing.group,
+        type=EventType.for_thing(thing.type, "updated"),
+        actor=actor,
+        target=thing,
+        metadata={"changes": changes},
+    )
     _configuration_changed(thing)
     return thing
 
@@ -311,8 +344,13 @@ def thing_update(
 @transaction.atomic
 def thing_delete(*, thing: Thing, actor: User | None) -> None:
     ensure_group_allowed(thing.group)
-    event_record(group=thing.group, type=f"{thing.type}.deleted", actor=actor, target=thing,
-                 metadata={"name": thing.name})  # fmt: skip
+    event_record(
+        group=thing.group,
+        type=EventType.for_thing(thing.type, "deleted"),
+        actor=actor,
+        target=thing,
+        metadata={"name": thing.name},
+    )
     _configuration_changed(thing)
     thing.delete()
 
@@ -348,8 +386,13 @@ def user_update_profile(
             user.preferences = merged
     if changes:
         user.save(update_fields=["display_name", "preferences"])
-        event_record(group=group, type="user.profile_updated", actor=actor, target=user,
-                     metadata={"changes": changes})  # fmt: skip
+        event_record(
+            group=group,
+            type=EventType.USER_PROFILE_UPDATED,
+            actor=actor,
+            target=user,
+            metadata={"changes": changes},
+        )
     return user
 
 
@@ -384,11 +427,21 @@ def connection_create(
         if any(u.pk not in members for u in users):
             raise ValidationError("A connection can only reach members of the group.")
     conn = Connection.objects.create(
-        group=group, type=type, from_thing=from_thing, from_user=from_user,
-        to_thing=to_thing, to_user=to_user, metadata=metadata or {},
-    )  # fmt: skip
-    event_record(group=group, type="connection.created", actor=actor, target=conn,
-                 metadata={"type": type})  # fmt: skip
+        group=group,
+        type=type,
+        from_thing=from_thing,
+        from_user=from_user,
+        to_thing=to_thing,
+        to_user=to_user,
+        metadata=metadata or {},
+    )
+    event_record(
+        group=group,
+        type=EventType.CONNECTION_CREATED,
+        actor=actor,
+        target=conn,
+        metadata={"type": type},
+    )
     return conn
 
 
@@ -410,8 +463,13 @@ def login_record(*, user: User, request: Any = None) -> int:
     groups = list(Group.objects.filter(memberships__user=user))
     with transaction.atomic():
         for group in groups:
-            event_record(group=group, type="auth.login", actor=user, target=user,
-                         metadata=_client(request))  # fmt: skip
+            event_record(
+                group=group,
+                type=EventType.AUTH_LOGIN,
+                actor=user,
+                target=user,
+                metadata=_client(request),
+            )
     return len(groups)
 
 
@@ -427,6 +485,11 @@ def login_failure_record(*, username: str, request: Any = None) -> int:
     groups = list(Group.objects.filter(memberships__user=user))
     with transaction.atomic():
         for group in groups:
-            event_record(group=group, type="auth.login_failed", actor=None, target=user,
-                         metadata=_client(request))  # fmt: skip
+            event_record(
+                group=group,
+                type=EventType.AUTH_LOGIN_FAILED,
+                actor=None,
+                target=user,
+                metadata=_client(request),
+            )
     return len(groups)

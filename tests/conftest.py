@@ -156,9 +156,15 @@ def celery_worker(django_db_setup, django_db_blocker):
 
     from config.celery import app
 
-    with django_db_blocker.unblock(), start_worker(
-        app, pool="threads", concurrency=4, perform_ping_check=False,
-        queues=["tools", "embeddings"],
-        shutdown_timeout=30,
-    ) as worker:  # fmt: skip
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app,
+            pool="threads",
+            concurrency=4,
+            perform_ping_check=False,
+            queues=["tools", "embeddings"],
+            shutdown_timeout=30,
+        ) as worker,
+    ):
         yield worker

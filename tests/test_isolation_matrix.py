@@ -137,14 +137,21 @@ def build_world() -> World:
     for user, role in ((colleague, Membership.Role.MEMBER), (manager, Membership.Role.ADMIN)):
         services.membership_create(group=alpha.group, user=user, role=role, actor=alpha.owner)
     people = {
-        "author": alpha.member, "colleague": colleague, "admin": manager, "owner": alpha.owner,
-        "other_owner": bravo.owner, "other_member": bravo.member,
-    }  # fmt: skip
+        "author": alpha.member,
+        "colleague": colleague,
+        "admin": manager,
+        "owner": alpha.owner,
+        "other_owner": bravo.owner,
+        "other_member": bravo.member,
+    }
     group = alpha.group
     connection = services.connection_create(
-        group=group, type="interacts_with", actor=alpha.owner, from_user=alpha.member,
+        group=group,
+        type="interacts_with",
+        actor=alpha.owner,
+        from_user=alpha.member,
         to_thing=alpha.agent,
-    )  # fmt: skip
+    )
     with group_scope(group):
         thread = chat_services.thread_create(group=group, agent=alpha.agent, user=alpha.member)
         chat_services.message_create_user(thread=thread, user=alpha.member, content="Hi?")
@@ -152,15 +159,25 @@ def build_world() -> World:
             thread=thread, run_id=uuid.uuid4(), message_id=uuid.uuid4()
         )
         chat_services.assistant_message_finish(
-            message=answer, status=Message.Status.COMPLETE, content="Hello.", actor=alpha.member,
-            tool_calls=[], sources=[], usage={},
-        )  # fmt: skip
+            message=answer,
+            status=Message.Status.COMPLETE,
+            content="Hello.",
+            actor=alpha.member,
+            tool_calls=[],
+            sources=[],
+            usage={},
+        )
         source = KnowledgeSource.objects.create(
-            group=group, kind="text", title="Handbook", content_hash="0" * 64,
-            status=KnowledgeSource.Status.READY, chunk_count=1,
-        )  # fmt: skip
-        chunk = Knowledge.objects.create(group=group, source=source, title="Handbook",
-                                         content="Refunds take 14 days.")  # fmt: skip
+            group=group,
+            kind="text",
+            title="Handbook",
+            content_hash="0" * 64,
+            status=KnowledgeSource.Status.READY,
+            chunk_count=1,
+        )
+        chunk = Knowledge.objects.create(
+            group=group, source=source, title="Handbook", content="Refunds take 14 days."
+        )
         today = timezone.localdate()
         rows = {
             Group: group,
@@ -318,8 +335,9 @@ def test_each_admin_object_page_is_hidden_from_other_tenants_like_a_missing_one(
     )
     if not tenant_owned:  # a platform table (users, plans, prices): superusers only
         client = client_for(world, "owner")
-        response = client.get(reverse(f"admin:{model._meta.app_label}_"
-                                      f"{model._meta.model_name}_changelist"))  # fmt: skip
+        response = client.get(
+            reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        )
         assert response.status_code == 403
         return
     assert model in world.rows, f"add a tenant-A row of {model.__name__} to build_world()"

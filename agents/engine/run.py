@@ -167,8 +167,9 @@ class AgentRun:
 
     async def emit(self, event_type: str, **payload: Any) -> None:
         self._seq += 1
-        await self.sink.emit({"type": event_type, "run_id": str(self.run_id), "seq": self._seq,
-                              **payload})  # fmt: skip
+        await self.sink.emit(
+            {"type": event_type, "run_id": str(self.run_id), "seq": self._seq, **payload}
+        )
 
     # --- the loop ----------------------------------------------------------------
 
@@ -214,8 +215,10 @@ class AgentRun:
         ]
         budget = history_budget(
             context_window=setup.choices[0].info.context_window,
-            max_tokens=props["maxTokens"], system=system, tools=tools,
-        )  # fmt: skip
+            max_tokens=props["maxTokens"],
+            system=system,
+            tools=tools,
+        )
         conversation = fit_history(setup.history, budget=budget)
         tool_run = ToolRun(
             group=self.group,
@@ -231,10 +234,14 @@ class AgentRun:
         while True:
             offered = tools if rounds < props["maxConsecutiveToolCalls"] else []
             request = ChatRequest(
-                model="", system=system, messages=list(conversation), tools=offered,
-                temperature=props["temperature"], max_tokens=props["maxTokens"],
+                model="",
+                system=system,
+                messages=list(conversation),
+                tools=offered,
+                temperature=props["temperature"],
+                max_tokens=props["maxTokens"],
                 timeout=float(props["requestTimeout"]),
-            )  # fmt: skip
+            )
             result = await self._call_with_policy(setup, request, step)
             step += 1
             if result.refused:
@@ -275,8 +282,9 @@ class AgentRun:
                     return result
             if result.error is None or not result.error.retryable:
                 break
-            logger.warning("run %s: %s keeps failing (%s)", self.run_id, choice.model,
-                           result.error.code)  # fmt: skip
+            logger.warning(
+                "run %s: %s keeps failing (%s)", self.run_id, choice.model, result.error.code
+            )
         return result
 
     async def _pause(self, attempt: int, error: ProviderError) -> bool:
@@ -438,8 +446,12 @@ class AgentRun:
     ) -> list[ToolOutcome] | None:
         """Run one turn's tool calls; None when a stop arrived before they finished."""
         for call in calls:
-            await self.emit("tool.started", call_id=call.id, name=call.name,
-                            arguments=_parse_arguments(call.arguments))  # fmt: skip
+            await self.emit(
+                "tool.started",
+                call_id=call.id,
+                name=call.name,
+                arguments=_parse_arguments(call.arguments),
+            )
         work = asyncio.create_task(run_tool_calls(calls, tool_run))
         stop_waiter = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({work, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -453,11 +465,21 @@ class AgentRun:
             if outcome.ok and outcome.call.name == SEARCH_TOOL:
                 await self._number_sources(outcome)
             self._tool_log.append(
-                {"id": outcome.call.id, "name": outcome.call.name,
-                 "arguments": outcome.arguments, "ok": outcome.ok, "summary": outcome.summary}
-            )  # fmt: skip
-            await self.emit("tool.finished", call_id=outcome.call.id, name=outcome.call.name,
-                            ok=outcome.ok, summary=outcome.summary)  # fmt: skip
+                {
+                    "id": outcome.call.id,
+                    "name": outcome.call.name,
+                    "arguments": outcome.arguments,
+                    "ok": outcome.ok,
+                    "summary": outcome.summary,
+                }
+            )
+            await self.emit(
+                "tool.finished",
+                call_id=outcome.call.id,
+                name=outcome.call.name,
+                ok=outcome.ok,
+                summary=outcome.summary,
+            )
         return outcomes
 
     async def _number_sources(self, outcome: ToolOutcome) -> None:
@@ -511,17 +533,28 @@ class AgentRun:
         if not (props["ragEnabled"] and history and history[-1][0] == USER):
             return []
         hits = await aretrieve(
-            group=self.group, query=history[-1][1], top_k=props["ragTopK"],
+            group=self.group,
+            query=history[-1][1],
+            top_k=props["ragTopK"],
             embedding_model=agent_embedding_model(self.group, props),
             source_ids=props.get("knowledgeSources") or None,
-            who=Who(user_id=getattr(self.user, "pk", None), agent_id=setup.agent.id,
-                    thread_id=self.conversation.thread_id, run_id=self.run_id),
-        )  # fmt: skip
+            who=Who(
+                user_id=getattr(self.user, "pk", None),
+                agent_id=setup.agent.id,
+                thread_id=self.conversation.thread_id,
+                run_id=self.run_id,
+            ),
+        )
         return [
-            {"n": n, "knowledge_id": h.knowledge_id, "title": h.citation_title,
-             "content": h.content, "score": round(h.score, 6)}
+            {
+                "n": n,
+                "knowledge_id": h.knowledge_id,
+                "title": h.citation_title,
+                "content": h.content,
+                "score": round(h.score, 6),
+            }
             for n, h in enumerate(hits, start=1)
-        ]  # fmt: skip
+        ]
 
     def _start_message(self) -> Answer:
         return self.conversation.start_answer(run_id=self.run_id, message_id=self.message_id)
@@ -535,8 +568,12 @@ class AgentRun:
             output_tokens=sum(e.usage.output_tokens for e in self._entries),
         )
         cost = sum((e.cost for e in self._entries), Decimal(0))
-        usage = {"input": totals.input_tokens, "output": totals.output_tokens, "cost": str(cost),
-                 "calls": len(self._entries)}  # fmt: skip
+        usage = {
+            "input": totals.input_tokens,
+            "output": totals.output_tokens,
+            "cost": str(cost),
+            "calls": len(self._entries),
+        }
         content = "".join(self._text)
         try:
             message = await self._write_placeholder()
@@ -566,16 +603,31 @@ class AgentRun:
             await db_call(self._save_failed)(write, message, content)
         self.ended = True
         if status == AnswerStatus.COMPLETE:
-            await self.emit("run.completed", message_id=str(message.pk),
-                            usage={"input": totals.input_tokens, "output": totals.output_tokens},
-                            cost=str(cost))  # fmt: skip
+            await self.emit(
+                "run.completed",
+                message_id=str(message.pk),
+                usage={"input": totals.input_tokens, "output": totals.output_tokens},
+                cost=str(cost),
+            )
         elif status == AnswerStatus.STOPPED:
             await self.emit("run.stopped", message_id=str(message.pk))
         else:
-            await self.emit("error", code=error_code, message=sentence_for(error_code),
-                            message_id=str(message.pk))  # fmt: skip
-        return RunResult(self.run_id, message.pk, status, content, totals.input_tokens,
-                         totals.output_tokens, cost, error_code)  # fmt: skip
+            await self.emit(
+                "error",
+                code=error_code,
+                message=sentence_for(error_code),
+                message_id=str(message.pk),
+            )
+        return RunResult(
+            self.run_id,
+            message.pk,
+            status,
+            content,
+            totals.input_tokens,
+            totals.output_tokens,
+            cost,
+            error_code,
+        )
 
     def _save_failed(
         self, write: Callable[[str, str], None], message: Answer, content: str
@@ -638,9 +690,11 @@ def measured_usage(request: ChatRequest, result: CallResult, reported: UsageRepo
     if input_tokens is None:
         input_tokens = estimate_input_tokens(request)
     return Usage(
-        input_tokens=input_tokens, output_tokens=output,
-        cached_tokens=reported.cached_tokens or 0, exact=exact,
-    )  # fmt: skip
+        input_tokens=input_tokens,
+        output_tokens=output,
+        cached_tokens=reported.cached_tokens or 0,
+        exact=exact,
+    )
 
 
 def worst_case(request: ChatRequest) -> Usage:

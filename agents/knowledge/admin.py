@@ -22,12 +22,15 @@ class KnowledgeSourceForm(forms.ModelForm):
 
     files = MultipleFileField(required=False, help_text=upload_help)
     text_title = forms.CharField(label="Title of the pasted text", required=False, max_length=300)
-    text = forms.CharField(label="Pasted text", widget=forms.Textarea(attrs={"rows": 8}),
-                           required=False)  # fmt: skip
+    text = forms.CharField(
+        label="Pasted text", widget=forms.Textarea(attrs={"rows": 8}), required=False
+    )
     urls = forms.CharField(
-        label="URLs", widget=forms.Textarea(attrs={"rows": 3}), required=False,
+        label="URLs",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
         help_text="One per line; each is fetched by the ingestion job.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = KnowledgeSource
@@ -44,16 +47,37 @@ class KnowledgeSourceAdmin(TenantAdmin):
     """A group's documents. Added here or on the Knowledge page; read-only once added."""
 
     form = KnowledgeSourceForm
-    list_display = ("title", "group", "kind", "status", "chunk_count", "progress_percent",
-                    "created_at")  # fmt: skip
+    list_display = (
+        "title",
+        "group",
+        "kind",
+        "status",
+        "chunk_count",
+        "progress_percent",
+        "created_at",
+    )
     list_filter = ("status", "kind", ("group", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title", "filename", "url")
     list_select_related = ("group",)
     autocomplete_fields = ("group",)
     actions = ("retry_failed",)
-    readonly = ("group", "title", "kind", "filename", "url", "content_type", "size_bytes",
-                "content_hash", "status", "error", "chunk_count", "progress_percent",
-                "created_by", "created_at", "updated_at")  # fmt: skip
+    readonly = (
+        "group",
+        "title",
+        "kind",
+        "filename",
+        "url",
+        "content_type",
+        "size_bytes",
+        "content_hash",
+        "status",
+        "error",
+        "chunk_count",
+        "progress_percent",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("raw")
@@ -81,8 +105,9 @@ class KnowledgeSourceAdmin(TenantAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
-        added = add_knowledge(group=form.cleaned_data["group"], data=form.cleaned_data,
-                              actor=request.user)  # fmt: skip
+        added = add_knowledge(
+            group=form.cleaned_data["group"], data=form.cleaned_data, actor=request.user
+        )
         for source, created in added:
             if not created:
                 messages.info(request, f"“{source.title}” is already in the knowledge base.")

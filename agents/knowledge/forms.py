@@ -66,9 +66,11 @@ def add_knowledge(*, group, data: dict, actor) -> list:
         if data.get("files"):
             added += services.source_add_files(group=group, files=data["files"], actor=actor)
         if data.get("text", "").strip():
-            added.append(services.source_add_text(
-                group=group, title=data["text_title"], text=data["text"], actor=actor
-            ))  # fmt: skip
+            added.append(
+                services.source_add_text(
+                    group=group, title=data["text_title"], text=data["text"], actor=actor
+                )
+            )
         if data.get("url_list"):
             added += services.source_add_urls(group=group, urls=data["url_list"], actor=actor)
     return added
@@ -79,9 +81,11 @@ class KnowledgeAddForm(forms.Form):
     text_title = forms.CharField(label="Title", required=False, max_length=300)
     text = forms.CharField(label="Text", widget=forms.Textarea(attrs={"rows": 6}), required=False)
     urls = forms.CharField(
-        label="URLs", widget=forms.Textarea(attrs={"rows": 3}), required=False,
+        label="URLs",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
         help_text="One per line; each is fetched by the ingestion job.",
-    )  # fmt: skip
+    )
 
     def clean(self):
         cleaned = super().clean()

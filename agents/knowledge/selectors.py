@@ -21,10 +21,13 @@ def search_knowledge(
     """The group's chunks best matching `query` (hybrid), as an agent with these properties."""
     properties = properties or {}
     return retrieve(
-        group=group, query=query, top_k=limit,
+        group=group,
+        query=query,
+        top_k=limit,
         embedding_model=agent_embedding_model(group, properties),
-        source_ids=properties.get("knowledgeSources") or None, who=who,
-    )  # fmt: skip
+        source_ids=properties.get("knowledgeSources") or None,
+        who=who,
+    )
 
 
 def knowledge_sources(*, group: Group) -> QuerySet[KnowledgeSource]:

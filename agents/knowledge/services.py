@@ -23,6 +23,7 @@ from agents.knowledge.ingestion.extract import SUPPORTED_EXTENSIONS, format_of, 
 from agents.knowledge.retrieval.spaces import wanted_models
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeSource
 from ontology import services as ontology_services
+from ontology.events import EventType
 from ontology.models import Group, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
@@ -49,21 +50,47 @@ def _check_room(group: Group, adding: int) -> None:
 
 
 def _store(
-    *, group: Group, actor: User | None, kind: str, title: str, raw: bytes, digest: str,
-    filename: str = "", url: str = "", content_type: str = "", queue: bool = True,
-) -> tuple[KnowledgeSource, bool]:  # fmt: skip
+    *,
+    group: Group,
+    actor: User | None,
+    kind: str,
+    title: str,
+    raw: bytes,
+    digest: str,
+    filename: str = "",
+    url: str = "",
+    content_type: str = "",
+    queue: bool = True,
+) -> tuple[KnowledgeSource, bool]:
     with group_scope(group):
         existing = KnowledgeSource.objects.filter(content_hash=digest).first()
     if existing is not None:
         return existing, False
     source = KnowledgeSource.objects.create(
-        group=group, kind=kind, title=title.strip()[:300] or "Untitled", filename=filename[:255],
-        url=url, content_type=content_type[:100], raw=raw, size_bytes=len(raw),
-        content_hash=digest, created_by=actor if actor and actor.is_authenticated else None,
-    )  # fmt: skip
-    event_record(group=group, type="knowledge.source_added", actor=actor, target=source,
-                 metadata={"kind": kind, "filename": filename, "url": url,
-                           "bytes": len(raw), "sha256": digest})  # fmt: skip
+        group=group,
+        kind=kind,
+        title=title.strip()[:300] or "Untitled",
+        filename=filename[:255],
+        url=url,
+        content_type=content_type[:100],
+        raw=raw,
+        size_bytes=len(raw),
+        content_hash=digest,
+        created_by=actor if actor and actor.is_authenticated else None,
+    )
+    event_record(
+        group=group,
+        type=EventType.KNOWLEDGE_SOURCE_ADDED,
+        actor=actor,
+        target=source,
+        metadata={
+            "kind": kind,
+            "filename": filename,
+            "url": url,
+            "bytes": len(raw),
+            "sha256": digest,
+        },
+    )
     if queue:
         _queue_ingestion(source)
     return source, True
@@ -117,11 +144,19 @@ def source_add_files(
         upload.seek(0)
         raw = upload.read()
         kind = format_of(upload.name, upload.content_type or "")
-        added.append(_store(
-            group=group, actor=actor, kind=KnowledgeSource.Kind.FILE,
-            title=title_from(upload.name, raw, kind), raw=raw, digest=_digest(raw),
-            filename=upload.name, content_type=upload.content_type or "", queue=queue,
-        ))  # fmt: skip
+        added.append(
+            _store(
+                group=group,
+                actor=actor,
+                kind=KnowledgeSource.Kind.FILE,
+                title=title_from(upload.name, raw, kind),
+                raw=raw,
+                digest=_digest(raw),
+                filename=upload.name,
+                content_type=upload.content_type or "",
+                queue=queue,
+            )
+        )
     embedding_indexes_sync(group=group, queue=queue)
     return added
 
@@ -140,9 +175,15 @@ def source_add_text(
         )
     _check_room(group, 1)
     added = _store(
-        group=group, actor=actor, kind=KnowledgeSource.Kind.TEXT, title=title, raw=raw,
-        digest=_digest(raw), content_type="text/markdown", queue=queue,
-    )  # fmt: skip
+        group=group,
+        actor=actor,
+        kind=KnowledgeSource.Kind.TEXT,
+        title=title,
+        raw=raw,
+        digest=_digest(raw),
+        content_type="text/markdown",
+        queue=queue,
+    )
     embedding_indexes_sync(group=group, queue=queue)
     return added
 
@@ -188,10 +229,20 @@ def source_add_urls(
 def source_delete(*, source: KnowledgeSource, actor: User | None) -> None:
     """Delete a source; its chunks and their vectors go with it (cascade)."""
     ensure_group_allowed(source.group)
-    metadata = {"kind": source.kind, "filename": source.filename, "url": source.url,
-                "chunks": source.chunk_count, "sha256": source.content_hash}  # fmt: skip
-    event_record(group=source.group, type="knowledge.source_deleted", actor=actor, target=source,
-                 metadata=metadata)  # fmt: skip
+    metadata = {
+        "kind": source.kind,
+        "filename": source.filename,
+        "url": source.url,
+        "chunks": source.chunk_count,
+        "sha256": source.content_hash,
+    }
+    event_record(
+        group=source.group,
+        type=EventType.KNOWLEDGE_SOURCE_DELETED,
+        actor=actor,
+        target=source,
+        metadata=metadata,
+    )
     source.delete()
 
 
@@ -209,7 +260,9 @@ def source_retry(*, source: KnowledgeSource, actor: User | None) -> KnowledgeSou
         source.raw = b""
     source.updated_at = timezone.now()
     source.save()
-    event_record(group=source.group, type="knowledge.source_retried", actor=actor, target=source)
+    event_record(
+        group=source.group, type=EventType.KNOWLEDGE_SOURCE_RETRIED, actor=actor, target=source
+    )
     embedding_indexes_sync(group=source.group, retry_failed=True)
     _queue_ingestion(source)
     return source
@@ -263,12 +316,20 @@ def source_fail(*, source: KnowledgeSource, reason: str) -> KnowledgeSource:
     with transaction.atomic(), group_scope(source.group):
         Knowledge.objects.filter(source=source).delete()
         updated = KnowledgeSource.objects.filter(pk=source.pk).update(
-            status=KnowledgeSource.Status.FAILED, error=reason[:2000], chunk_count=0,
-            embedded_count=0, embed_total=0, updated_at=timezone.now(),
-        )  # fmt: skip
+            status=KnowledgeSource.Status.FAILED,
+            error=reason[:2000],
+            chunk_count=0,
+            embedded_count=0,
+            embed_total=0,
+            updated_at=timezone.now(),
+        )
         if updated:
-            event_record(group=source.group, type="knowledge.source_failed", target=source,
-                         metadata={"reason": reason[:200]})  # fmt: skip
+            event_record(
+                group=source.group,
+                type=EventType.KNOWLEDGE_SOURCE_FAILED,
+                target=source,
+                metadata={"reason": reason[:200]},
+            )
     source.status, source.error = KnowledgeSource.Status.FAILED, reason
     logger.warning("knowledge source %s failed: %s", source.pk, reason)
     return source

@@ -42,10 +42,14 @@ def _source(request: HttpRequest, pk: int) -> KnowledgeSource:
 
 def _status_item(source: KnowledgeSource) -> dict:
     return {
-        "id": source.pk, "status": source.status, "label": source.get_status_display(),
-        "chunks": source.chunk_count, "progress": source.progress, "error": source.error,
+        "id": source.pk,
+        "status": source.status,
+        "label": source.get_status_display(),
+        "chunks": source.chunk_count,
+        "progress": source.progress,
+        "error": source.error,
         "title": source.title,
-    }  # fmt: skip
+    }
 
 
 @member_required
@@ -99,10 +103,12 @@ def knowledge_status(request: HttpRequest) -> JsonResponse:
     group = member_group(request)
     ids = _ids(request.GET.get("ids"))
     sources = selectors.knowledge_source_states(group=group, ids=ids)
-    return JsonResponse({
-        "busy": selectors.knowledge_busy(group=group),
-        "sources": [_status_item(s) for s in sources],
-    })  # fmt: skip
+    return JsonResponse(
+        {
+            "busy": selectors.knowledge_busy(group=group),
+            "sources": [_status_item(s) for s in sources],
+        }
+    )
 
 
 def _ids(value: str | None) -> list[int] | None:
@@ -118,10 +124,14 @@ def knowledge_model(request: HttpRequest) -> HttpResponse:
     group = member_group(request)
     form = EmbeddingModelForm(request.POST)
     if form.is_valid():
-        services.embedding_model_set(group=group, model=form.cleaned_data["model"],
-                                      actor=request.user)  # fmt: skip
-        messages.success(request, f"Embedding with {form.cleaned_data['model']} in the "
-                         "background; the current vectors answer until it is done.")  # fmt: skip
+        services.embedding_model_set(
+            group=group, model=form.cleaned_data["model"], actor=request.user
+        )
+        messages.success(
+            request,
+            f"Embedding with {form.cleaned_data['model']} in the "
+            "background; the current vectors answer until it is done.",
+        )
     else:
         messages.error(request, "Pick an embedding model from the list.")
     return redirect("knowledge-list")

@@ -80,9 +80,11 @@ def provider_error_from(exc: Exception) -> ProviderError:
         return _from_stream_error(exc, text)
     if status == 429:
         return ProviderError(
-            ErrorCode.PROVIDER_RATE_LIMITED, "The provider is rate limiting requests.",
-            retry_after=_retry_after(exc), status=status,
-        )  # fmt: skip
+            ErrorCode.PROVIDER_RATE_LIMITED,
+            "The provider is rate limiting requests.",
+            retry_after=_retry_after(exc),
+            status=status,
+        )
     if status in (401, 403):
         return ProviderError("auth", "The provider refused the API key.", status=status)
     if any(marker in text for marker in _CONTEXT_MARKERS):
@@ -91,9 +93,11 @@ def provider_error_from(exc: Exception) -> ProviderError:
         )
     if status >= 500 or status == 408:
         return ProviderError(
-            "provider_unavailable", f"The provider failed (HTTP {status}).",
-            retry_after=_retry_after(exc), status=status,
-        )  # fmt: skip
+            "provider_unavailable",
+            f"The provider failed (HTTP {status}).",
+            retry_after=_retry_after(exc),
+            status=status,
+        )
     return ProviderError(
         "invalid_request", f"The provider refused the request: {text}", status=status
     )

@@ -95,8 +95,13 @@ def resolve_endpoint(
         raise ProviderError(
             "provider_unavailable", "The provider simulator is not running (PARLEY_SIMULATOR_URL)."
         )
-    return Endpoint(provider=provider, wire=info.wire, api_key=api_key, base_url=base_url or None,
-                    public_only=public_only)  # fmt: skip
+    return Endpoint(
+        provider=provider,
+        wire=info.wire,
+        api_key=api_key,
+        base_url=base_url or None,
+        public_only=public_only,
+    )
 
 
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -114,14 +119,18 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
         # spent most of a streamed token's CPU in Python (h11, anyio timeouts per read).
         if endpoint.wire == "anthropic":
             client = AsyncAnthropic(
-                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0,
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
                 http_client=_http_client(anthropic, endpoint.public_only),
-            )  # fmt: skip
+            )
         else:
             client = AsyncOpenAI(
-                api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0,
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
                 http_client=_http_client(openai, endpoint.public_only),
-            )  # fmt: skip
+            )
         per_loop[cache_key] = client
     if endpoint.wire == "anthropic":
         return AnthropicWire(client)

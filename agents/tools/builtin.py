@@ -29,8 +29,11 @@ PASSAGE_CHARS = 1200
 def search_knowledge_tool(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     properties = ctx.agent.properties if ctx.agent is not None else {}
     limit = arguments.get("limit") or properties.get("ragTopK") or DEFAULT_SEARCH_LIMIT
-    who = Who(user_id=getattr(ctx.user, "pk", None), agent_id=getattr(ctx.agent, "pk", None),
-              thread_id=getattr(ctx.thread, "pk", None))  # fmt: skip
+    who = Who(
+        user_id=getattr(ctx.user, "pk", None),
+        agent_id=getattr(ctx.agent, "pk", None),
+        thread_id=getattr(ctx.thread, "pk", None),
+    )
     hits = search_knowledge(
         group=ctx.group, query=arguments["query"], limit=limit, properties=properties, who=who
     )
@@ -58,16 +61,23 @@ def create_task_tool(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, A
         properties["dueDate"] = arguments["dueDate"]
     try:
         task = ontology_services.thing_create(
-            group=ctx.group, type=Thing.Type.TASK, name=arguments["title"],
-            properties=properties, actor=ctx.user,
-        )  # fmt: skip
+            group=ctx.group,
+            type=Thing.Type.TASK,
+            name=arguments["title"],
+            properties=properties,
+            actor=ctx.user,
+        )
     except ValidationError as error:
         raise ToolFailed("; ".join(error.messages)) from error
     if ctx.user is not None:
         ontology_services.connection_create(
-            group=ctx.group, type="created_task", from_user=ctx.user, to_thing=task,
-            actor=ctx.user, metadata={"tool_call": ctx.call_id},
-        )  # fmt: skip
+            group=ctx.group,
+            type="created_task",
+            from_user=ctx.user,
+            to_thing=task,
+            actor=ctx.user,
+            metadata={"tool_call": ctx.call_id},
+        )
     return {"task_id": task.pk, "title": task.name}
 
 
@@ -77,9 +87,12 @@ def update_profile_tool(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str
     if "displayName" not in arguments and "preferences" not in arguments:
         raise ToolFailed("Nothing to update: give a display name or preferences.")
     user = ontology_services.user_update_profile(
-        user=ctx.user, group=ctx.group, actor=ctx.user,
-        display_name=arguments.get("displayName"), preferences=arguments.get("preferences"),
-    )  # fmt: skip
+        user=ctx.user,
+        group=ctx.group,
+        actor=ctx.user,
+        display_name=arguments.get("displayName"),
+        preferences=arguments.get("preferences"),
+    )
     return {"display_name": user.display_name, "preferences": user.preferences}
 
 

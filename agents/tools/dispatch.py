@@ -74,11 +74,15 @@ def _record(call: ToolCallRequest, run: ToolRun, arguments: dict[str, Any], inde
         record, _ = ToolCall.objects.get_or_create(
             call_id=_call_key(call, run, index),
             defaults={
-                "group": run.group, "run_id": run.run_id, "thread_id": run.thread_id,
-                "agent_id": run.agent_id, "user": run.user, "name": call.name,
+                "group": run.group,
+                "run_id": run.run_id,
+                "thread_id": run.thread_id,
+                "agent_id": run.agent_id,
+                "user": run.user,
+                "name": call.name,
                 "arguments": arguments,
             },
-        )  # fmt: skip
+        )
     return record
 
 
@@ -143,16 +147,20 @@ async def run_tool_call(call: ToolCallRequest, run: ToolRun, index: int = 0) -> 
         return ToolOutcome(call=call, ok=False, error=problem, arguments=arguments)
     record = await db_call(_record)(call, run, arguments, index)
     if record.status != ToolCall.Status.PENDING:  # already ran (a replayed run)
-        return ToolOutcome(call, record.status == ToolCall.Status.OK, record.result, record.error,
-                           arguments)  # fmt: skip
+        return ToolOutcome(
+            call, record.status == ToolCall.Status.OK, record.result, record.error, arguments
+        )
     loop = asyncio.get_running_loop()
     payload = await loop.run_in_executor(_waiters(), _send_and_wait, record.call_id, run)
     if not isinstance(payload, dict):  # the task itself crashed
         payload = {"ok": False, "result": None, "error": "The tool failed unexpectedly."}
     return ToolOutcome(
-        call=call, ok=bool(payload.get("ok")), result=payload.get("result"),
-        error=payload.get("error") or "", arguments=arguments,
-    )  # fmt: skip
+        call=call,
+        ok=bool(payload.get("ok")),
+        result=payload.get("result"),
+        error=payload.get("error") or "",
+        arguments=arguments,
+    )
 
 
 async def run_tool_calls(calls: list[ToolCallRequest], run: ToolRun) -> list[ToolOutcome]:

@@ -60,9 +60,12 @@ class Conversation:
 def _conversation(slug: str, question: str, properties: dict) -> Conversation:
     tenant = make_tenant(slug)
     agent = services.thing_create(
-        group=tenant.group, type=Thing.Type.AGENT, name="Engine agent",
-        properties=properties, actor=tenant.owner,
-    )  # fmt: skip
+        group=tenant.group,
+        type=Thing.Type.AGENT,
+        name="Engine agent",
+        properties=properties,
+        actor=tenant.owner,
+    )
     with group_scope(tenant.group):
         thread = chat_services.thread_create(group=tenant.group, agent=agent, user=tenant.member)
         chat_services.message_create_user(thread=thread, user=tenant.member, content=question)

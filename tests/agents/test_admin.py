@@ -23,9 +23,13 @@ def admin_a(client, tenant_a, tenant_b):
 def test_a_stored_key_is_encrypted_audited_without_the_key_and_never_shown(admin_a, tenant_a):
     response = admin_a.post(
         reverse("admin:agents_providercredential_add"),
-        {"group": tenant_a.group.pk, "provider": "openai", "api_key": "sk-secret-abcd1234",
-         "base_url": ""},
-    )  # fmt: skip
+        {
+            "group": tenant_a.group.pk,
+            "provider": "openai",
+            "api_key": "sk-secret-abcd1234",
+            "base_url": "",
+        },
+    )
     assert response.status_code == 302
     with group_scope(tenant_a.group):
         credential = ProviderCredential.objects.get()
@@ -74,15 +78,22 @@ def test_knowledge_sources_are_added_per_tenant_and_audited(admin_a, tenant_a, t
     )
     response = admin_a.post(
         reverse("admin:agents_knowledgesource_add"),
-        {"group": tenant_a.group.pk, "text_title": "Alpha FAQ", "text": "Opening hours 9-5.",
-         "urls": ""},
-    )  # fmt: skip
+        {
+            "group": tenant_a.group.pk,
+            "text_title": "Alpha FAQ",
+            "text": "Opening hours 9-5.",
+            "urls": "",
+        },
+    )
     assert response.status_code == 302
     with group_scope(tenant_a.group):
         source = KnowledgeSource.objects.get()
         event = Event.objects.get(type="knowledge.source_added")
-    assert (source.title, source.status, bytes(source.raw)) == ("Alpha FAQ", "queued",
-                                                                 b"Opening hours 9-5.")  # fmt: skip
+    assert (source.title, source.status, bytes(source.raw)) == (
+        "Alpha FAQ",
+        "queued",
+        b"Opening hours 9-5.",
+    )
     assert (event.actor, event.target_id) == (tenant_a.owner, str(source.pk))
     listing = admin_a.get(reverse("admin:agents_knowledgesource_changelist")).content
     assert b"Alpha FAQ" in listing and b"Bravo secrets" not in listing
@@ -96,9 +107,14 @@ def test_an_admin_upload_over_the_limit_is_a_form_error(admin_a, tenant_a, setti
     settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES = 10
     response = admin_a.post(
         reverse("admin:agents_knowledgesource_add"),
-        {"group": tenant_a.group.pk, "files": [SimpleUploadedFile("big.txt", b"x" * 11)],
-         "text_title": "", "text": "", "urls": ""},
-    )  # fmt: skip
+        {
+            "group": tenant_a.group.pk,
+            "files": [SimpleUploadedFile("big.txt", b"x" * 11)],
+            "text_title": "",
+            "text": "",
+            "urls": "",
+        },
+    )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors["files"]
     assert "big.txt" in errors[0] and "limit" in errors[0]
@@ -111,9 +127,15 @@ def test_prices_are_for_platform_staff_only(admin_a, client, superuser):
     client.force_login(superuser)
     response = client.post(
         reverse("admin:billing_priceoverride_add"),
-        {"provider": "openai", "model": "gpt-4o", "input_per_million": "2.00",
-         "output_per_million": "8.00", "cached_input_per_million": "1.00", "note": "negotiated"},
-    )  # fmt: skip
+        {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "input_per_million": "2.00",
+            "output_per_million": "8.00",
+            "cached_input_per_million": "1.00",
+            "note": "negotiated",
+        },
+    )
     assert response.status_code == 302
     assert PriceOverride.objects.get().output_per_million == Decimal("8.00")
 
@@ -126,12 +148,28 @@ def test_the_ledger_is_read_only_and_scoped(admin_a, tenant_a, tenant_b):
 
     prices = Prices(Decimal(1), Decimal(2), Decimal(0))
     for tenant, model in ((tenant_a, "alpha-model-x"), (tenant_b, "bravo-model-y")):
-        ai_calls_record(entries=[LedgerEntry(
-            id=uuid.uuid4(), group_id=tenant.group.pk, user_id=None, agent_id=None,
-            thread_id=None, run_id=None, purpose="chat", provider="openai", model=model,
-            step=0, attempt=0, usage=Usage(10, 5), prices=prices, latency_ms=1, ttft_ms=1,
-            status="ok",
-        )])  # fmt: skip
+        ai_calls_record(
+            entries=[
+                LedgerEntry(
+                    id=uuid.uuid4(),
+                    group_id=tenant.group.pk,
+                    user_id=None,
+                    agent_id=None,
+                    thread_id=None,
+                    run_id=None,
+                    purpose="chat",
+                    provider="openai",
+                    model=model,
+                    step=0,
+                    attempt=0,
+                    usage=Usage(10, 5),
+                    prices=prices,
+                    latency_ms=1,
+                    ttft_ms=1,
+                    status="ok",
+                )
+            ]
+        )
     listing = admin_a.get(reverse("admin:billing_aicall_changelist"))
     assert b"alpha-model-x" in listing.content and b"bravo-model-y" not in listing.content
     assert admin_a.get(reverse("admin:billing_aicall_add")).status_code == 403
@@ -149,13 +187,22 @@ def test_private_endpoints_are_refused_for_group_keys(admin_a, tenant_a, setting
         return real_resolve("10.1.2.3" if host == "gateway.corp.example" else host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    for url in ("http://10.0.0.5/v1", "http://127.0.0.1:8000/v1", "http://localhost/v1",
-                "http://169.254.169.254/latest", "https://gateway.corp.example/v1"):  # fmt: skip
+    for url in (
+        "http://10.0.0.5/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://localhost/v1",
+        "http://169.254.169.254/latest",
+        "https://gateway.corp.example/v1",
+    ):
         response = admin_a.post(
             reverse("admin:agents_providercredential_add"),
-            {"group": tenant_a.group.pk, "provider": "openai", "api_key": "sk-long-enough-key",
-             "base_url": url},
-        )  # fmt: skip
+            {
+                "group": tenant_a.group.pk,
+                "provider": "openai",
+                "api_key": "sk-long-enough-key",
+                "base_url": url,
+            },
+        )
         assert "not allowed" in response.context["adminform"].form.errors["base_url"][0], url
     with group_scope(tenant_a.group):
         assert not ProviderCredential.objects.exists()

@@ -57,9 +57,12 @@ async def test_a_new_key_applies_to_the_next_run(sim, conversation, settings):
     @database_sync_to_async
     def store_key():
         agent_services.credential_set(
-            group=convo.tenant.group, provider="simulator", api_key="group-own-key",
-            base_url="http://127.0.0.1:9/v1", actor=None,
-        )  # fmt: skip
+            group=convo.tenant.group,
+            provider="simulator",
+            api_key="group-own-key",
+            base_url="http://127.0.0.1:9/v1",
+            actor=None,
+        )
 
     await store_key()
     _, _, sink = await run_agent(convo)

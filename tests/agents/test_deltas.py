@@ -62,9 +62,13 @@ async def test_reads_after_text_wait_out_the_interval_and_never_before_it():
 
 def test_one_reads_text_is_joined_and_other_events_keep_their_place():
     events = [
-        TextDelta("a"), TextDelta("b"), UsageReport(output_tokens=2), TextDelta("c"),
-        TextDelta("d"), Finished("stop"),
-    ]  # fmt: skip
+        TextDelta("a"),
+        TextDelta("b"),
+        UsageReport(output_tokens=2),
+        TextDelta("c"),
+        TextDelta("d"),
+        Finished("stop"),
+    ]
     assert merged(events) == [
         TextDelta("ab"),
         UsageReport(output_tokens=2),

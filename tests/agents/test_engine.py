@@ -214,10 +214,12 @@ async def test_persistent_failure_falls_back_to_the_fallback_model(
 ):
     convo = await conversation(
         agent_props(
-            provider, f"{model}@server_error",
-            fallbackProvider=provider, fallbackModel=f"{model}@text",
+            provider,
+            f"{model}@server_error",
+            fallbackProvider=provider,
+            fallbackModel=f"{model}@text",
         )
-    )  # fmt: skip
+    )
     _, _result, sink = await run_agent(convo)
 
     assert sink.types[-1] == "run.completed"
@@ -380,10 +382,16 @@ async def test_offline_mode_searches_knowledge_and_cites_it(sim, celery_worker, 
 
     @database_sync_to_async
     def add_knowledge():
-        ingest_text(convo.tenant.group, "Refund policy",
-                    "Customers have 30 days for refunds. Keep the receipt.")  # fmt: skip
-        ingest_text(other.tenant.group, "Rival refund policy",
-                    "Customers have 90 days for refunds, customers refunds days days.")  # fmt: skip
+        ingest_text(
+            convo.tenant.group,
+            "Refund policy",
+            "Customers have 30 days for refunds. Keep the receipt.",
+        )
+        ingest_text(
+            other.tenant.group,
+            "Rival refund policy",
+            "Customers have 90 days for refunds, customers refunds days days.",
+        )
 
     await add_knowledge()
     _, result, sink = await run_agent(convo)
@@ -434,9 +442,11 @@ async def test_a_price_override_applies_to_new_calls_only(sim, conversation):
     @database_sync_to_async
     def override():
         PriceOverride.objects.create(
-            provider="simulator", model="sim-gpt",
-            input_per_million=Decimal("10"), output_per_million=Decimal("20"),
-        )  # fmt: skip
+            provider="simulator",
+            model="sim-gpt",
+            input_per_million=Decimal("10"),
+            output_per_million=Decimal("20"),
+        )
 
     await override()
     _, _second, _ = await run_agent(convo)
@@ -466,10 +476,11 @@ async def test_a_groups_own_endpoint_is_only_connected_to_on_public_addresses(
         from agents.models import ProviderCredential
 
         ProviderCredential.objects.create(
-            group=convo.tenant.group, provider="simulator",
+            group=convo.tenant.group,
+            provider="simulator",
             encrypted_api_key=encrypt("group-own-key"),
             base_url=f"http://localhost:{sim.port}/v1",
-        )  # fmt: skip
+        )
 
     await store_key()
     _, refused, sink = await run_agent(convo)
@@ -493,9 +504,12 @@ async def test_a_groups_own_endpoint_is_used_for_its_runs_only(sim, conversation
         from agents import services
 
         services.credential_set(
-            group=mine.tenant.group, provider="simulator", api_key="group-own-key",
-            base_url="http://127.0.0.1:9/v1", actor=None,
-        )  # fmt: skip
+            group=mine.tenant.group,
+            provider="simulator",
+            api_key="group-own-key",
+            base_url="http://127.0.0.1:9/v1",
+            actor=None,
+        )
 
     await store_key()
     _, _, my_sink = await run_agent(mine)

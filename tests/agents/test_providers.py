@@ -20,24 +20,40 @@ def status_error(module, cls, status, body, headers=None):
 @pytest.mark.parametrize(
     ("exc", "code"),
     [
-        (status_error(openai, openai.RateLimitError, 429, {}, {"retry-after": "1"}),
-         "provider_rate_limited"),
+        (
+            status_error(openai, openai.RateLimitError, 429, {}, {"retry-after": "1"}),
+            "provider_rate_limited",
+        ),
         (status_error(openai, openai.AuthenticationError, 401, {}), "auth"),
-        (status_error(openai, openai.BadRequestError, 400,
-                      {"error": {"code": "context_length_exceeded"}}), "context_length"),
-        (status_error(openai, openai.BadRequestError, 400, {"error": {"code": "x"}}),
-         "invalid_request"),
+        (
+            status_error(
+                openai, openai.BadRequestError, 400, {"error": {"code": "context_length_exceeded"}}
+            ),
+            "context_length",
+        ),
+        (
+            status_error(openai, openai.BadRequestError, 400, {"error": {"code": "x"}}),
+            "invalid_request",
+        ),
         (status_error(openai, openai.InternalServerError, 500, {}), "provider_unavailable"),
         (status_error(anthropic, anthropic.InternalServerError, 529, {}), "provider_unavailable"),
-        (status_error(anthropic, anthropic.BadRequestError, 400,
-                      {"error": {"message": "prompt is too long: 9 tokens > 5 maximum"}}),
-         "context_length"),
+        (
+            status_error(
+                anthropic,
+                anthropic.BadRequestError,
+                400,
+                {"error": {"message": "prompt is too long: 9 tokens > 5 maximum"}},
+            ),
+            "context_length",
+        ),
         (openai.APITimeoutError(request=httpx2.Request("POST", "http://x")), "timeout"),
-        (anthropic.APIConnectionError(request=httpx2.Request("POST", "http://x")),
-         "provider_unavailable"),
+        (
+            anthropic.APIConnectionError(request=httpx2.Request("POST", "http://x")),
+            "provider_unavailable",
+        ),
         (RuntimeError("stream broke"), "provider_unavailable"),
     ],
-)  # fmt: skip
+)
 def test_sdk_errors_map_to_stable_codes(exc, code):
     error = provider_error_from(exc)
     assert isinstance(error, ProviderError) and error.code == code
@@ -63,9 +79,12 @@ def test_keys_are_encrypted_at_rest_and_bound_to_the_secret(settings):
 def test_a_groups_own_key_wins_over_the_environment(tenant_a, tenant_b, settings):
     settings.PARLEY_PROVIDER_API_KEYS = {**settings.PARLEY_PROVIDER_API_KEYS, "openai": "env-key"}
     ProviderCredential.objects.create(
-        group=tenant_a.group, provider="openai", encrypted_api_key=encrypt("group-key"),
-        key_hint="-key", base_url="https://proxy.example/v1",
-    )  # fmt: skip
+        group=tenant_a.group,
+        provider="openai",
+        encrypted_api_key=encrypt("group-key"),
+        key_hint="-key",
+        base_url="https://proxy.example/v1",
+    )
     mine = resolve_endpoint("openai", group=tenant_a.group)
     theirs = resolve_endpoint("openai", group=tenant_b.group)
     assert (mine.api_key, mine.base_url) == ("group-key", "https://proxy.example/v1")
@@ -94,9 +113,11 @@ async def test_embeddings_through_the_provider_interface(simulator):
 def test_an_unreadable_group_key_never_falls_back_to_the_platform_key(tenant_a, settings):
     settings.PARLEY_PROVIDER_API_KEYS = {**settings.PARLEY_PROVIDER_API_KEYS, "openai": "env-key"}
     ProviderCredential.objects.create(
-        group=tenant_a.group, provider="openai", encrypted_api_key=encrypt("group-key"),
+        group=tenant_a.group,
+        provider="openai",
+        encrypted_api_key=encrypt("group-key"),
         base_url="https://tenant-chosen.example/v1",
-    )  # fmt: skip
+    )
     settings.PARLEY_ENCRYPTION_KEY = "rotated"
     with pytest.raises(ProviderError) as error:
         resolve_endpoint("openai", group=tenant_a.group)
@@ -105,9 +126,13 @@ def test_an_unreadable_group_key_never_falls_back_to_the_platform_key(tenant_a, 
 
 @pytest.mark.parametrize(
     ("kind", "code"),
-    [("overloaded_error", "provider_unavailable"), ("rate_limit_error", "provider_rate_limited"),
-     ("api_error", "provider_unavailable"), ("invalid_request_error", "invalid_request")],
-)  # fmt: skip
+    [
+        ("overloaded_error", "provider_unavailable"),
+        ("rate_limit_error", "provider_rate_limited"),
+        ("api_error", "provider_unavailable"),
+        ("invalid_request_error", "invalid_request"),
+    ],
+)
 def test_an_error_event_inside_a_200_stream_is_classified_by_its_type(kind, code):
     body = {"type": "error", "error": {"type": kind, "message": "x"}}
     exc = status_error(anthropic, anthropic.APIStatusError, 200, body)

@@ -31,9 +31,15 @@ def call(tenant, thread, name, arguments, call_id=None):
     with group_scope(tenant.group):
         ToolCall.objects.get_or_create(
             call_id=call_id,
-            defaults={"group": tenant.group, "thread": thread, "agent_id": tenant.agent.pk,
-                      "user": tenant.member, "name": name, "arguments": arguments},
-        )  # fmt: skip
+            defaults={
+                "group": tenant.group,
+                "thread": thread,
+                "agent_id": tenant.agent.pk,
+                "user": tenant.member,
+                "name": name,
+                "arguments": arguments,
+            },
+        )
     return call_id, run_tool(group_id=tenant.group.pk, call_id=call_id)
 
 
@@ -101,12 +107,23 @@ def test_tool_arguments_are_checked_against_the_schema():
 
 def test_a_replayed_ledger_write_never_charges_twice(tenant_a):
     entry = LedgerEntry(
-        id=uuid.uuid4(), group_id=tenant_a.group.pk, user_id=None, agent_id=None,
-        thread_id=None, run_id=None, purpose="chat", provider="openai", model="gpt-4o-mini",
-        step=0, attempt=0, usage=Usage(1000, 500, 200), prices=Prices(
-            Decimal("0.15"), Decimal("0.60"), Decimal("0.075")),
-        latency_ms=10, ttft_ms=5, status="ok",
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        group_id=tenant_a.group.pk,
+        user_id=None,
+        agent_id=None,
+        thread_id=None,
+        run_id=None,
+        purpose="chat",
+        provider="openai",
+        model="gpt-4o-mini",
+        step=0,
+        attempt=0,
+        usage=Usage(1000, 500, 200),
+        prices=Prices(Decimal("0.15"), Decimal("0.60"), Decimal("0.075")),
+        latency_ms=10,
+        ttft_ms=5,
+        status="ok",
+    )
     ai_calls_record(entries=[entry])
     ai_calls_record(entries=[entry])
     with group_scope(tenant_a.group):

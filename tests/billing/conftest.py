@@ -28,12 +28,23 @@ def entry(
     status: str = "ok",
 ) -> LedgerEntry:
     return LedgerEntry(
-        id=uuid.uuid4(), group_id=group.pk, user_id=getattr(user, "pk", None),
-        agent_id=getattr(agent, "pk", None), thread_id=None, run_id=uuid.uuid4(),
-        purpose="chat", provider=provider, model=model, step=0, attempt=0,
-        usage=Usage(input_tokens, output_tokens, cached_tokens), prices=PRICES,
-        latency_ms=120, ttft_ms=40, status=status,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        group_id=group.pk,
+        user_id=getattr(user, "pk", None),
+        agent_id=getattr(agent, "pk", None),
+        thread_id=None,
+        run_id=uuid.uuid4(),
+        purpose="chat",
+        provider=provider,
+        model=model,
+        step=0,
+        attempt=0,
+        usage=Usage(input_tokens, output_tokens, cached_tokens),
+        prices=PRICES,
+        latency_ms=120,
+        ttft_ms=40,
+        status=status,
+    )
 
 
 def spend(group, dollars: str, **kwargs) -> LedgerEntry:

@@ -50,9 +50,12 @@ def chat(slug: str, model: str, count: int = 1, max_tokens: int = 1024):
     """A tenant whose agent answers with the simulator, and `count` threads with a question."""
     tenant = make_tenant(slug)
     agent = services.thing_create(
-        group=tenant.group, type=Thing.Type.AGENT, name="Budget agent", actor=tenant.owner,
+        group=tenant.group,
+        type=Thing.Type.AGENT,
+        name="Budget agent",
+        actor=tenant.owner,
         properties={"provider": "simulator", "model": model, "maxTokens": max_tokens},
-    )  # fmt: skip
+    )
     threads = []
     with group_scope(tenant.group):
         for _ in range(count):
@@ -257,8 +260,10 @@ async def test_fifty_concurrent_runs_overshoot_a_nearly_spent_budget_by_at_most_
     # One run's worst case: its prompt plus 1024 output tokens at sim-gpt's $1 / $4 per million.
     one_reservation = Decimal("0.005")
     overshoot = usage.cost - budget
-    print(f"\n50 concurrent runs: {len(admitted)} admitted, {len(refused)} refused, "
-          f"spent {usage.cost} of {budget} (overshoot {max(overshoot, Decimal(0))})")  # fmt: skip
+    print(
+        f"\n50 concurrent runs: {len(admitted)} admitted, {len(refused)} refused, "
+        f"spent {usage.cost} of {budget} (overshoot {max(overshoot, Decimal(0))})"
+    )
     assert usage.cost == total
     assert overshoot <= one_reservation
     assert held == 0
@@ -284,8 +289,7 @@ def test_reservations_are_atomic_across_database_connections(tenant_a):
             except QuotaExceeded:
                 return False
             # The call "uses" its whole worst case, the most a settle can add.
-            ai_calls_record(entries=[entry(tenant_a.group, input_tokens=100)],
-                            settle=[reservation])  # fmt: skip
+            ai_calls_record(entries=[entry(tenant_a.group, input_tokens=100)], settle=[reservation])
             return True
         finally:
             connection.close()

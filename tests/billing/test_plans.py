@@ -33,14 +33,29 @@ def test_every_plan_has_a_row_and_a_missing_row_falls_back_to_the_settings(tenan
 
 def test_a_group_cannot_create_more_agents_than_its_plan_allows(tenant_a):
     set_plan("free", max_agents=2)
-    second = services.thing_create(group=tenant_a.group, type=Thing.Type.AGENT, name="Second",
-                                   properties=AGENT_PROPERTIES, actor=tenant_a.owner)  # fmt: skip
+    second = services.thing_create(
+        group=tenant_a.group,
+        type=Thing.Type.AGENT,
+        name="Second",
+        properties=AGENT_PROPERTIES,
+        actor=tenant_a.owner,
+    )
     with pytest.raises(ValidationError, match="most its plan allows"):
-        services.thing_create(group=tenant_a.group, type=Thing.Type.AGENT, name="Third",
-                              properties=AGENT_PROPERTIES, actor=tenant_a.owner)  # fmt: skip
+        services.thing_create(
+            group=tenant_a.group,
+            type=Thing.Type.AGENT,
+            name="Third",
+            properties=AGENT_PROPERTIES,
+            actor=tenant_a.owner,
+        )
     services.thing_update(thing=second, actor=tenant_a.owner, status=Thing.Status.ARCHIVED)
-    services.thing_create(group=tenant_a.group, type=Thing.Type.AGENT, name="Third",
-                          properties=AGENT_PROPERTIES, actor=tenant_a.owner)  # fmt: skip
+    services.thing_create(
+        group=tenant_a.group,
+        type=Thing.Type.AGENT,
+        name="Third",
+        properties=AGENT_PROPERTIES,
+        actor=tenant_a.owner,
+    )
     with group_scope(tenant_a.group):
         assert Thing.objects.filter(type=Thing.Type.AGENT).count() == 3
 
@@ -51,8 +66,13 @@ def test_the_admin_shows_the_agent_limit_as_a_form_error(client, tenant_a):
     url = reverse("admin:agents_agent_add")
     form = client.get(url).context["adminform"].form
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
-    data.update(group=tenant_a.group.pk, name="One too many", provider="openai",
-                model="gpt-4o-mini", status="active")  # fmt: skip
+    data.update(
+        group=tenant_a.group.pk,
+        name="One too many",
+        provider="openai",
+        model="gpt-4o-mini",
+        status="active",
+    )
     response = client.post(url, data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
@@ -68,19 +88,31 @@ def test_only_superusers_edit_plans(client, tenant_a, superuser):
     plan = Plan.objects.get(code="team")
     response = client.post(
         reverse("admin:billing_plan_change", args=[plan.pk]),
-        {"code": "team", "monthly_budget": "250.00", "monthly_token_budget": "",
-         "message_rate_user": "40/m", "message_rate_group": "400/m", "max_upload_mb": 30,
-         "max_agents": 30},
-    )  # fmt: skip
+        {
+            "code": "team",
+            "monthly_budget": "250.00",
+            "monthly_token_budget": "",
+            "message_rate_user": "40/m",
+            "message_rate_group": "400/m",
+            "max_upload_mb": 30,
+            "max_agents": 30,
+        },
+    )
     assert response.status_code == 302
     plan.refresh_from_db()
     assert (plan.monthly_budget, plan.message_rate_user) == (Decimal("250.00"), "40/m")
     bad = client.post(
         reverse("admin:billing_plan_change", args=[plan.pk]),
-        {"code": "team", "monthly_budget": "", "monthly_token_budget": "",
-         "message_rate_user": "lots", "message_rate_group": "400/m", "max_upload_mb": 30,
-         "max_agents": ""},
-    )  # fmt: skip
+        {
+            "code": "team",
+            "monthly_budget": "",
+            "monthly_token_budget": "",
+            "message_rate_user": "lots",
+            "message_rate_group": "400/m",
+            "max_upload_mb": 30,
+            "max_agents": "",
+        },
+    )
     assert "Write a rate like" in bad.content.decode()
 
 

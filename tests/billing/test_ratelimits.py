@@ -82,8 +82,9 @@ def test_a_limited_view_counts_per_user_and_per_group(tenant_a, settings):
     group_full = post(tenant_a.owner)
     assert group_full.status_code == 429 and group_full["Retry-After"]
     assert [(h["bucket"], h["scope"]) for h in hits(tenant_a.group)] == [
-        ("upload", "user"), ("upload", "group"),
-    ]  # fmt: skip
+        ("upload", "user"),
+        ("upload", "group"),
+    ]
     reading = RequestFactory().get("/upload/")
     reading.user, reading.group = tenant_a.member, tenant_a.group
     assert upload(reading).status_code == 200  # reads are not limited
@@ -128,12 +129,21 @@ def test_limits_hold_across_two_processes_sharing_redis():
     tenant = make_tenant("shared")
     set_plan("free", message_rate_user="4/d", message_rate_group="100/d")
     here = [message_rate_limited(user=tenant.member, group=tenant.group) for _ in range(3)]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "DATABASE_URL": _database_url(), "REDIS_URL": django_settings.REDIS_URL}  # fmt: skip
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+    }
     other = subprocess.run(
         [sys.executable, "-c", WORKER, str(tenant.group.pk), str(tenant.member.pk), "3"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     there = json.loads(other.stdout.strip().splitlines()[-1])
     assert here == [None, None, None]
     assert there[0] is None and all(wait is not None and wait >= 1 for wait in there[1:])
@@ -143,8 +153,9 @@ def test_limits_hold_across_two_processes_sharing_redis():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("url_name", ["login", "admin:login"])
-def test_a_stranger_locks_only_their_own_address_out_of_an_account(client, tenant_a, settings,
-                                                                    url_name):  # fmt: skip
+def test_a_stranger_locks_only_their_own_address_out_of_an_account(
+    client, tenant_a, settings, url_name
+):
     settings.PARLEY_HTTP_RATE_LIMITS = {"login": {"ip": "100/d", "username": "10/d"}}
     url, username = reverse(url_name), tenant_a.owner.username
     right = {"username": username, "password": "pw-" + username}
@@ -163,4 +174,4 @@ def test_a_stranger_locks_only_their_own_address_out_of_an_account(client, tenan
         assert [e.metadata["ip"] for e in failed] == ["10.0.0.1"] * 10
     assert [(h["bucket"], h["scope"], h["ip"]) for h in hits(tenant_a.group)] == [
         ("login", "username", "10.0.0.1"),
-    ]  # fmt: skip
+    ]

@@ -51,10 +51,23 @@ def history(tenant_a, tenant_b):
     days = [today - timedelta(days=n) for n in (3, 2, 1)]
     for n, day in enumerate(days):
         for tenant in (tenant_a, tenant_b):
-            record_on(day, tenant.group, input_tokens=100 + n, output_tokens=7, cached_tokens=3,
-                      user=tenant.member, agent=tenant.agent)  # fmt: skip
-            record_on(day, tenant.group, input_tokens=11, model="sim-claude",
-                      provider="simulator-anthropic", user=tenant.owner)  # fmt: skip
+            record_on(
+                day,
+                tenant.group,
+                input_tokens=100 + n,
+                output_tokens=7,
+                cached_tokens=3,
+                user=tenant.member,
+                agent=tenant.agent,
+            )
+            record_on(
+                day,
+                tenant.group,
+                input_tokens=11,
+                model="sim-claude",
+                provider="simulator-anthropic",
+                user=tenant.owner,
+            )
             record_on(day, tenant.group, input_tokens=5, status="failed", user=tenant.owner)
     spend(tenant_a.group, "0.123", user=tenant_a.member)  # today: only the ledger has it
     return days
@@ -98,8 +111,7 @@ def test_reports_read_roll_ups_for_past_days_and_the_ledger_for_today(history, t
     # Written after the roll-up and never rolled up again: past days show the roll-up.
     record_on(history[1], tenant_a.group, input_tokens=5000)
     with group_scope(tenant_a.group):
-        report = usage_report(group=tenant_a.group, start=history[0],
-                              end=timezone.localdate())  # fmt: skip
+        report = usage_report(group=tenant_a.group, start=history[0], end=timezone.localdate())
     by_day = {line.key: line.totals for line in report.by_day}
     assert by_day[history[1]].input_tokens == 101 + 11 + 5
     assert by_day[timezone.localdate()].cost == Decimal("0.123")
@@ -125,8 +137,9 @@ def test_the_monthly_statement_total_is_the_ledger_sum_to_the_cent(client, tenan
     for n in range((today - first).days + 1):
         day = first + timedelta(days=n)
         record_on(day, tenant_a.group, input_tokens=333, output_tokens=17, cached_tokens=100)
-        record_on(day, tenant_a.group, input_tokens=7, model="sim-claude",
-                  provider="simulator-anthropic")  # fmt: skip
+        record_on(
+            day, tenant_a.group, input_tokens=7, model="sim-claude", provider="simulator-anthropic"
+        )
         record_on(day, tenant_b.group, input_tokens=1000)
         if day < today:
             usage_rollup_day(day=day)
@@ -142,12 +155,23 @@ def test_the_monthly_statement_total_is_the_ledger_sum_to_the_cent(client, tenan
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[2] == ["Period", first.isoformat(), statement.period_end.isoformat()]
-    header = rows.index(["Provider", "Model", "Calls", "Input tokens", "Cached input tokens",
-                         "Output tokens", "Cost"])  # fmt: skip
+    header = rows.index(
+        [
+            "Provider",
+            "Model",
+            "Calls",
+            "Input tokens",
+            "Cached input tokens",
+            "Output tokens",
+            "Cost",
+        ]
+    )
     total_row = next(r for r in rows if r and r[0] == "Total")
     lines = rows[header + 1 : rows.index(total_row)]
-    assert {(r[0], r[1]) for r in lines} == {("simulator", "sim-gpt"),
-                                             ("simulator-anthropic", "sim-claude")}  # fmt: skip
+    assert {(r[0], r[1]) for r in lines} == {
+        ("simulator", "sim-gpt"),
+        ("simulator-anthropic", "sim-claude"),
+    }
     assert sum(Decimal(r[6]) for r in lines) == Decimal(total_row[6]) == exact
     due = next(r for r in rows if r and r[0] == "Amount due")
     assert Decimal(due[6]) == statement.amount_due

@@ -17,8 +17,14 @@ from tests.conftest import make_user, set_plan
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["billing:usage", "billing:calls", "billing:ledger-csv", "billing:statement-csv", "audit",
-         "audit-export"]  # fmt: skip
+PAGES = [
+    "billing:usage",
+    "billing:calls",
+    "billing:ledger-csv",
+    "billing:statement-csv",
+    "audit",
+    "audit-export",
+]
 
 
 def content(response) -> str:
@@ -38,8 +44,9 @@ def two_ledgers(tenant_a, tenant_b):
     spend(tenant_a.group, "0.050", model="alpha-model-y", user=tenant_a.owner)
     spend(tenant_b.group, "0.400", model="bravo-model-z", user=tenant_b.member)
     for tenant in (tenant_a, tenant_b):
-        services.group_update(group=tenant.group, actor=tenant.owner,
-                              name=f"{tenant.group.name} renamed")  # fmt: skip
+        services.group_update(
+            group=tenant.group, actor=tenant.owner, name=f"{tenant.group.name} renamed"
+        )
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -106,8 +113,9 @@ def test_the_calls_table_pages_keep_the_filter(client, tenant_a, monkeypatch):
     assert len(second.context["page"]) == 1
 
 
-def test_a_superuser_sees_every_tenant_and_the_platform_total(client, two_ledgers, tenant_a,
-                                                              tenant_b, superuser):  # fmt: skip
+def test_a_superuser_sees_every_tenant_and_the_platform_total(
+    client, two_ledgers, tenant_a, tenant_b, superuser
+):
     client.force_login(superuser)
     response = client.get(reverse("billing:platform"))
     assert response.status_code == 200
@@ -142,11 +150,12 @@ def test_the_audit_page_filters_by_type_actor_and_date_newest_first(client, two_
 def test_the_audit_page_is_paginated(client, tenant_a):
     with group_scope(tenant_a.group):
         for n in range(60):
-            services.event_record(group=tenant_a.group, type="test.event", actor=tenant_a.owner,
-                                  metadata={"n": n})  # fmt: skip
+            services.event_record(
+                group=tenant_a.group, type="thread.renamed", actor=tenant_a.owner, metadata={"n": n}
+            )
     client.force_login(tenant_a.owner)
-    first = client.get(reverse("audit"), {"type": "test.event"})
-    second = client.get(reverse("audit"), {"type": "test.event", "page": 2})
+    first = client.get(reverse("audit"), {"type": "thread.renamed"})
+    second = client.get(reverse("audit"), {"type": "thread.renamed", "page": 2})
     assert [e.metadata["n"] for e in first.context["page"]] == list(range(59, 9, -1))
     assert [e.metadata["n"] for e in second.context["page"]] == list(range(9, -1, -1))
 
@@ -163,10 +172,13 @@ def test_the_budget_banner_shows_owners_at_eighty_percent(client, tenant_a):
     assert "budget-banner" not in content(client.get(reverse("thread-list")))
 
 
-def test_login_and_failed_login_are_audited_in_each_of_the_users_groups(client, tenant_a,
-                                                                          tenant_b):  # fmt: skip
-    services.membership_create(group=tenant_b.group, user=tenant_a.member,
-                               role=Membership.Role.MEMBER, actor=tenant_b.owner)  # fmt: skip
+def test_login_and_failed_login_are_audited_in_each_of_the_users_groups(client, tenant_a, tenant_b):
+    services.membership_create(
+        group=tenant_b.group,
+        user=tenant_a.member,
+        role=Membership.Role.MEMBER,
+        actor=tenant_b.owner,
+    )
     username = tenant_a.member.username
     client.post(reverse("login"), {"username": username, "password": "wrong"})
     client.post(reverse("login"), {"username": username, "password": "pw-" + username})

@@ -22,10 +22,12 @@ XSS = "<img src=x onerror=alert(1)> <script>alert(2)</script> [click me](javascr
 
 def make_agent(tenant, name: str, model: str, **properties) -> Thing:
     return services.thing_create(
-        group=tenant.group, type=Thing.Type.AGENT, name=name,
+        group=tenant.group,
+        type=Thing.Type.AGENT,
+        name=name,
         properties={"provider": "simulator", "model": model, **properties},
         actor=tenant.owner,
-    )  # fmt: skip
+    )
 
 
 def start_chat(page: Page, agent: Thing) -> None:
@@ -72,12 +74,16 @@ def stored_messages(tenant, role: str) -> list[Message]:
 def test_answer_streams_with_tool_chip_and_sources_then_survives_a_reload(page, tenant_a):
     with group_scope(tenant_a.group):
         source, _ = knowledge.source_add_text(
-            group=tenant_a.group, title="Refund policy", queue=False, actor=tenant_a.owner,
+            group=tenant_a.group,
+            title="Refund policy",
+            queue=False,
+            actor=tenant_a.owner,
             text="Refunds are paid within 14 days of a return.",
-        )  # fmt: skip
+        )
         knowledge.source_process(group=tenant_a.group, source_id=source.pk)
-    agent = make_agent(tenant_a, "Helpdesk", "sim-gpt@offline;tps=25;ttft_ms=200",
-                       tools=["searchKnowledge"])  # fmt: skip
+    agent = make_agent(
+        tenant_a, "Helpdesk", "sim-gpt@offline;tps=25;ttft_ms=200", tools=["searchKnowledge"]
+    )
     log_in(page, tenant_a.member)
     start_chat(page, agent)
     watch(page)

@@ -53,9 +53,12 @@ def application():
 def chat_setup(model="sim-gpt@text;words=20", slug="acme", **properties):
     tenant = make_tenant(slug)
     agent = services.thing_create(
-        group=tenant.group, type=Thing.Type.AGENT, name="Chat agent", actor=tenant.owner,
+        group=tenant.group,
+        type=Thing.Type.AGENT,
+        name="Chat agent",
+        actor=tenant.owner,
         properties={"provider": "simulator", "model": model, **properties},
-    )  # fmt: skip
+    )
     with group_scope(tenant.group):
         thread = chat_services.thread_create(group=tenant.group, agent=agent, user=tenant.member)
     return tenant, thread
@@ -387,8 +390,9 @@ async def test_an_oversize_message_is_refused_and_nothing_is_saved(sim, settings
 
 async def test_sending_too_fast_is_rate_limited(sim):
     # Day-long windows: a fixed window must not roll over in the middle of the test.
-    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
-                                           message_rate_group="100/d")  # fmt: skip
+    await database_sync_to_async(set_plan)(
+        "free", message_rate_user="2/d", message_rate_group="100/d"
+    )
     tenant, thread = await chat_setup()
     tab, _ = await connect(thread.pk, tenant.member)
     for _ in range(2):
@@ -422,11 +426,15 @@ async def test_a_socket_signs_in_while_the_shared_sync_thread_is_busy(sim):
     release = threading.Event()
     busy = asyncio.create_task(sync_to_async(release.wait, thread_sensitive=True)())
     try:
-        tab = WebsocketCommunicator(application(), f"/ws/threads/{thread.pk}/", [
-            (b"origin", b"http://testserver"),
-            (b"host", b"testserver"),
-            (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
-        ])  # fmt: skip
+        tab = WebsocketCommunicator(
+            application(),
+            f"/ws/threads/{thread.pk}/",
+            [
+                (b"origin", b"http://testserver"),
+                (b"host", b"testserver"),
+                (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+            ],
+        )
         connected, _ = await tab.connect(timeout=TIMEOUT)
         assert connected
         await send(tab, type="stream.resume", after_seq=0)  # the socket is signed in and open
@@ -442,8 +450,7 @@ async def test_another_tenants_thread_is_refused(sim):
     intruder = await database_sync_to_async(make_tenant)("rival")
     tab, connected = await connect(thread.pk, intruder.owner)
     assert connected
-    assert (await tab.receive_output(timeout=TIMEOUT)) == {"type": "websocket.close",
-                                                           "code": 4404}  # fmt: skip
+    assert (await tab.receive_output(timeout=TIMEOUT)) == {"type": "websocket.close", "code": 4404}
     missing, _ = await connect(999_999, tenant.member)
     assert (await missing.receive_output(timeout=TIMEOUT))["code"] == 4404
 
@@ -477,9 +484,13 @@ def dead_run(tenant_a) -> Message:
         )
         for seq, text in enumerate(["Half ", "an ", "answer"], start=2):
             RunEvent.objects.create(
-                group=tenant_a.group, thread=thread, run_id=run_id, seq=seq, type="delta",
+                group=tenant_a.group,
+                thread=thread,
+                run_id=run_id,
+                seq=seq,
+                type="delta",
                 payload={"type": "delta", "run_id": str(run_id), "seq": seq, "text": text},
-            )  # fmt: skip
+            )
     return message
 
 
@@ -546,8 +557,9 @@ async def test_a_failed_title_call_is_metered_and_falls_back_to_the_question(sim
     assert updated["thread"]["title"] == "Where is the travel policy kept?"
     calls = await title_calls(tenant)  # tried twice: a provider error may pass
     assert [(c.attempt, c.status, c.error_code, c.cost) for c in calls] == [
-        (0, "failed", "provider_unavailable", 0), (1, "failed", "provider_unavailable", 0)
-    ]  # fmt: skip
+        (0, "failed", "provider_unavailable", 0),
+        (1, "failed", "provider_unavailable", 0),
+    ]
     await tab.disconnect()
 
 
@@ -603,8 +615,10 @@ async def test_a_colleagues_thread_is_closed_like_a_missing_one(sim):
     for thread_id in (thread.pk, 999_999):
         tab, connected = await connect(thread_id, colleague)
         assert connected
-        assert await tab.receive_output(timeout=TIMEOUT) == {"type": "websocket.close",
-                                                             "code": 4404}  # fmt: skip
+        assert await tab.receive_output(timeout=TIMEOUT) == {
+            "type": "websocket.close",
+            "code": 4404,
+        }
 
 
 async def test_an_owner_reads_a_members_thread_live_but_cannot_write_in_it(sim):
@@ -636,8 +650,9 @@ async def test_an_owner_reads_a_members_thread_live_but_cannot_write_in_it(sim):
 
 
 async def test_regenerate_counts_against_the_message_limit(sim):
-    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
-                                           message_rate_group="100/d")  # fmt: skip
+    await database_sync_to_async(set_plan)(
+        "free", message_rate_user="2/d", message_rate_group="100/d"
+    )
     tenant, thread = await chat_setup()
     tab, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="message.send", content="Hi")
@@ -658,8 +673,9 @@ async def test_regenerate_counts_against_the_message_limit(sim):
 
 
 async def test_a_send_refused_as_busy_does_not_use_up_the_limit(sim):
-    await database_sync_to_async(set_plan)("free", message_rate_user="2/d",
-                                           message_rate_group="100/d")  # fmt: skip
+    await database_sync_to_async(set_plan)(
+        "free", message_rate_user="2/d", message_rate_group="100/d"
+    )
     tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=30;words=400")
     tab, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="message.send", content="First")

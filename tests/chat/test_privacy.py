@@ -83,8 +83,9 @@ def test_owners_and_admins_read_a_members_thread_but_do_not_write_in_it(client, 
     reader = tenant_a.owner
     if role == Membership.Role.ADMIN:
         reader = make_user("admin@alpha.example")
-        services.membership_create(group=tenant_a.group, user=reader, role=role,
-                                   actor=tenant_a.owner)  # fmt: skip
+        services.membership_create(
+            group=tenant_a.group, user=reader, role=role, actor=tenant_a.owner
+        )
     client.force_login(reader)
     assert reads(client, thread, answer) == {"page": 200, "fragment": 200}
     page = client.get(reverse("thread-detail", args=[thread.pk])).content.decode()
@@ -117,8 +118,9 @@ def test_thread_for_member_is_one_query_whatever_the_number_of_groups(tenant_a, 
     thread, _ = conversation(tenant_a)
     for slug in ("c1", "c2", "c3"):
         group = services.group_create(name=slug, slug=slug, actor=None, owner=tenant_a.owner)
-        services.membership_create(group=group, user=tenant_a.member,
-                                   role=Membership.Role.MEMBER, actor=tenant_a.owner)  # fmt: skip
+        services.membership_create(
+            group=group, user=tenant_a.member, role=Membership.Role.MEMBER, actor=tenant_a.owner
+        )
     with CaptureQueriesContext(connection) as queries:
         group, found = selectors.thread_for_member(user=tenant_a.member, thread_id=thread.pk)
     assert len(queries) == 1
@@ -135,8 +137,9 @@ def test_thread_for_member_is_one_query_whatever_the_number_of_groups(tenant_a, 
 def test_a_thread_whose_author_left_is_read_only_for_everyone(tenant_a):
     with group_scope(tenant_a.group):
         thread = AIThread.objects.create(group=tenant_a.group, agent=tenant_a.agent, user=None)
-        Message.objects.create(group=tenant_a.group, thread=thread, role="user", content="hi",
-                               id=uuid.uuid4())  # fmt: skip
+        Message.objects.create(
+            group=tenant_a.group, thread=thread, role="user", content="hi", id=uuid.uuid4()
+        )
     _, found = selectors.thread_for_member(user=tenant_a.owner, thread_id=thread.pk)
     assert not selectors.may_write(thread=found, user=tenant_a.owner)
     assert selectors.thread_for_member(user=tenant_a.member, thread_id=thread.pk) is None

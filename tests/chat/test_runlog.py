@@ -33,10 +33,16 @@ async def test_runs_in_one_batch_are_stored_in_order_each_in_its_own_group():
     writer = RunLogWriter()
     first, second = event(), event()
     for seq in (1, 2, 3):
-        writer.add(group_id=tenant.group.pk, thread_id=thread.pk,
-                   event={**first, "seq": seq, "text": f"a{seq}"})  # fmt: skip
-        writer.add(group_id=other.group.pk, thread_id=other_thread.pk,
-                   event={**second, "seq": seq, "text": f"b{seq}"})  # fmt: skip
+        writer.add(
+            group_id=tenant.group.pk,
+            thread_id=thread.pk,
+            event={**first, "seq": seq, "text": f"a{seq}"},
+        )
+        writer.add(
+            group_id=other.group.pk,
+            thread_id=other_thread.pk,
+            event={**second, "seq": seq, "text": f"b{seq}"},
+        )
     await writer.sync()
     await writer.close()
 

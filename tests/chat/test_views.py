@@ -31,12 +31,22 @@ def conversation(tenant, *, user=None, title="", question="How long do refunds t
             thread=thread, run_id=uuid.uuid4(), message_id=uuid.uuid4()
         )
         chat_services.assistant_message_finish(
-            message=answer, status=Message.Status.COMPLETE, content=ANSWER, actor=user,
-            tool_calls=[{"id": "c1", "name": "searchKnowledge", "arguments": {}, "ok": True,
-                         "summary": "1 passage found"}],
+            message=answer,
+            status=Message.Status.COMPLETE,
+            content=ANSWER,
+            actor=user,
+            tool_calls=[
+                {
+                    "id": "c1",
+                    "name": "searchKnowledge",
+                    "arguments": {},
+                    "ok": True,
+                    "summary": "1 passage found",
+                }
+            ],
             sources=[{"n": 1, "knowledge_id": 42, "title": "Refund policy", "score": 0.5}],
             usage={},
-        )  # fmt: skip
+        )
     return thread, answer
 
 

@@ -19,9 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(args, tmp_path=None, **env):
     # DATABASE_URL / REDIS_URL are inherited, so the runner starts no servers of its own.
     return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(("body", "code"), [("assert 1 + 1 == 3", 1), ("assert True", 0)])
@@ -29,9 +34,19 @@ def test_the_test_command_exits_with_pytests_code(tmp_path, body, code):
     test_file = tmp_path / "test_sample.py"
     test_file.write_text(f"def test_sample():\n    {body}\n")
     result = run(
-        ["-m", "config.devservers", "test", str(test_file), "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", os.devnull],
-    )  # fmt: skip
+        [
+            "-m",
+            "config.devservers",
+            "test",
+            str(test_file),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+        ],
+    )
     assert result.returncode == code, result.stdout + result.stderr
 
 
@@ -61,9 +76,14 @@ def test_production_settings_pass_check_deploy():
 def test_production_settings_refuse_a_missing_secret_key():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env={**env, "DJANGO_DEBUG": "0"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**env, "DJANGO_DEBUG": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
 
@@ -80,9 +100,11 @@ def test_seed_demo_creates_the_demo_tenant_once(db, settings):
         assert list(Agent.objects.values_list("name", flat=True)) == ["Acme Assistant"]
         # Demo knowledge is queued for the embeddings worker `make run` starts.
         assert sorted(KnowledgeSource.objects.values_list("title", "status")) == [
-            ("Expense claims", "queued"), ("Office hours", "queued"),
-            ("Refund policy", "queued"), ("Travel policy", "queued"),
-        ]  # fmt: skip
+            ("Expense claims", "queued"),
+            ("Office hours", "queued"),
+            ("Refund policy", "queued"),
+            ("Travel policy", "queued"),
+        ]
 
 
 def test_seed_demo_is_off_in_production(db, settings):

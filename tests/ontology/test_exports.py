@@ -32,10 +32,15 @@ def test_plain_text_and_numbers_are_left_alone(value):
 def test_a_formula_in_a_thread_title_reaches_the_audit_csv_as_text(client, tenant_a):
     with group_scope(tenant_a.group):
         thread = AIThread.objects.create(group=tenant_a.group, user=tenant_a.member, title=FORMULA)
-        services.event_record(group=tenant_a.group, type="test.export", actor=tenant_a.member,
-                              target=thread, metadata={"title": FORMULA})  # fmt: skip
+        services.event_record(
+            group=tenant_a.group,
+            type="thread.renamed",
+            actor=tenant_a.member,
+            target=thread,
+            metadata={"title": FORMULA},
+        )
     client.force_login(tenant_a.owner)
-    export = client.get(reverse("audit-export"), {"type": "test.export"})
+    export = client.get(reverse("audit-export"), {"type": "thread.renamed"})
     [row] = list(csv.DictReader(io.StringIO(content(export))))
     assert row["target"] == "'" + FORMULA
     assert json.loads(row["metadata"]) == {"title": FORMULA}  # JSON starts with "{": left alone

@@ -71,9 +71,15 @@ def test_a_nul_in_a_search_is_refused_with_a_sentence(client, tenant_a):
 
 def test_a_nul_in_the_admin_autocomplete_is_refused(client, tenant_a):
     client.force_login(tenant_a.owner)
-    response = client.get(reverse("admin:autocomplete"), {
-        "term": "\x00", "app_label": "agents", "model_name": "agent", "field_name": "group",
-    })  # fmt: skip
+    response = client.get(
+        reverse("admin:autocomplete"),
+        {
+            "term": "\x00",
+            "app_label": "agents",
+            "model_name": "agent",
+            "field_name": "group",
+        },
+    )
     assert response.status_code == 400
 
 

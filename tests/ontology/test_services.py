@@ -56,9 +56,12 @@ def test_a_refused_change_leaves_neither_row_nor_event(tenant_a):
     before = len(events_of(tenant_a.group))
     with pytest.raises(ValidationError) as error:
         services.thing_create(
-            group=tenant_a.group, type="task", name="x", properties={"state": "sleeping"},
+            group=tenant_a.group,
+            type="task",
+            name="x",
+            properties={"state": "sleeping"},
             actor=tenant_a.owner,
-        )  # fmt: skip
+        )
     assert "state" in error.value.message_dict
     assert len(events_of(tenant_a.group)) == before
     with group_scope(tenant_a.group):
@@ -125,18 +128,27 @@ def test_the_last_owner_cannot_be_demoted_or_removed(tenant_a):
 def test_a_connection_cannot_reach_into_another_group(tenant_a, tenant_b):
     with pytest.raises(ValidationError, match="another group"):
         services.connection_create(
-            group=tenant_a.group, type="uses", from_user=tenant_a.member,
-            to_thing=tenant_b.agent, actor=tenant_a.owner,
-        )  # fmt: skip
+            group=tenant_a.group,
+            type="uses",
+            from_user=tenant_a.member,
+            to_thing=tenant_b.agent,
+            actor=tenant_a.owner,
+        )
     with pytest.raises(ValidationError, match="members of the group"):
         services.connection_create(
-            group=tenant_a.group, type="uses", from_user=tenant_b.member,
-            to_thing=tenant_a.agent, actor=tenant_a.owner,
-        )  # fmt: skip
+            group=tenant_a.group,
+            type="uses",
+            from_user=tenant_b.member,
+            to_thing=tenant_a.agent,
+            actor=tenant_a.owner,
+        )
     conn = services.connection_create(
-        group=tenant_a.group, type="uses", from_user=tenant_a.member,
-        to_thing=tenant_a.agent, actor=tenant_a.member,
-    )  # fmt: skip
+        group=tenant_a.group,
+        type="uses",
+        from_user=tenant_a.member,
+        to_thing=tenant_a.agent,
+        actor=tenant_a.member,
+    )
     (event,) = events_of(tenant_a.group, type="connection.created")
     assert event.target_id == str(conn.pk)
 
@@ -154,3 +166,9 @@ def test_only_an_owner_grants_or_removes_the_owner_role(tenant_a):
         services.membership_delete(membership=owner, actor=admin)
     with group_scope(tenant_a.group):
         assert Membership.objects.get(user=tenant_a.owner).role == "owner"
+
+
+def test_an_event_type_outside_the_vocabulary_is_refused(tenant_a):
+    with pytest.raises(ValueError):
+        services.event_record(group=tenant_a.group, type="made.up")
+    assert not events_of(tenant_a.group, type="made.up")

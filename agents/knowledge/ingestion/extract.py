@@ -117,8 +117,27 @@ def _docx_text(raw: bytes, max_chars: int) -> str:
 
 class _HTMLToText(HTMLParser):
     SKIP = {"script", "style", "noscript", "template", "svg", "head"}
-    BLOCKS = {"p", "div", "li", "tr", "br", "section", "article", "blockquote", "pre", "table",
-              "ul", "ol", "dd", "dt", "header", "footer", "main", "nav", "aside"}  # fmt: skip
+    BLOCKS = {
+        "p",
+        "div",
+        "li",
+        "tr",
+        "br",
+        "section",
+        "article",
+        "blockquote",
+        "pre",
+        "table",
+        "ul",
+        "ol",
+        "dd",
+        "dt",
+        "header",
+        "footer",
+        "main",
+        "nav",
+        "aside",
+    }
 
     def __init__(self, max_chars: int | None = None) -> None:
         super().__init__(convert_charrefs=True)
@@ -173,8 +192,10 @@ def _html_text(html: str, max_chars: int) -> str:
     parser.feed(html)
     parser.close()
     text = parser.text.getvalue()
-    lines = [" ".join(line.split()) if not line.startswith("#") else line.strip()
-             for line in text.splitlines()]  # fmt: skip
+    lines = [
+        " ".join(line.split()) if not line.startswith("#") else line.strip()
+        for line in text.splitlines()
+    ]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

@@ -81,10 +81,12 @@ def _chunk(group: Group, source_id: int) -> KnowledgeSource | None:
     try:
         if source.kind == KnowledgeSource.Kind.URL and not source.raw:
             fetch_source(source)
-        text = extract_text(bytes(source.raw), filename=source.filename,
-                            content_type=source.content_type)  # fmt: skip
-        drafts = chunk_text(text, max_tokens=settings.PARLEY_CHUNK_TOKENS,
-                            overlap=settings.PARLEY_CHUNK_OVERLAP)  # fmt: skip
+        text = extract_text(
+            bytes(source.raw), filename=source.filename, content_type=source.content_type
+        )
+        drafts = chunk_text(
+            text, max_tokens=settings.PARLEY_CHUNK_TOKENS, overlap=settings.PARLEY_CHUNK_OVERLAP
+        )
         if not drafts:
             raise UnreadableDocument("No text was found in the document.")
         if len(drafts) > settings.PARLEY_KNOWLEDGE_MAX_CHUNKS:
@@ -101,16 +103,24 @@ def _chunk(group: Group, source_id: int) -> KnowledgeSource | None:
             return source
         Knowledge.objects.filter(source=source).delete()
         Knowledge.objects.bulk_create(
-            Knowledge(group=group, source=source, title=source.title, section=d.section[:500],
-                      content=d.content, position=n, token_count=d.token_count)
+            Knowledge(
+                group=group,
+                source=source,
+                title=source.title,
+                section=d.section[:500],
+                content=d.content,
+                position=n,
+                token_count=d.token_count,
+            )
             for n, d in enumerate(drafts)
-        )  # fmt: skip
+        )
         source.status = KnowledgeSource.Status.EMBEDDING
         source.chunk_count, source.embedded_count = len(drafts), 0
         source.embed_total = len(drafts) * len(models)
         source.updated_at = timezone.now()
-        source.save(update_fields=["status", "chunk_count", "embedded_count", "embed_total",
-                                   "updated_at"])  # fmt: skip
+        source.save(
+            update_fields=["status", "chunk_count", "embedded_count", "embed_total", "updated_at"]
+        )
     logger.info("knowledge source %s: %d chunks", source_id, len(drafts))
     return source
 
@@ -124,10 +134,15 @@ def _embed_source(
     for model in models:
         try:
             outcome = _embed_missing(
-                group, model, Knowledge.objects.filter(source=source), source=source,
-                total=total, models=models, on_progress=on_progress,
+                group,
+                model,
+                Knowledge.objects.filter(source=source),
+                source=source,
+                total=total,
+                models=models,
+                on_progress=on_progress,
                 user_id=source.created_by_id,
-            )  # fmt: skip
+            )
         except QuotaExceeded as refusal:  # no embedding call is made over the budget
             return source_fail(source=source, reason=str(refusal))
         except ProviderError as error:
@@ -145,8 +160,13 @@ def _embed_source(
     with transaction.atomic():
         updated = KnowledgeSource.objects.filter(
             pk=source.pk, status=KnowledgeSource.Status.EMBEDDING
-        ).update(status=KnowledgeSource.Status.READY, embedded_count=total, embed_total=total,
-                 error="", updated_at=timezone.now())  # fmt: skip
+        ).update(
+            status=KnowledgeSource.Status.READY,
+            embedded_count=total,
+            embed_total=total,
+            error="",
+            updated_at=timezone.now(),
+        )
     if not updated:
         return KnowledgeSource.objects.filter(pk=source.pk).first()
     logger.info("knowledge source %s: ready", source.pk)
@@ -155,10 +175,16 @@ def _embed_source(
 
 
 def _embed_missing(
-    group: Group, model: str, chunks, *, source: KnowledgeSource | None = None,
-    total: int = 0, models: Sequence[str] = (), on_progress: Progress | None = None,
+    group: Group,
+    model: str,
+    chunks,
+    *,
+    source: KnowledgeSource | None = None,
+    total: int = 0,
+    models: Sequence[str] = (),
+    on_progress: Progress | None = None,
     user_id: int | None = None,
-) -> int | None:  # fmt: skip
+) -> int | None:
     """Embed, batch by batch, every chunk of `chunks` with no `model` vector yet.
 
     Returns how many were embedded, or None when the source was deleted meanwhile.
@@ -168,16 +194,17 @@ def _embed_missing(
     done = 0
     while True:
         batch = list(
-            chunks.exclude(embeddings__model=model).order_by("id")
+            chunks.exclude(embeddings__model=model)
+            .order_by("id")
             .only("id", "source_id", "title", "section", "content")[:size]
-        )  # fmt: skip
+        )
         if not batch:
             return done
-        texts = [embedding_text(title=c.title, section=c.section, content=c.content)
-                 for c in batch]  # fmt: skip
+        texts = [embedding_text(title=c.title, section=c.section, content=c.content) for c in batch]
         call = embedding_call(group=group, embedder=embedder, user_id=user_id)
-        with metered(call, hold=embedding_hold(embedder, texts),
-                     prices=lambda: embedding_prices(embedder)):  # fmt: skip
+        with metered(
+            call, hold=embedding_hold(embedder, texts), prices=lambda: embedding_prices(embedder)
+        ):
             result = embedder.embed(texts)
             call.usage = Usage(input_tokens=result.input_tokens)
             # Named by its batch: a redelivered job that embeds it again writes one row.
@@ -188,11 +215,18 @@ def _embed_missing(
                 ):
                     return None
                 KnowledgeEmbedding.objects.bulk_create(
-                    [KnowledgeEmbedding(group=group, source_id=c.source_id, chunk=c, model=model,
-                                        embedding=vector)
-                     for c, vector in zip(batch, result.vectors, strict=True)],
+                    [
+                        KnowledgeEmbedding(
+                            group=group,
+                            source_id=c.source_id,
+                            chunk=c,
+                            model=model,
+                            embedding=vector,
+                        )
+                        for c, vector in zip(batch, result.vectors, strict=True)
+                    ],
                     ignore_conflicts=True,
-                )  # fmt: skip
+                )
                 call.record(prices=embedding_prices(embedder))
                 if source is not None:
                     embedded = KnowledgeEmbedding.objects.filter(
@@ -203,8 +237,9 @@ def _embed_missing(
                     )
         done += len(batch)
         if source is not None:
-            logger.info("knowledge source %s: %d/%d embedded (%s)", source.pk, embedded, total,
-                        model)  # fmt: skip
+            logger.info(
+                "knowledge source %s: %d/%d embedded (%s)", source.pk, embedded, total, model
+            )
         if on_progress is not None:
             on_progress(len(batch))
 

@@ -88,9 +88,13 @@ def _embedder(
         logger.warning("group %s: cannot embed with %s (%s)", group.pk, model, error.code)
         return None, None
     call = embedding_call(
-        group=group, embedder=embedder, user_id=who.user_id, agent_id=who.agent_id,
-        thread_id=who.thread_id, run_id=who.run_id,
-    )  # fmt: skip
+        group=group,
+        embedder=embedder,
+        user_id=who.user_id,
+        agent_id=who.agent_id,
+        thread_id=who.thread_id,
+        run_id=who.run_id,
+    )
     hold = embedding_hold(embedder, [query])
     try:
         if hold is not None:
@@ -102,18 +106,27 @@ def _embedder(
 
 
 def _search(
-    group: Group, query: str, top_k: int, embedder: Embedder | None, call: MeteredCall | None,
-    result: EmbeddingResult | None, source_ids: Sequence[int] | None, mode: str,
-) -> list[Hit]:  # fmt: skip
+    group: Group,
+    query: str,
+    top_k: int,
+    embedder: Embedder | None,
+    call: MeteredCall | None,
+    result: EmbeddingResult | None,
+    source_ids: Sequence[int] | None,
+    mode: str,
+) -> list[Hit]:
     if call is not None:
         call.usage = Usage(input_tokens=result.input_tokens if result else 0)
         call.record(prices=embedding_prices(embedder))
     return search_chunks(
-        group=group, query=query, top_k=top_k,
+        group=group,
+        query=query,
+        top_k=top_k,
         vector=result.vectors[0] if result else None,
         model=embedder.model if embedder else None,
-        source_ids=source_ids, mode=mode,
-    )  # fmt: skip
+        source_ids=source_ids,
+        mode=mode,
+    )
 
 
 def retrieve(
@@ -157,6 +170,4 @@ async def aretrieve(
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
             call.fail(failure.code)
-    return await db_call(_search)(
-        group, query, top_k, embedder, call, result, source_ids, mode
-    )
+    return await db_call(_search)(group, query, top_k, embedder, call, result, source_ids, mode)

@@ -84,8 +84,13 @@ class Embedder:
         started = time.monotonic()
         model = _local_model()
         with _encode_lock:
-            vectors = model.encode(texts, batch_size=32, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
+            vectors = model.encode(
+                texts,
+                batch_size=32,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
             encoded = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
             tokens = sum(len(ids) for ids in encoded["input_ids"])
         return EmbeddingResult(vectors.tolist(), tokens, _ms_since(started))
@@ -133,10 +138,16 @@ def embedding_call(
 ) -> MeteredCall:
     """The ledger's view of one embedding call (billing.metering)."""
     return MeteredCall(
-        group=group, purpose=AICall.Purpose.EMBEDDING, provider=embedder.info.provider,
-        model=embedder.model, call_id=call_id, user_id=user_id, agent_id=agent_id,
-        thread_id=thread_id, run_id=run_id,
-    )  # fmt: skip
+        group=group,
+        purpose=AICall.Purpose.EMBEDDING,
+        provider=embedder.info.provider,
+        model=embedder.model,
+        call_id=call_id,
+        user_id=user_id,
+        agent_id=agent_id,
+        thread_id=thread_id,
+        run_id=run_id,
+    )
 
 
 def embedding_hold(embedder: Embedder, texts: list[str]) -> Hold | None:

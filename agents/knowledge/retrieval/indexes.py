@@ -97,9 +97,10 @@ def _prune_unused_models(group: Group) -> None:
     """Drop vectors of models nothing asks for any more, once the group's own model serves."""
     wanted = set(wanted_models(group))
     ready = set(
-        EmbeddingIndex.objects.filter(status=EmbeddingIndex.Status.READY)
-        .values_list("model", flat=True)
-    )  # fmt: skip
+        EmbeddingIndex.objects.filter(status=EmbeddingIndex.Status.READY).values_list(
+            "model", flat=True
+        )
+    )
     if group_embedding_model(group) not in ready:
         return
     unused = list(EmbeddingIndex.objects.exclude(model__in=wanted).values_list("model", flat=True))

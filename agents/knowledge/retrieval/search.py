@@ -78,8 +78,12 @@ def search_chunks(
     words = any_word_query(query) if mode != "vector" else ""
     if not use_vector and not words:
         return []
-    params: dict = {"group": group.pk, "candidates": candidates, "top_k": top_k,
-                    "rrf_k": settings.PARLEY_RETRIEVAL_RRF_K}  # fmt: skip
+    params: dict = {
+        "group": group.pk,
+        "candidates": candidates,
+        "top_k": top_k,
+        "rrf_k": settings.PARLEY_RETRIEVAL_RRF_K,
+    }
     only_sources = ""
     if source_ids:
         params["sources"] = list(source_ids)

@@ -53,19 +53,28 @@ class Command(BaseCommand):
         parser.add_argument("--model", help="Embedding model (default: the group's).")
         parser.add_argument("--json", action="store_true", help="Also print the figures as JSON.")
 
-    def handle(self, *args, questions, group=None, corpus=None, k=5, model=None, json=False,
-               **options):  # fmt: skip
+    def handle(
+        self, *args, questions, group=None, corpus=None, k=5, model=None, json=False, **options
+    ):
         labelled = self._read(Path(questions))
         if model and catalog.get_embedding_model(model) is None:
             raise CommandError(f"Unknown embedding model {model!r}.")
         if corpus:
             target = ontology_services.group_create(
-                name="Retrieval evaluation", slug=f"eval-{secrets.token_hex(4)}", actor=None,
+                name="Retrieval evaluation",
+                slug=f"eval-{secrets.token_hex(4)}",
+                actor=None,
                 properties={"embeddingModel": model} if model else {},
-            )  # fmt: skip
+            )
             try:
-                call_command("ingest_knowledge", corpus, "--group", target.slug,
-                             stdout=StringIO(), stderr=StringIO())  # fmt: skip
+                call_command(
+                    "ingest_knowledge",
+                    corpus,
+                    "--group",
+                    target.slug,
+                    stdout=StringIO(),
+                    stderr=StringIO(),
+                )
                 report = self._evaluate(target, labelled, k, model)
             finally:
                 ontology_services.group_delete(group=target, actor=None)
@@ -76,8 +85,10 @@ class Command(BaseCommand):
             report = self._evaluate(target, labelled, k, model)
         self.stdout.write(f"{'path':<9} {'recall@' + str(k):>9} {'MRR':>6}  questions")
         for mode, figures in report.items():
-            self.stdout.write(f"{mode:<9} {figures[f'recall@{k}']:>9.3f} {figures['mrr']:>6.3f}"
-                              f"  {figures['questions']}")  # fmt: skip
+            self.stdout.write(
+                f"{mode:<9} {figures[f'recall@{k}']:>9.3f} {figures['mrr']:>6.3f}"
+                f"  {figures['questions']}"
+            )
         if json:
             self.stdout.write(_dumps(report))
 
@@ -108,24 +119,31 @@ class Command(BaseCommand):
         embedder = embedder_for(group=group, model=serving)
         questions = [question for question, _ in labelled]
         call = embedding_call(group=group, embedder=embedder)
-        with metered(call, hold=embedding_hold(embedder, questions),
-                     prices=lambda: embedding_prices(embedder)):  # fmt: skip
+        with metered(
+            call,
+            hold=embedding_hold(embedder, questions),
+            prices=lambda: embedding_prices(embedder),
+        ):
             embedded = embedder.embed(questions)
             call.usage = Usage(input_tokens=embedded.input_tokens)
         report = {}
         for mode in MODES:
             recall = reciprocal = 0.0
             for (question, relevant), vector in zip(labelled, embedded.vectors, strict=True):
-                hits = search_chunks(group=group, query=question, top_k=k, vector=vector,
-                                     model=serving, mode=mode)  # fmt: skip
+                hits = search_chunks(
+                    group=group, query=question, top_k=k, vector=vector, model=serving, mode=mode
+                )
                 ranked = list(dict.fromkeys(hit.source_id for hit in hits))
                 found = [n for n, pk in enumerate(ranked, 1) if sources.get(pk, set()) & relevant]
                 matched = {name for pk in ranked for name in sources.get(pk, set()) & relevant}
                 recall += min(1.0, len(matched) / len(relevant))
                 reciprocal += 1 / found[0] if found else 0.0
             count = len(labelled)
-            report[mode] = {f"recall@{k}": round(recall / count, 4),
-                            "mrr": round(reciprocal / count, 4), "questions": count}  # fmt: skip
+            report[mode] = {
+                f"recall@{k}": round(recall / count, 4),
+                "mrr": round(reciprocal / count, 4),
+                "questions": count,
+            }
         return report
 
 

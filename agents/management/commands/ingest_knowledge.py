@@ -22,8 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("folder")
         parser.add_argument("--group", required=True, help="The group's slug.")
         parser.add_argument("--user", help="Username recorded as the uploader (audit trail).")
-        parser.add_argument("--queue", action="store_true",
-                            help="Leave the work to the Celery embeddings queue.")  # fmt: skip
+        parser.add_argument(
+            "--queue", action="store_true", help="Leave the work to the Celery embeddings queue."
+        )
 
     def handle(self, *args, folder, group, user=None, queue=False, **options):
         root = Path(folder)
@@ -72,8 +73,9 @@ class Command(BaseCommand):
                     failed += 1
                     continue
                 try:
-                    done = knowledge.source_process(group=group, source_id=source.pk,
-                                                    on_progress=bar.update)  # fmt: skip
+                    done = knowledge.source_process(
+                        group=group, source_id=source.pk, on_progress=bar.update
+                    )
                 except ProviderError as error:
                     done = knowledge.source_fail(source=source, reason=error.message)
                 if done is not None and done.status == "failed":

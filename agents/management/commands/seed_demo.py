@@ -93,17 +93,23 @@ class Command(BaseCommand):
                 user = User.objects.filter(username=email).first()
                 if user is None:
                     user = User.objects.create_user(
-                        username=email, email=email, password=pw,
-                        display_name=display_name, is_staff=staff,
-                    )  # fmt: skip
+                        username=email,
+                        email=email,
+                        password=pw,
+                        display_name=display_name,
+                        is_staff=staff,
+                    )
                 if not Membership.objects.filter(user=user).exists():
                     services.membership_create(group=group, user=user, role=role, actor=None)
             if not Agent.objects.exists():
                 provider, model = demo_model()
                 services.thing_create(
-                    group=group, type=Thing.Type.AGENT, name="Acme Assistant",
-                    properties={**DEMO_AGENT, "provider": provider, "model": model}, actor=None,
-                )  # fmt: skip
+                    group=group,
+                    type=Thing.Type.AGENT,
+                    name="Acme Assistant",
+                    properties={**DEMO_AGENT, "provider": provider, "model": model},
+                    actor=None,
+                )
             if not KnowledgeSource.objects.exists():
                 # Ingested by the worker `make run` starts (local embeddings, no network).
                 for title, content in DEMO_KNOWLEDGE:

@@ -34,5 +34,8 @@ class Command(BaseCommand):
             done = days
             for one in days:
                 services.usage_rollup_day(day=one)
-        self.stdout.write(f"Rolled up {len(done)} day(s): {done[0]} to {done[-1]}." if done else
-                          "Nothing to roll up.")  # fmt: skip
+        self.stdout.write(
+            f"Rolled up {len(done)} day(s): {done[0]} to {done[-1]}."
+            if done
+            else "Nothing to roll up."
+        )

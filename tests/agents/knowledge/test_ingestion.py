@@ -38,9 +38,11 @@ def make_pdf(pages: list[str]) -> bytes:
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode()}\nendstream")
         content = len(objects)
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-                       f"/Resources << /Font << /F1 {len(pages) * 2 + 3} 0 R >> >> "
-                       f"/Contents {content} 0 R >>")  # fmt: skip
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            f"/Resources << /Font << /F1 {len(pages) * 2 + 3} 0 R >> >> "
+            f"/Contents {content} 0 R >>"
+        )
         kids.append(f"{len(objects)} 0 R")
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>"
     objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
@@ -65,10 +67,11 @@ def process(tenant, source):
 
 def test_a_pdf_is_read_page_by_page_and_cited_by_page(tenant_a):
     pdf = make_pdf(["The warranty lasts two years.", "Returns need the original receipt."])
-    (source, created), = knowledge.source_add_files(
-        group=tenant_a.group, files=[upload("policy.pdf", pdf, "application/pdf")],
+    ((source, created),) = knowledge.source_add_files(
+        group=tenant_a.group,
+        files=[upload("policy.pdf", pdf, "application/pdf")],
         actor=tenant_a.owner,
-    )  # fmt: skip
+    )
     assert created and source.title == "policy"
     source = process(tenant_a, source)
     assert (source.status, source.chunk_count, source.error) == ("ready", 2, "")
@@ -77,10 +80,11 @@ def test_a_pdf_is_read_page_by_page_and_cited_by_page(tenant_a):
 
 
 def test_an_unreadable_pdf_fails_with_the_reason_and_leaves_no_chunks(tenant_a):
-    (source, _), = knowledge.source_add_files(
-        group=tenant_a.group, files=[upload("broken.pdf", b"%PDF-1.4\nthis is not a pdf")],
+    ((source, _),) = knowledge.source_add_files(
+        group=tenant_a.group,
+        files=[upload("broken.pdf", b"%PDF-1.4\nthis is not a pdf")],
         actor=tenant_a.owner,
-    )  # fmt: skip
+    )
     source = process(tenant_a, source)
     assert source.status == "failed"
     assert source.error.startswith("The PDF could not be read")
@@ -94,9 +98,9 @@ def test_an_unreadable_pdf_fails_with_the_reason_and_leaves_no_chunks(tenant_a):
 
 
 def test_a_scanned_pdf_without_text_says_so(tenant_a):
-    (source, _), = knowledge.source_add_files(
+    ((source, _),) = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("scan.pdf", make_pdf([""]))], actor=None
-    )  # fmt: skip
+    )
     assert "no extractable text" in process(tenant_a, source).error
 
 
@@ -131,9 +135,11 @@ def paragraph(text: str, style: str = "", listed: bool = False) -> str:
 
 def test_a_word_document_keeps_its_headings_lists_and_tables_and_is_cited_by_section(tenant_a):
     # Style ids are the document's own (a German Word writes "berschrift1"); names decide.
-    styles = ('<w:style w:type="paragraph" w:styleId="berschrift1"><w:name w:val="heading 1"/>'
-              '</w:style><w:style w:type="paragraph" w:styleId="H2"><w:name w:val="Heading 2"/>'
-              "</w:style>")  # fmt: skip
+    styles = (
+        '<w:style w:type="paragraph" w:styleId="berschrift1"><w:name w:val="heading 1"/>'
+        '</w:style><w:style w:type="paragraph" w:styleId="H2"><w:name w:val="Heading 2"/>'
+        "</w:style>"
+    )
     body = (
         paragraph("Travel policy", "berschrift1")
         + paragraph("Hotels", "H2")
@@ -144,10 +150,11 @@ def test_a_word_document_keeps_its_headings_lists_and_tables_and_is_cited_by_sec
         "</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>180 EUR</w:t></w:r></w:p></w:tc></w:tr>"
         "</w:tbl>" + "<w:p><w:r><w:delText>Deleted in review.</w:delText></w:r></w:p>"
     )
-    (source, _), = knowledge.source_add_files(
-        group=tenant_a.group, actor=tenant_a.owner,
+    ((source, _),) = knowledge.source_add_files(
+        group=tenant_a.group,
+        actor=tenant_a.owner,
         files=[upload("travel.docx", make_docx(body, styles=styles))],
-    )  # fmt: skip
+    )
     source = process(tenant_a, source)
     assert (source.status, source.error) == ("ready", "")
     with group_scope(tenant_a.group):
@@ -161,15 +168,19 @@ def test_a_word_document_keeps_its_headings_lists_and_tables_and_is_cited_by_sec
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"PK not really a zip", "not a Word document"),
-     (make_docx(paragraph("&lol;"), doctype='<!DOCTYPE w:document [<!ENTITY lol "lol">]>'),
-      "XML declarations Word never writes"),
-     (make_docx(""), "has no text")],
-)  # fmt: skip
+    [
+        (b"PK not really a zip", "not a Word document"),
+        (
+            make_docx(paragraph("&lol;"), doctype='<!DOCTYPE w:document [<!ENTITY lol "lol">]>'),
+            "XML declarations Word never writes",
+        ),
+        (make_docx(""), "has no text"),
+    ],
+)
 def test_a_bad_word_document_fails_with_the_reason(tenant_a, data, reason):
-    (source, _), = knowledge.source_add_files(
+    ((source, _),) = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("bad.docx", data)], actor=None
-    )  # fmt: skip
+    )
     source = process(tenant_a, source)
     assert source.status == "failed" and reason in source.error
 
@@ -177,8 +188,11 @@ def test_a_bad_word_document_fails_with_the_reason(tenant_a, data, reason):
 def test_limits_refuse_the_whole_upload_with_one_message_per_file(tenant_a, settings):
     settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES = 100
     settings.PARLEY_KNOWLEDGE_MAX_FILES = 3
-    files = [upload("ok.md", b"# Fine\nSmall."), upload("big.txt", b"x" * 101),
-             upload("slides.pptx", b"PK..")]  # fmt: skip
+    files = [
+        upload("ok.md", b"# Fine\nSmall."),
+        upload("big.txt", b"x" * 101),
+        upload("slides.pptx", b"PK.."),
+    ]
     with pytest.raises(ValidationError) as problem:
         knowledge.source_add_files(group=tenant_a.group, files=files, actor=tenant_a.owner)
     messages = problem.value.messages
@@ -203,9 +217,9 @@ def test_the_same_content_again_is_recognised_not_duplicated(tenant_a):
     again, created_again = knowledge.source_add_text(
         group=tenant_a.group, title="Refunds (copy)", text="30 days.", actor=None
     )
-    (as_file, created_file), = knowledge.source_add_files(
+    ((as_file, created_file),) = knowledge.source_add_files(
         group=tenant_a.group, files=[upload("refunds.txt", b"30 days.")], actor=None
-    )  # fmt: skip
+    )
     assert (created, created_again, created_file) == (True, False, False)
     assert again.pk == as_file.pk == first.pk
     with group_scope(tenant_a.group):
@@ -255,8 +269,13 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
     # An uncommitted vector for chunk 3 makes the worker's insert of its second batch wait.
     db = connection.settings_dict
     url = f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "PARLEY_EMBEDDING_BATCH_SIZE": "2",
-           "DATABASE_POOL": "0", "DJANGO_SETTINGS_MODULE": "config.settings"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PARLEY_EMBEDDING_BATCH_SIZE": "2",
+        "DATABASE_POOL": "0",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
     blocker = psycopg.connect(url)
     blocker.execute(
         "INSERT INTO agents_knowledgeembedding (group_id, source_id, chunk_id, model, embedding) "
@@ -264,12 +283,17 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
         [tenant_a.group.pk, source.pk, chunks[2].pk, "[" + ",".join(["0.1"] * 384) + "]"],
     )
     worker = subprocess.Popen(
-        [sys.executable, "-c",
-         "import django; django.setup(); from agents.knowledge.tasks import ingest_source; "
-         f"ingest_source(group_id={tenant_a.group.pk}, source_id={source.pk})"],
-        cwd=ROOT, env=env,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from agents.knowledge.tasks import ingest_source; "
+            f"ingest_source(group_id={tenant_a.group.pk}, source_id={source.pk})",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in worker.stderr:  # the worker logs each committed batch
             if f"knowledge source {source.pk}: 2/6 embedded" in line:
@@ -295,9 +319,12 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicates_after_the_retry(tenant_a
 @pytest.mark.django_db(transaction=True)
 def test_the_embeddings_queue_worker_ingests_a_source(tenant_a, celery_worker):
     source, _ = knowledge.source_add_text(
-        group=tenant_a.group, title="Lunch", text="Lunch is served at noon.", actor=None,
+        group=tenant_a.group,
+        title="Lunch",
+        text="Lunch is served at noon.",
+        actor=None,
         queue=False,
-    )  # fmt: skip
+    )
     result = ingest_source.delay(group_id=tenant_a.group.pk, source_id=source.pk)
     assert result.get(timeout=120) == "ready"
     assert retrieve(group=tenant_a.group, query="When do we eat?", top_k=1)[0].title == "Lunch"
@@ -310,8 +337,10 @@ class _Pages(BaseHTTPRequestHandler):
             self.send_header("Location", "/guide.html")
             self.end_headers()
             return
-        body = (b"<html><head><title>Visitor guide</title></head><body><h1>Visitors</h1>"
-                b"<p>Visitors sign in at the front desk.</p></body></html>")  # fmt: skip
+        body = (
+            b"<html><head><title>Visitor guide</title></head><body><h1>Visitors</h1>"
+            b"<p>Visitors sign in at the front desk.</p></body></html>"
+        )
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.end_headers()
@@ -335,9 +364,9 @@ def test_urls_are_stored_then_fetched_by_the_job_and_private_hosts_refused(
     tenant_a, web_server, settings
 ):
     settings.PARLEY_ALLOW_PRIVATE_BASE_URLS = False
-    (source, _), = knowledge.source_add_urls(
+    ((source, _),) = knowledge.source_add_urls(
         group=tenant_a.group, urls=[f"{web_server}/moved"], actor=None
-    )  # fmt: skip
+    )
     refused = process(tenant_a, source)
     assert refused.status == "failed" and "private or local" in refused.error
 
@@ -379,9 +408,9 @@ def test_a_url_is_fetched_from_the_address_that_was_checked_never_a_second_answe
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.setattr(socket, "create_connection", connect)
-    (source, _), = knowledge.source_add_urls(
+    ((source, _),) = knowledge.source_add_urls(
         group=tenant_a.group, urls=[f"http://rebinding.example:{port}/guide.html"], actor=None
-    )  # fmt: skip
+    )
     failed = process(tenant_a, source)
     assert failed.status == "failed" and "could not be fetched" in failed.error
     assert tried == ["93.184.216.34"]
@@ -404,8 +433,9 @@ def test_the_folder_command_ingests_supported_files_with_progress(tenant_a, tmp_
     assert "logo.png" in out.getvalue()  # skipped, and said so
     with group_scope(tenant_a.group):
         assert sorted(KnowledgeSource.objects.values_list("title", "status")) == [
-            ("FAQ", "ready"), ("hours", "ready")
-        ]  # fmt: skip
+            ("FAQ", "ready"),
+            ("hours", "ready"),
+        ]
     call_command("ingest_knowledge", str(tmp_path), "--group", "alpha", stdout=out, stderr=err)
     assert "0 added, 2 already there" in out.getvalue()
 
@@ -413,8 +443,16 @@ def test_the_folder_command_ingests_supported_files_with_progress(tenant_a, tmp_
 def test_eval_retrieval_reports_recall_and_mrr_for_each_path(tenant_a, tmp_path):
     sample = ROOT / "bench" / "retrieval_eval"
     out = StringIO()
-    call_command("eval_retrieval", str(sample / "questions.jsonl"), "--corpus",
-                 str(sample / "docs"), "--k", "5", "--json", stdout=out)  # fmt: skip
+    call_command(
+        "eval_retrieval",
+        str(sample / "questions.jsonl"),
+        "--corpus",
+        str(sample / "docs"),
+        "--k",
+        "5",
+        "--json",
+        stdout=out,
+    )
     report = json.loads(out.getvalue().strip().splitlines()[-1])
     assert set(report) == {"vector", "keyword", "hybrid"}
     assert report["hybrid"]["questions"] >= 20

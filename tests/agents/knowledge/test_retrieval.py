@@ -51,9 +51,11 @@ def test_chunks_keep_their_heading_path_and_overlap():
 
 
 def test_html_headings_become_sections_and_scripts_are_dropped():
-    html = (b"<html><head><title>Guide</title><script>var x=1;</script></head><body>"
-            b"<h1>Guide</h1><h2>Parking</h2><p>Use bay C.</p><h2>Lunch</h2><p>Noon.</p>"
-            b"</body></html>")  # fmt: skip
+    html = (
+        b"<html><head><title>Guide</title><script>var x=1;</script></head><body>"
+        b"<h1>Guide</h1><h2>Parking</h2><p>Use bay C.</p><h2>Lunch</h2><p>Noon.</p>"
+        b"</body></html>"
+    )
     text = extract_text(html, filename="guide.html")
     assert [c.section for c in chunk_text(text, max_tokens=50, overlap=5)] == [
         "Guide > Parking",
@@ -124,8 +126,9 @@ def test_a_selected_source_filter_never_starves_the_results(tenant_a, settings):
         cursor.execute("SET enable_seqscan = off")
         cursor.execute("SET enable_bitmapscan = off")
     try:
-        hits = retrieve(group=tenant_a.group, query="dogs", top_k=2, mode="vector",
-                        source_ids=[chosen.pk])  # fmt: skip
+        hits = retrieve(
+            group=tenant_a.group, query="dogs", top_k=2, mode="vector", source_ids=[chosen.pk]
+        )
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET enable_seqscan")
@@ -147,8 +150,9 @@ def test_vector_queries_use_the_models_own_hnsw_index(tenant_a):
     assert index_name(model) in plan
     for info in catalog.embedding_models():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s",
-                           [index_name(info.model)])  # fmt: skip
+            cursor.execute(
+                "SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(info.model)]
+            )
             assert cursor.fetchone(), f"no HNSW index for {info.model}"
 
 
@@ -156,8 +160,9 @@ def test_vector_queries_use_the_models_own_hnsw_index(tenant_a):
 def hosted(sim, settings, tenant_a):
     """OpenAI's embeddings API, served by the simulator, with a platform key."""
     settings.PARLEY_PROVIDER_BASE_URLS = {
-        **settings.PARLEY_PROVIDER_BASE_URLS, "openai": sim.openai_base_url,
-    }  # fmt: skip
+        **settings.PARLEY_PROVIDER_BASE_URLS,
+        "openai": sim.openai_base_url,
+    }
     settings.PARLEY_PROVIDER_API_KEYS = {**settings.PARLEY_PROVIDER_API_KEYS, "openai": "sk-test"}
     return sim
 
@@ -166,8 +171,9 @@ def test_hosted_embeddings_are_batched_stored_at_their_dimension_and_billed(
     hosted, tenant_a, settings
 ):
     settings.PARLEY_EMBEDDING_BATCH_SIZE = 2
-    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
-                                  actor=tenant_a.owner)  # fmt: skip
+    knowledge.embedding_model_set(
+        group=tenant_a.group, model="text-embedding-3-small", actor=tenant_a.owner
+    )
     source = ingest_text(tenant_a.group, "Handbook", HANDBOOK)
 
     assert source.status == "ready"
@@ -193,8 +199,9 @@ def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hoste
     Over the budget none is made; the source fails with the reason, and a retry once the
     budget allows it embeds, its holds settled."""
     set_plan(tenant_a.group.plan, monthly_budget=Decimal("0"))
-    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
-                                  actor=tenant_a.owner)  # fmt: skip
+    knowledge.embedding_model_set(
+        group=tenant_a.group, model="text-embedding-3-small", actor=tenant_a.owner
+    )
     refused = ingest_text(tenant_a.group, "Handbook", HANDBOOK)
 
     assert refused.status == "failed" and "budget is used up" in refused.error
@@ -214,8 +221,9 @@ def test_no_embedding_call_is_made_over_the_budget_and_the_source_says_why(hoste
 
 
 def test_over_the_budget_a_search_goes_on_by_keywords_and_calls_no_provider(hosted, tenant_a):
-    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
-                                  actor=tenant_a.owner)  # fmt: skip
+    knowledge.embedding_model_set(
+        group=tenant_a.group, model="text-embedding-3-small", actor=tenant_a.owner
+    )
     ingest_text(tenant_a.group, "Handbook", HANDBOOK)
     hosted.clear()
     retrieve(group=tenant_a.group, query="hotels travel portal", top_k=1)
@@ -235,8 +243,9 @@ def test_a_new_model_is_built_in_the_background_while_the_old_one_serves(hosted,
     ingest_text(tenant_a.group, "Bikes", BIKES)
     assert serving_model(tenant_a.group, "all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
 
-    knowledge.embedding_model_set(group=tenant_a.group, model="text-embedding-3-small",
-                                  actor=tenant_a.owner)  # fmt: skip
+    knowledge.embedding_model_set(
+        group=tenant_a.group, model="text-embedding-3-small", actor=tenant_a.owner
+    )
     # Not built yet: the old vectors answer, by meaning.
     assert serving_model(tenant_a.group, "text-embedding-3-small") == "all-MiniLM-L6-v2"
     hits = retrieve(group=tenant_a.group, query="May I bring my puppy?", top_k=1, mode="vector")
@@ -257,11 +266,13 @@ def test_an_agent_keeps_its_own_model_alongside_the_groups(hosted, tenant_a):
     from ontology import services
 
     services.thing_update(
-        thing=tenant_a.agent, actor=tenant_a.owner,
+        thing=tenant_a.agent,
+        actor=tenant_a.owner,
         properties={**tenant_a.agent.properties, "embeddingModel": "text-embedding-3-small"},
-    )  # fmt: skip
+    )
     source = ingest_text(tenant_a.group, "Pets", PETS)
     with group_scope(tenant_a.group):
-        assert sorted(KnowledgeEmbedding.objects.filter(source=source).values_list(
-            "model", flat=True)) == ["all-MiniLM-L6-v2", "text-embedding-3-small"]  # fmt: skip
+        assert sorted(
+            KnowledgeEmbedding.objects.filter(source=source).values_list("model", flat=True)
+        ) == ["all-MiniLM-L6-v2", "text-embedding-3-small"]
     assert source.embedded_count == source.embed_total == 2

@@ -61,9 +61,9 @@ def test_knowledge_page_uploads_past_the_limit_get_429_and_store_nothing(client,
 
 @pytest.mark.usefixtures("upload_limits")
 def test_retrying_a_source_counts_as_an_upload(client, tenant_a):
-    (broken, _), = knowledge.source_add_files(
+    ((broken, _),) = knowledge.source_add_files(
         group=tenant_a.group, files=[SimpleUploadedFile("x.pdf", b"not a pdf")], actor=None
-    )  # fmt: skip
+    )
     client.force_login(tenant_a.owner)
     client.post(reverse("knowledge-list"), pasted("One"))
     knowledge.source_process(group=tenant_a.group, source_id=broken.pk)
@@ -96,9 +96,9 @@ def too_much(limit: int) -> str:
 
 
 def ingest(tenant, name: str, data: bytes) -> KnowledgeSource:
-    (source, _), = knowledge.source_add_files(
+    ((source, _),) = knowledge.source_add_files(
         group=tenant.group, files=[SimpleUploadedFile(name, data)], actor=None
-    )  # fmt: skip
+    )
     return knowledge.source_process(group=tenant.group, source_id=source.pk)
 
 
@@ -115,10 +115,12 @@ def test_a_word_document_over_the_text_bound_is_refused_while_it_is_read(tenant_
 
 @pytest.mark.parametrize(
     ("name", "data"),
-    [("long.txt", b"word " * 300),
-     ("long.html", b"<p>word word</p>" * 150),
-     ("long.pdf", make_pdf(["word " * 60] * 5))],
-)  # fmt: skip
+    [
+        ("long.txt", b"word " * 300),
+        ("long.html", b"<p>word word</p>" * 150),
+        ("long.pdf", make_pdf(["word " * 60] * 5)),
+    ],
+)
 def test_every_format_is_held_to_the_same_text_bound(tenant_a, settings, name, data):
     settings.PARLEY_KNOWLEDGE_MAX_TEXT_CHARS = 1000
     source = ingest(tenant_a, name, data)
@@ -154,8 +156,9 @@ def test_a_utf16_document_declaring_entities_is_refused_and_nothing_expands(tena
     )
     source = ingest(tenant_a, "laugh.docx", utf16_docx(document))
     assert (source.status, source.error) == (
-        "failed", "The Word document contains XML declarations Word never writes."
-    )  # fmt: skip
+        "failed",
+        "The Word document contains XML declarations Word never writes.",
+    )
     with group_scope(tenant_a.group):
         assert not Knowledge.objects.filter(content__contains="haha").exists()
     plain = document.replace(f'<!DOCTYPE w:document [<!ENTITY lol "{laugh}">]>', "")

@@ -18,11 +18,18 @@ def owner(client, tenant_a, tenant_b):
 
 
 def test_an_admin_uploads_files_and_sees_them_queued(owner, tenant_a):
-    response = owner.post(reverse("knowledge-list"), {
-        "files": [SimpleUploadedFile("faq.md", b"# FAQ\nThe wifi password is on the fridge."),
-                  SimpleUploadedFile("hours.txt", b"Open 8 to 6.")],
-        "text_title": "", "text": "", "urls": "",
-    })  # fmt: skip
+    response = owner.post(
+        reverse("knowledge-list"),
+        {
+            "files": [
+                SimpleUploadedFile("faq.md", b"# FAQ\nThe wifi password is on the fridge."),
+                SimpleUploadedFile("hours.txt", b"Open 8 to 6."),
+            ],
+            "text_title": "",
+            "text": "",
+            "urls": "",
+        },
+    )
     assert response.status_code == 302
     with group_scope(tenant_a.group):
         titles = set(KnowledgeSource.objects.values_list("title", flat=True))
@@ -33,16 +40,22 @@ def test_an_admin_uploads_files_and_sees_them_queued(owner, tenant_a):
     status = owner.get(reverse("knowledge-status")).json()
     assert status["busy"] is True
     assert {(s["title"], s["status"], s["progress"]) for s in status["sources"]} == {
-        ("FAQ", "queued", 0), ("hours", "queued", 0)
-    }  # fmt: skip
+        ("FAQ", "queued", 0),
+        ("hours", "queued", 0),
+    }
 
 
 def test_a_bad_upload_is_refused_with_the_reason_and_nothing_stored(owner, tenant_a, settings):
     settings.PARLEY_KNOWLEDGE_MAX_FILE_BYTES = 5
-    response = owner.post(reverse("knowledge-list"), {
-        "files": [SimpleUploadedFile("long.txt", b"far too long")], "text_title": "",
-        "text": "Some text without a title", "urls": "",
-    })  # fmt: skip
+    response = owner.post(
+        reverse("knowledge-list"),
+        {
+            "files": [SimpleUploadedFile("long.txt", b"far too long")],
+            "text_title": "",
+            "text": "Some text without a title",
+            "urls": "",
+        },
+    )
     assert response.status_code == 400
     form = response.context["add_form"]
     assert "long.txt" in form.errors["files"][0]
@@ -89,9 +102,9 @@ def test_an_admin_deletes_a_source_and_retries_a_failed_one(owner, tenant_a):
     assert response.status_code == 302
     with group_scope(tenant_a.group):
         assert not KnowledgeSource.objects.exists()
-    (broken, _), = knowledge.source_add_files(
+    ((broken, _),) = knowledge.source_add_files(
         group=tenant_a.group, files=[SimpleUploadedFile("x.pdf", b"not a pdf")], actor=None
-    )  # fmt: skip
+    )
     knowledge.source_process(group=tenant_a.group, source_id=broken.pk)
     page = owner.get(reverse("knowledge-source", args=[broken.pk]))
     assert b"The PDF could not be read" in page.content and b"Retry" in page.content
@@ -113,8 +126,9 @@ def test_a_long_source_list_comes_in_pages_and_the_poll_asks_for_one(owner, tena
     from agents.knowledge.views import SOURCES_PER_PAGE
 
     for n in range(SOURCES_PER_PAGE + 3):
-        knowledge.source_add_text(group=tenant_a.group, title=f"Note {n}", text=f"Note {n}.",
-                                  actor=None, queue=False)  # fmt: skip
+        knowledge.source_add_text(
+            group=tenant_a.group, title=f"Note {n}", text=f"Note {n}.", actor=None, queue=False
+        )
     theirs, _ = knowledge.source_add_text(
         group=tenant_b.group, title="Theirs", text="Not yours.", actor=None, queue=False
     )
