@@ -34,6 +34,18 @@ from agents.engine.context import (
 )
 from agents.engine.conversation import USER, Answer, AnswerStatus, Conversation
 from agents.engine.deltas import DeltaFrames
+from agents.engine.events import (
+    Delta,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+    RunStopped,
+    Sources,
+    ToolFinished,
+    ToolStarted,
+    wire,
+)
 from agents.knowledge.retrieval import Who, agent_embedding_model, aretrieve
 from agents.providers import (
     ChatMessage,
@@ -165,11 +177,9 @@ class AgentRun:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    async def emit(self, event_type: str, **payload: Any) -> None:
+    async def emit(self, event: RunEvent) -> None:
         self._seq += 1
-        await self.sink.emit(
-            {"type": event_type, "run_id": str(self.run_id), "seq": self._seq, **payload}
-        )
+        await self.sink.emit(wire(event, run_id=str(self.run_id), seq=self._seq))
 
     # --- the loop ----------------------------------------------------------------
 
@@ -182,7 +192,7 @@ class AgentRun:
             logger.exception("run %s could not start", self.run_id)
             return await self._fail_before_start("internal")
         setup = self.setup
-        await self.emit("run.started", message_id=str(self.message_id))
+        await self.emit(RunStarted(message_id=str(self.message_id)))
         if setup.error_code:
             return await self._finish(AnswerStatus.ERROR, setup.error_code)
         try:
@@ -191,7 +201,7 @@ class AgentRun:
             logger.exception("run %s: knowledge search failed; answering without it", self.run_id)
         if setup.passages:
             self._sources = [self._source_item(p) for p in setup.passages]
-            await self.emit("sources", items=self._sources)
+            await self.emit(Sources(items=self._sources))
         try:
             status, error_code = await self._loop(setup)
         except Exception:
@@ -352,7 +362,7 @@ class AgentRun:
         async def send(text: str) -> None:
             texts.append(text)
             self._text.append(text)
-            await self.emit("delta", text=text)
+            await self.emit(Delta(text=text))
             self._write_placeholder()
 
         frames = DeltaFrames(send, interval=settings.PARLEY_STREAM_FRAME_MS / 1000, lock=emitting)
@@ -447,10 +457,11 @@ class AgentRun:
         """Run one turn's tool calls; None when a stop arrived before they finished."""
         for call in calls:
             await self.emit(
-                "tool.started",
-                call_id=call.id,
-                name=call.name,
-                arguments=_parse_arguments(call.arguments),
+                ToolStarted(
+                    call_id=call.id,
+                    name=call.name,
+                    arguments=_parse_arguments(call.arguments),
+                )
             )
         work = asyncio.create_task(run_tool_calls(calls, tool_run))
         stop_waiter = asyncio.create_task(self._stop.wait())
@@ -474,11 +485,12 @@ class AgentRun:
                 }
             )
             await self.emit(
-                "tool.finished",
-                call_id=outcome.call.id,
-                name=outcome.call.name,
-                ok=outcome.ok,
-                summary=outcome.summary,
+                ToolFinished(
+                    call_id=outcome.call.id,
+                    name=outcome.call.name,
+                    ok=outcome.ok,
+                    summary=outcome.summary,
+                )
             )
         return outcomes
 
@@ -492,7 +504,7 @@ class AgentRun:
             passage["n"] = start + offset
         new = [self._source_item(p) for p in results]
         self._sources += new
-        await self.emit("sources", items=new)
+        await self.emit(Sources(items=new))
 
     @staticmethod
     def _source_item(passage: dict[str, Any]) -> dict[str, Any]:
@@ -604,19 +616,21 @@ class AgentRun:
         self.ended = True
         if status == AnswerStatus.COMPLETE:
             await self.emit(
-                "run.completed",
-                message_id=str(message.pk),
-                usage={"input": totals.input_tokens, "output": totals.output_tokens},
-                cost=str(cost),
+                RunCompleted(
+                    message_id=str(message.pk),
+                    usage={"input": totals.input_tokens, "output": totals.output_tokens},
+                    cost=str(cost),
+                )
             )
         elif status == AnswerStatus.STOPPED:
-            await self.emit("run.stopped", message_id=str(message.pk))
+            await self.emit(RunStopped(message_id=str(message.pk)))
         else:
             await self.emit(
-                "error",
-                code=error_code,
-                message=sentence_for(error_code),
-                message_id=str(message.pk),
+                RunFailed(
+                    code=error_code,
+                    message=sentence_for(error_code),
+                    message_id=str(message.pk),
+                )
             )
         return RunResult(
             self.run_id,
@@ -659,7 +673,7 @@ class AgentRun:
 
     async def _fail_before_start(self, code: str) -> RunResult:
         self.ended = True
-        await self.emit("error", code=code, message=sentence_for(code))
+        await self.emit(RunFailed(code=code, message=sentence_for(code)))
         return RunResult(self.run_id, None, AnswerStatus.ERROR, "", 0, 0, Decimal(0), code)
 
 
