@@ -24,8 +24,8 @@ from chat import selectors, services
 from chat.fanout import broadcast, local_fanout, process_origin, thread_group
 from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
 from chat.models import Message
-from chat.runs import Busy, active_run_id, registry
-from ontology.db_async import db_call, io_call
+from chat.runs import FINAL_EVENTS, Busy, registry
+from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.scoping import group_scope
 
@@ -215,7 +215,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self._resume(frame.after_seq)
 
     async def _resume(self, after_seq: int) -> None:
-        run_id = await io_call(active_run_id)(self.thread.pk)
+        run_id = await registry().follow(self.thread.pk)
         if run_id is None:
             run_id = await db_call(selectors.latest_run_id)(thread=self.thread)
         if run_id is None:
@@ -252,6 +252,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             last = self.sent[run_id] = 0
         if event["seq"] > last + 1:
             await self._fill_gap(run_id, last, event["seq"])
+            if event["seq"] > self.sent[run_id] + 1 and event["type"] not in FINAL_EVENTS:
+                return  # the log is further behind: this event comes from it with the gap
         await self._forward(event)
 
     async def _forward(self, event: dict[str, Any]) -> None:
@@ -263,15 +265,16 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await self.send_json(event)
 
     async def _fill_gap(self, run_id: str, last: int, upto: int) -> None:
-        """Events this client missed (it resumed, or fell behind): read them from the log."""
-        for _ in range(GAP_WAITS):
+        """Events this client missed (it resumed, or fell behind), read from the log, as far as
+        they follow on without a hole: a client never gets an event past one it lacks."""
+        for attempt in range(GAP_WAITS):
             missing = await db_call(selectors.run_events)(
                 thread=self.thread, run_id=run_id, after_seq=last, before_seq=upto
             )
-            if len(missing) == upto - last - 1:
-                for event in missing:
-                    await self._forward(event)
-                return
+            if len(missing) == upto - last - 1 or attempt + 1 == GAP_WAITS:
+                break
             await asyncio.sleep(GAP_WAIT_SECONDS)
         for event in missing:
+            if event["seq"] != self.sent[run_id] + 1:
+                return
             await self._forward(event)

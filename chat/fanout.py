@@ -84,9 +84,15 @@ class RemotePublisher:
         self._remote = True
 
     def may_have_listeners(self) -> bool:
-        """As last looked, or yes when that is over REMOTE_CHECK_SECONDS old (the next
-        `send` looks again): a stream with no tab elsewhere queues nothing for one."""
+        """Whether to queue an event for other processes: as last looked, or yes once that is
+        REMOTE_CHECK_SECONDS old (the next `send` looks again) or a tab elsewhere has said it
+        joined: a stream with no tab elsewhere queues nothing for one."""
         return self._remote or time.monotonic() - self._checked_at >= REMOTE_CHECK_SECONDS
+
+    def listener_joined(self) -> None:
+        """A tab in another process follows the thread now: queue from here on, look again."""
+        self._remote = True
+        self._checked_at = float("-inf")
 
     async def send(self, events: list[dict[str, Any]]) -> None:
         if events and await self._has_remote_listeners():
@@ -96,8 +102,11 @@ class RemotePublisher:
             )
 
     async def _has_remote_listeners(self) -> bool:
+        """A yes stands for REMOTE_CHECK_SECONDS; a no is looked at again on every send. A no
+        only spares queuing, and an event queued all the same (a run's last) must reach a tab
+        that joined since: one whose resume read the log before this look is in the group."""
         now = time.monotonic()
-        if now - self._checked_at >= REMOTE_CHECK_SECONDS:
+        if not self._remote or now - self._checked_at >= REMOTE_CHECK_SECONDS:
             self._checked_at = now
             self._remote = await self._look()
         return self._remote

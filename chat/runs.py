@@ -127,6 +127,10 @@ class EventLog:
         elif self._publisher is None:
             self._publisher = asyncio.create_task(self._publish_soon())
 
+    def listener_joined(self) -> None:
+        """A tab in another process resumed this run: publish to it from the next event on."""
+        self.remote.listener_joined()
+
     async def _publish_soon(self) -> None:
         await asyncio.sleep(PUBLISH_SECONDS)
         self._publisher = None
@@ -216,6 +220,22 @@ class RunRegistry:
         run_id, channel = holder
         await self.layer.send(channel, {"type": "run.stop", "thread_id": thread_id,
                                         "run_id": run_id})  # fmt: skip
+
+    async def follow(self, thread_id: int) -> str | None:
+        """The run streaming on the thread now, if any. When it streams in another process,
+        that process hears that a tab here follows it, and publishes to this process from
+        its next event on rather than from its next look (REMOTE_CHECK_SECONDS)."""
+        holder = await io_call(_lock_holder)(thread_id)
+        if holder is None:
+            return None
+        run_id, channel = holder
+        if channel and channel != self._control_channel:
+            try:
+                listen = {"type": "run.listen", "thread_id": thread_id, "run_id": run_id}
+                await self.layer.send(channel, listen)
+            except Exception:  # the run still reaches this tab, from its process's next look
+                logger.exception("could not tell run %s that a tab follows it", run_id)
+        return run_id
 
     async def _drive(self, run: AgentRun, thread: AIThread) -> None:
         ended = asyncio.Event()
@@ -319,10 +339,13 @@ class RunRegistry:
             message = await self.layer.receive(self._control_channel)
             if message.get("type") == CLOSE:
                 return
+            run = self.runs.get(message.get("thread_id"))
+            if run is None or str(run.run_id) != message.get("run_id"):
+                continue
             if message.get("type") == "run.stop":
-                run = self.runs.get(message.get("thread_id"))
-                if run is not None and str(run.run_id) == message.get("run_id"):
-                    run.stop()
+                run.stop()
+            elif message.get("type") == "run.listen":
+                run.sink.listener_joined()
 
     async def _sweep_loop(self) -> None:
         while not self._closing.is_set():

@@ -1,8 +1,8 @@
 """Browser tests: a real daphne process serving the test database, driven by Debian's Chromium.
 
-The server is a subprocess started like production (`daphne config.asgi:application`),
-pointed at the test database, the test Redis and the session's provider simulator; the
-test process's Celery worker runs its tool calls. Tests that use it need committed data:
+The server is a subprocess started like production (tests/servers.py), pointed at the test
+database, the test Redis and the session's provider simulator; the test process's Celery
+worker runs its tool calls. Tests that use it need committed data:
 mark them `django_db(transaction=True)`.
 """
 
@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import global_settings, settings
+from django.conf import global_settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from config.devservers import free_port
+from tests.servers import daphne_servers
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -47,26 +39,6 @@ def chromium_path() -> str:
     return path
 
 
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    user, password = quote(db["USER"], safe=""), quote(db["PASSWORD"], safe="")
-    return f"postgres://{user}:{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited early:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)  # the process is still starting; not test synchronisation
-    raise RuntimeError(f"daphne did not answer within 60 s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(autouse=True)
 def _server_password_hashing(settings):
     """The server process verifies passwords with the production hashers, not the tests' MD5."""
@@ -76,38 +48,8 @@ def _server_password_hashing(settings):
 @pytest.fixture(scope="session")
 def parley_url(django_db_setup, simulator, celery_worker) -> Iterator[str]:
     """Base URL of a daphne subprocess serving the test database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "1",
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "PARLEY_SIMULATOR_URL": simulator.url,
-        "PARLEY_RETRY_BASE_DELAY": "0.01",
-        "PARLEY_RETRY_MAX_DELAY": "0.05",
-        # Every test logs in from 127.0.0.1; production's per-address limit would trip.
-        "PARLEY_RATE_LOGIN_IP": "10000/m",
-        "PARLEY_RATE_LOGIN_USERNAME": "10000/m",
-    }
-    log = Path(tempfile.mkstemp(prefix="parley-daphne-", suffix=".log")[1])
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "config.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, process, log)
+    with daphne_servers(1, simulator_url=simulator.url) as (url,):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print("DAPHNE LOG", log)
 
 
 @pytest.fixture(scope="package")

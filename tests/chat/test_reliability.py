@@ -1,18 +1,35 @@
 """What a user sees when things go wrong around a run: a finishing write the database refuses,
 and a reconnect that lands on another daphne process. Synchronised on frames, never on sleeps."""
 
+import asyncio
+import json
 from contextlib import asynccontextmanager
 
+import aiohttp
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import connection
 
 from billing.models import AICall
+from chat import services as chat_services
 from chat.models import Message, RunEvent
 from chat.runs import active_run_id
-from ontology.models import Event
+from ontology import services
+from ontology.models import Event, Thing
 from ontology.scoping import group_scope
-from tests.chat.test_consumers import chat_setup, connect, frames_until, send, seqs, text_of
+from tests.chat.test_consumers import (
+    TIMEOUT,
+    chat_setup,
+    connect,
+    frames_until,
+    send,
+    seqs,
+    session_cookie,
+    text_of,
+)
+from tests.conftest import make_tenant, set_plan
+from tests.servers import daphne_servers
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -129,3 +146,133 @@ async def test_a_final_event_the_log_cannot_take_still_ends_the_run_for_every_ta
     assert await logged() == seqs(frames)  # written once the database took it again
     for client in (tab, other):
         await client.disconnect()
+
+
+# --- a reconnect that lands on another process ------------------------------------------------
+
+RESUME_MODEL = "sim-gpt@slow;ttft_ms=0;tps=50;words=60"
+
+
+@pytest.fixture(scope="module")
+def two_processes(django_db_setup, simulator):
+    """Two daphne processes on one database and Redis; each token is (about) its own delta,
+    so a disconnect can be placed almost anywhere in a run."""
+    with daphne_servers(
+        2, simulator_url=simulator.url, env={"PARLEY_STREAM_FRAME_MS": "0"}
+    ) as urls:
+        yield urls
+
+
+@database_sync_to_async
+def threads_for_one_member(count: int):
+    """Titled threads: no title call runs on after an answer, into the next test's flush."""
+    set_plan("free", message_rate_user="1000/d", message_rate_group="1000/d")
+    tenant = make_tenant("acme")
+    agent = services.thing_create(
+        group=tenant.group,
+        type=Thing.Type.AGENT,
+        name="Chat agent",
+        actor=tenant.owner,
+        properties={"provider": "simulator", "model": RESUME_MODEL},
+    )
+    with group_scope(tenant.group):
+        threads = [
+            chat_services.thread_create(
+                group=tenant.group, agent=agent, user=tenant.member, title="A story"
+            )
+            for _ in range(count)
+        ]
+    return tenant, threads
+
+
+class Socket:
+    """An outside protocol client's socket, opened on one daphne process."""
+
+    def __init__(self, websocket: aiohttp.ClientWebSocketResponse) -> None:
+        self.websocket = websocket
+
+    @classmethod
+    async def open(cls, session, url: str, thread_id: int, cookie: str) -> "Socket":
+        websocket = await session.ws_connect(
+            url.replace("http://", "ws://") + f"/ws/threads/{thread_id}/",
+            origin=url,
+            headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"},
+        )
+        return cls(websocket)
+
+    async def send(self, **frame) -> None:
+        await self.websocket.send_str(json.dumps(frame))
+
+    async def run_frames(self, until) -> list[dict]:
+        """The run's frames (those with a seq) until `until(frames)` holds, or as far as they
+        came when nothing more arrives within TIMEOUT."""
+        frames: list[dict] = []
+        while not frames or not until(frames):
+            try:
+                message = await asyncio.wait_for(self.websocket.receive(), TIMEOUT)
+            except TimeoutError:
+                return frames
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            frame = json.loads(message.data)
+            assert "seq" in frame or frame["type"] != "error", frame
+            if "seq" in frame:
+                frames.append(frame)
+        return frames
+
+    async def close(self) -> None:
+        await self.websocket.close()
+
+
+def ended(frames) -> bool:
+    return frames[-1]["type"] in ("run.completed", "run.stopped", "error")
+
+
+async def test_a_reconnect_to_another_process_resumes_exactly_at_any_point_of_a_run(
+    two_processes,
+):
+    """A client sends on process A, drops its socket once it has a given share of the answer,
+    reconnects to process B and resumes after the last seq it had: it must get every later
+    event once, in order, through run.completed, wherever it dropped, the run's last 250 ms
+    (about the last 60 characters, at 50 tokens a second) and its very last delta included."""
+    here, there = two_processes
+    tenant, threads = await threads_for_one_member(16)
+    cookie = await session_cookie(tenant.member)
+    async with aiohttp.ClientSession() as session:
+        reference = await Socket.open(session, here, threads[0].pk, cookie)
+        await reference.send(type="message.send", content="Tell me a story")
+        whole = await reference.run_frames(ended)
+        await reference.close()
+        assert whole[-1]["type"] == "run.completed"
+        answer = text_of(whole)  # the same question on each thread: the same answer
+        size = len(answer)
+        points = sorted(
+            {1, size // 4, size // 2, size * 3 // 4, size * 9 // 10}
+            | {size - left for left in (60, 45, 30, 20, 12, 6, 0)}
+        )
+
+        async def reconnect_after(thread, point: int) -> tuple[int, list[dict], list[dict]]:
+            first = await Socket.open(session, here, thread.pk, cookie)
+            await first.send(type="message.send", content="Tell me a story")
+            before = await first.run_frames(lambda frames: len(text_of(frames)) >= point)
+            await first.close()
+            second = await Socket.open(session, there, thread.pk, cookie)
+            await second.send(type="stream.resume", after_seq=before[-1]["seq"])
+            after = await second.run_frames(ended)
+            await second.close()
+            return point, before, after
+
+        outcomes = await asyncio.gather(
+            *(reconnect_after(thread, p) for thread, p in zip(threads[1:], points, strict=False))
+        )
+    for point, before, _ in outcomes:
+        assert before[-1]["type"] == "delta", f"dropped after {point} characters"
+    wrong = {
+        point: (seqs(before)[-1], seqs(after)[:1], after[-1:], len(after))
+        for point, before, after in outcomes
+        if not after
+        or after[-1]["type"] != "run.completed"
+        or seqs(before) + seqs(after) != list(range(1, after[-1]["seq"] + 1))
+        or text_of(before) + text_of(after) != answer
+    }
+    # dropped after n characters: (last seq it had, first seq resumed, last frame, how many)
+    assert not wrong, f"{size} characters, {len(whole)} events in the reference run: {wrong}"
