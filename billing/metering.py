@@ -9,8 +9,8 @@ call, when it is used up); leaving writes its one ledger row, priced as of now, 
 settles the hold in the same transaction, whatever the call's end: an exception inside
 the block is metered as a failure with its `code`. A caller that must write the row
 inside its own transaction calls `call.record(...)` there; leaving then writes nothing
-more. `ametered` is the same for the event loop: its two database steps run on the
-request pool (ontology.db_async).
+more. `async with metered(...)` is the same on the event loop: its two database steps
+run on the request pool (ontology.db_async).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 
 from billing.models import AICall
 from billing.pricing import Prices
@@ -155,31 +154,26 @@ def _leave(call: MeteredCall, prices: Callable[[], Prices], error: BaseException
         logger.exception("the ledger row of call %s could not be written", call.id)
 
 
-@contextmanager
-def metered(
-    call: MeteredCall, *, prices: Callable[[], Prices], hold: Hold | None = None
-) -> Iterator[MeteredCall]:
-    _enter(call, hold)
-    error: BaseException | None = None
-    try:
-        yield call
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        _leave(call, prices, error)
+class metered:
+    """Hold the call's budget on entering, write its ledger row on leaving (see the module
+    docstring). `with` in sync code; `async with` on the event loop, where the two database
+    steps run on the request pool."""
 
+    def __init__(
+        self, call: MeteredCall, *, prices: Callable[[], Prices], hold: Hold | None = None
+    ) -> None:
+        self.call, self.prices, self.hold = call, prices, hold
 
-@asynccontextmanager
-async def ametered(
-    call: MeteredCall, *, prices: Callable[[], Prices], hold: Hold | None = None
-) -> AsyncIterator[MeteredCall]:
-    await db_call(_enter)(call, hold)
-    error: BaseException | None = None
-    try:
-        yield call
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        await db_call(_leave)(call, prices, error)
+    def __enter__(self) -> MeteredCall:
+        _enter(self.call, self.hold)
+        return self.call
+
+    def __exit__(self, kind, error, traceback) -> None:
+        _leave(self.call, self.prices, error)
+
+    async def __aenter__(self) -> MeteredCall:
+        await db_call(_enter)(self.call, self.hold)
+        return self.call
+
+    async def __aexit__(self, kind, error, traceback) -> None:
+        await db_call(_leave)(self.call, self.prices, error)

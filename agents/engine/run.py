@@ -66,7 +66,7 @@ from agents.text import storable_text
 from agents.tokens import count_tokens
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
-from billing.metering import Hold, MeteredCall, ametered, settle
+from billing.metering import Hold, MeteredCall, metered, settle
 from billing.models import AICall
 from billing.pricing import Prices
 from billing.services import LedgerEntry, QuotaExceeded, Usage
@@ -334,7 +334,7 @@ class AgentRun:
             attempt=attempt,
         )
         try:
-            async with ametered(
+            async with metered(
                 call, hold=self._hold(info, request), prices=lambda: self._price(info)
             ):
                 self._calls.append(call)

@@ -36,7 +36,7 @@ from agents.providers import (
     UsageReport,
     chat_provider,
 )
-from billing.metering import MeteredCall, ametered
+from billing.metering import MeteredCall, metered
 from billing.models import AICall
 from billing.services import QuotaExceeded
 from ontology.db_async import db_call
@@ -127,7 +127,7 @@ async def _call(
     )
     result, reported, texts = CallResult(), UsageReport(), []
     hold = (catalog.list_prices(info), worst_case(request))
-    async with ametered(call, hold=hold, prices=lambda: catalog.prices_for(info)):
+    async with metered(call, hold=hold, prices=lambda: catalog.prices_for(info)):
         try:
             async for event in chat_provider(prepared.choice.endpoint).stream(request):
                 result.streamed = True
