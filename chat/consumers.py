@@ -144,9 +144,11 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         def save_question():
             with group_scope(self.group):
                 return services.message_create_user(
-                    thread=self.thread, user=self.user, content=frame.content,
+                    thread=self.thread,
+                    user=self.user,
+                    content=frame.content,
                     client_id=frame.client_id,
-                )  # fmt: skip
+                )
 
         await self._start(save_question, client_id=frame.client_id)
 

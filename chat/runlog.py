@@ -60,9 +60,15 @@ class RunLogWriter:
         # A delta's text is already clean (the engine stores it as the answer too).
         payload = event if event["type"] == "delta" else storable(event)
         self._rows.append(
-            {"group_id": group_id, "thread_id": thread_id, "run_id": event["run_id"],
-             "seq": event["seq"], "type": event["type"], "payload": payload}
-        )  # fmt: skip
+            {
+                "group_id": group_id,
+                "thread_id": thread_id,
+                "run_id": event["run_id"],
+                "seq": event["seq"],
+                "type": event["type"],
+                "payload": payload,
+            }
+        )
         self._waiting.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())

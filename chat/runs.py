@@ -33,6 +33,7 @@ from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
 from ontology.db_async import db_call, io_call
+from ontology.events import EventType
 from ontology.loops import PerLoop
 from ontology.models import Group, User
 from ontology.scoping import group_scope, scopes_disabled
@@ -218,8 +219,9 @@ class RunRegistry:
         if holder is None or not holder[1]:
             return  # nothing streams on the thread
         run_id, channel = holder
-        await self.layer.send(channel, {"type": "run.stop", "thread_id": thread_id,
-                                        "run_id": run_id})  # fmt: skip
+        await self.layer.send(
+            channel, {"type": "run.stop", "thread_id": thread_id, "run_id": run_id}
+        )
 
     async def follow(self, thread_id: int) -> str | None:
         """The run streaming on the thread now, if any. When it streams in another process,
@@ -370,9 +372,13 @@ async def propose_title(*, group: Group, thread: AIThread, user: User | None) ->
         return ""
     question, answer = exchange
     return await generate_title(
-        group=group, thread_id=thread.pk, agent_id=thread.agent_id, question=question,
-        answer=answer, user=user,
-    )  # fmt: skip
+        group=group,
+        thread_id=thread.pk,
+        agent_id=thread.agent_id,
+        question=question,
+        answer=answer,
+        user=user,
+    )
 
 
 def _release_lock(thread_id: int, lock: str) -> None:
@@ -439,9 +445,11 @@ def mark_interrupted_runs(*, stale_after: timedelta = STALE_AFTER) -> int:
             )
             if updated:
                 event_record(
-                    group=message.group, type="ai_response_interrupted", target=message,
+                    group=message.group,
+                    type=EventType.ANSWER_INTERRUPTED,
+                    target=message,
                     metadata={"thread_id": message.thread_id, "run_id": str(message.run_id)},
-                )  # fmt: skip
+                )
                 count += updated
         cache.delete(_lock_key(message.thread_id))
     return count

@@ -78,10 +78,21 @@ def daphne_servers(
             log = Path(tempfile.mkstemp(prefix="parley-daphne-", suffix=".log")[1])
             with log.open("w") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                     "config.asgi:application"],
-                    cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "daphne",
+                        "-b",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "config.asgi:application",
+                    ],
+                    cwd=ROOT,
+                    env=environment,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             servers.append((f"http://127.0.0.1:{port}", process, log))
         for url, process, log in servers:
             _wait_until_serving(url, process, log)
