@@ -276,3 +276,22 @@ async def test_a_reconnect_to_another_process_resumes_exactly_at_any_point_of_a_
     }
     # dropped after n characters: (last seq it had, first seq resumed, last frame, how many)
     assert not wrong, f"{size} characters, {len(whole)} events in the reference run: {wrong}"
+
+
+async def test_a_frame_over_a_megabyte_closes_the_socket_with_1009_and_a_reason(two_processes):
+    tenant, (thread,) = await threads_for_one_member(1)
+    cookie = await session_cookie(tenant.member)
+    async with aiohttp.ClientSession() as session:
+        tab = await Socket.open(session, two_processes[0], thread.pk, cookie)
+        await tab.send(type="message.send", content="x" * 20_000_000)
+        closing = await asyncio.wait_for(tab.websocket.receive(), TIMEOUT)
+        assert closing.type == aiohttp.WSMsgType.CLOSE, closing
+        assert closing.data == 1009 and "exceeds payload limit" in closing.extra
+        await tab.close()
+
+    @database_sync_to_async
+    def questions():
+        with group_scope(tenant.group):
+            return Message.objects.count()
+
+    assert await questions() == 0
