@@ -22,7 +22,18 @@ from django.core.exceptions import ValidationError
 from billing.ratelimits import RateLimited, message_rate_limited
 from chat import selectors, services
 from chat.fanout import broadcast, local_fanout, process_origin, thread_group
-from chat.frames import FrameError, Regenerate, Resume, SendMessage, StopRun, parse_frame
+from chat.frames import (
+    ErrorFrame,
+    FrameError,
+    MessageCreated,
+    MessageReplaced,
+    Regenerate,
+    Resume,
+    SendMessage,
+    StopRun,
+    parse_frame,
+    to_wire,
+)
 from chat.models import Message
 from chat.runs import FINAL_EVENTS, Busy, registry
 from ontology.db_async import db_call
@@ -113,8 +124,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             event = await self.inbox.get()
             await self._handle(event)
 
-    async def error(self, code: str, message: str, **extra: Any) -> None:
-        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+    async def error(self, code: str, message: str, *, retry_after: int | None = None) -> None:
+        await self.send_json(to_wire(ErrorFrame(code, message, retry_after)))
 
     async def send_json(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload, ensure_ascii=False))
@@ -198,10 +209,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.error(ErrorCode.INVALID, " ".join(problem.messages))
             return
         if message.status == Message.Status.REPLACED:
-            event = {"type": "message.replaced", "message_id": str(message.pk)}
+            event = to_wire(MessageReplaced(message_id=str(message.pk)))
         else:
             payload = {**selectors.message_payload(message), "client_id": client_id}
-            event = {"type": "message.created", "message": payload}
+            event = to_wire(MessageCreated(message=payload))
         await broadcast(self.thread.pk, event)
 
     async def on_resume(self, frame: Resume) -> None:

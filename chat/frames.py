@@ -1,4 +1,5 @@
-"""Client frames of the chat WebSocket protocol, validated before anything acts on them."""
+"""The chat WebSocket's frames (docs/protocol.md): what clients send, validated before
+anything acts on them, and what the socket sends besides a run's own (agents.engine.events)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ontology.errors import ErrorCode, sentence_for
 
@@ -103,3 +104,41 @@ def _field(data: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise FrameError(ErrorCode.BAD_FRAME, f"`{name}` has the wrong type.")
     return value
+
+
+# --- Frames the socket sends (a run's own frames are agents.engine.events) -----------------
+
+
+@dataclass(frozen=True)
+class MessageCreated:
+    type: ClassVar[str] = "message.created"
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MessageReplaced:
+    type: ClassVar[str] = "message.replaced"
+    message_id: str
+
+
+@dataclass(frozen=True)
+class ThreadUpdated:
+    type: ClassVar[str] = "thread.updated"
+    thread: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ErrorFrame:
+    """A refusal of what this socket asked for (a run's own failure is RunFailed)."""
+
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    retry_after: int | None = None
+
+
+ServerFrame = MessageCreated | MessageReplaced | ThreadUpdated | ErrorFrame
+
+
+def to_wire(frame: ServerFrame) -> dict[str, Any]:
+    return {"type": frame.type, **{k: v for k, v in vars(frame).items() if v is not None}}

@@ -30,6 +30,7 @@ from agents.engine.titles import generate_title
 from chat import selectors, services
 from chat.conversation import ThreadConversation
 from chat.fanout import RemotePublisher, broadcast, local_fanout
+from chat.frames import ThreadUpdated, to_wire
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
 from ontology.db_async import db_call, io_call
@@ -274,9 +275,7 @@ class RunRegistry:
         except Exception:
             logger.exception("could not title thread %s", thread.pk)
             return
-        await broadcast(
-            thread.pk, {"type": "thread.updated", "thread": {"id": thread.pk, "title": title}}
-        )
+        await broadcast(thread.pk, to_wire(ThreadUpdated(thread={"id": thread.pk, "title": title})))
 
     async def _heartbeat(self, run: AgentRun, thread_id: int, ended: asyncio.Event) -> None:
         while True:
