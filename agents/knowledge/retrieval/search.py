@@ -53,6 +53,69 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
 
 
+def _vector_path(model: str, only_sources: str) -> str:
+    return f"""
+        vector_hits AS MATERIALIZED (
+            SELECT e.chunk_id,
+                   {indexes.vector_expression(model, "e.embedding")}
+                     <=> %(vector)s::{indexes.query_cast(model)} AS distance
+            FROM agents_knowledgeembedding e
+            WHERE e.model = {indexes.model_literal(model)} AND e.group_id = %(group)s
+                  {only_sources.format(alias="e")}
+            ORDER BY distance
+            LIMIT %(candidates)s
+        ),
+        vector_ranked AS (
+            SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank
+            FROM vector_hits
+        )"""  # noqa: S608 - fixed fragments and a catalog-checked model; values are bound
+
+
+def _keyword_path(match: str, only_sources: str) -> str:
+    return f"""
+        keyword_hits AS MATERIALIZED (
+            SELECT k.id AS chunk_id,
+                   ts_rank_cd(k.search_vector, any_words)
+                     + CASE WHEN k.search_vector @@ web THEN 1 ELSE 0 END AS relevance
+            FROM agents_knowledge k,
+                 to_tsquery('english', %(words)s) any_words,
+                 websearch_to_tsquery('english', %(text)s) web
+            WHERE k.group_id = %(group)s AND k.search_vector @@ {match}
+                  {only_sources.format(alias="k")}
+            ORDER BY relevance DESC, k.id
+            LIMIT %(candidates)s
+        ),
+        keyword_ranked AS (
+            SELECT chunk_id, row_number() OVER (ORDER BY relevance DESC, chunk_id) AS rank
+            FROM keyword_hits
+        )"""  # noqa: S608
+
+
+def _fused(parts: list[str], ranked: list[str]) -> str:
+    """Reciprocal-rank fusion of the paths' ranks, then the best chunks of the group."""
+    union = " UNION ALL ".join(
+        f"SELECT chunk_id, rank, '{name}' AS path FROM {name}"  # noqa: S608
+        for name in ranked
+    )
+    return f"""
+        WITH {",".join(parts)},
+        fused AS (
+            SELECT chunk_id,
+                   sum(1.0 / (%(rrf_k)s + rank)) AS score,
+                   min(rank) FILTER (WHERE path = 'vector_ranked') AS vector_rank,
+                   min(rank) FILTER (WHERE path = 'keyword_ranked') AS keyword_rank
+            FROM ({union}) ranks
+            GROUP BY chunk_id
+        )
+        SELECT k.id, k.source_id, k.title, k.section, k.content, f.score,
+               f.vector_rank, f.keyword_rank
+        FROM fused f JOIN agents_knowledge k ON k.id = f.chunk_id
+        WHERE k.group_id = %(group)s
+        ORDER BY f.score DESC, k.id
+        LIMIT %(top_k)s
+    """  # noqa: S608
+
+
 def search_chunks(
     *,
     group: Group,
@@ -91,64 +154,12 @@ def search_chunks(
     parts, ranked = [], []
     if use_vector:
         params["vector"] = vector_literal(vector)
-        parts.append(f"""
-        vector_hits AS MATERIALIZED (
-            SELECT e.chunk_id,
-                   {indexes.vector_expression(model, "e.embedding")}
-                     <=> %(vector)s::{indexes.query_cast(model)} AS distance
-            FROM agents_knowledgeembedding e
-            WHERE e.model = {indexes.model_literal(model)} AND e.group_id = %(group)s
-                  {only_sources.format(alias="e")}
-            ORDER BY distance
-            LIMIT %(candidates)s
-        ),
-        vector_ranked AS (
-            SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank
-            FROM vector_hits
-        )""")  # noqa: S608 - fixed fragments and a catalog-checked model; values are bound
+        parts.append(_vector_path(model, only_sources))
         ranked.append("vector_ranked")
     if words:
         params["words"], params["text"] = words, query
-        match = "web" if use_vector else "any_words"
-        parts.append(f"""
-        keyword_hits AS MATERIALIZED (
-            SELECT k.id AS chunk_id,
-                   ts_rank_cd(k.search_vector, any_words)
-                     + CASE WHEN k.search_vector @@ web THEN 1 ELSE 0 END AS relevance
-            FROM agents_knowledge k,
-                 to_tsquery('english', %(words)s) any_words,
-                 websearch_to_tsquery('english', %(text)s) web
-            WHERE k.group_id = %(group)s AND k.search_vector @@ {match}
-                  {only_sources.format(alias="k")}
-            ORDER BY relevance DESC, k.id
-            LIMIT %(candidates)s
-        ),
-        keyword_ranked AS (
-            SELECT chunk_id, row_number() OVER (ORDER BY relevance DESC, chunk_id) AS rank
-            FROM keyword_hits
-        )""")  # noqa: S608
+        parts.append(_keyword_path("web" if use_vector else "any_words", only_sources))
         ranked.append("keyword_ranked")
-    union = " UNION ALL ".join(
-        f"SELECT chunk_id, rank, '{name}' AS path FROM {name}"  # noqa: S608
-        for name in ranked
-    )
-    sql = f"""
-        WITH {",".join(parts)},
-        fused AS (
-            SELECT chunk_id,
-                   sum(1.0 / (%(rrf_k)s + rank)) AS score,
-                   min(rank) FILTER (WHERE path = 'vector_ranked') AS vector_rank,
-                   min(rank) FILTER (WHERE path = 'keyword_ranked') AS keyword_rank
-            FROM ({union}) ranks
-            GROUP BY chunk_id
-        )
-        SELECT k.id, k.source_id, k.title, k.section, k.content, f.score,
-               f.vector_rank, f.keyword_rank
-        FROM fused f JOIN agents_knowledge k ON k.id = f.chunk_id
-        WHERE k.group_id = %(group)s
-        ORDER BY f.score DESC, k.id
-        LIMIT %(top_k)s
-    """  # noqa: S608
     with transaction.atomic(), connection.cursor() as cursor:
         if use_vector:
             cursor.execute(
@@ -158,7 +169,7 @@ def search_chunks(
             )
             if exact:
                 cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute(sql, params)
+        cursor.execute(_fused(parts, ranked), params)
         rows = cursor.fetchall()
     return [
         Hit(row[0], row[1], row[2], row[3], row[4], float(row[5]), row[6], row[7]) for row in rows
