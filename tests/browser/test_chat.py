@@ -35,6 +35,8 @@ def start_chat(page: Page, agent: Thing) -> None:
     page.get_by_label(agent.name).check()
     page.get_by_role("button", name="Start chatting").click()
     expect(page.get_by_role("heading", name=f"Ask {agent.name} anything")).to_be_visible()
+    # The page's modules have run: they focus the box once its keys are handled.
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
 
 
 def ask(page: Page, question: str) -> None:
