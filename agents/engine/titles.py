@@ -18,7 +18,7 @@ from django.conf import settings
 
 from agents import catalog
 from agents.configuration import group_configuration
-from agents.engine.run import (
+from agents.engine.calls import (
     LEDGER_NAMESPACE,
     CallResult,
     ModelChoice,
