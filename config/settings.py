@@ -253,42 +253,72 @@ PARLEY_MAX_MESSAGE_CHARS = env_int("PARLEY_MAX_MESSAGE_CHARS", 32_000)
 # Thread titles: "provider/model" for the title call; empty uses the thread's agent's model.
 PARLEY_TITLE_MODEL = env_str("PARLEY_TITLE_MODEL", "")
 PARLEY_MESSAGE_RATE_LIMITS = {
-    "free": {"user": env_str("PARLEY_RATE_FREE_USER", "10/m"),
-             "group": env_str("PARLEY_RATE_FREE_GROUP", "60/m")},
-    "team": {"user": env_str("PARLEY_RATE_TEAM_USER", "30/m"),
-             "group": env_str("PARLEY_RATE_TEAM_GROUP", "300/m")},
-    "business": {"user": env_str("PARLEY_RATE_BUSINESS_USER", "60/m"),
-                 "group": env_str("PARLEY_RATE_BUSINESS_GROUP", "1200/m")},
-    "enterprise": {"user": env_str("PARLEY_RATE_ENTERPRISE_USER", "120/m"),
-                   "group": env_str("PARLEY_RATE_ENTERPRISE_GROUP", "6000/m")},
-}  # fmt: skip
+    "free": {
+        "user": env_str("PARLEY_RATE_FREE_USER", "10/m"),
+        "group": env_str("PARLEY_RATE_FREE_GROUP", "60/m"),
+    },
+    "team": {
+        "user": env_str("PARLEY_RATE_TEAM_USER", "30/m"),
+        "group": env_str("PARLEY_RATE_TEAM_GROUP", "300/m"),
+    },
+    "business": {
+        "user": env_str("PARLEY_RATE_BUSINESS_USER", "60/m"),
+        "group": env_str("PARLEY_RATE_BUSINESS_GROUP", "1200/m"),
+    },
+    "enterprise": {
+        "user": env_str("PARLEY_RATE_ENTERPRISE_USER", "120/m"),
+        "group": env_str("PARLEY_RATE_ENTERPRISE_GROUP", "6000/m"),
+    },
+}
 RATELIMIT_USE_CACHE = "default"
 # A view limited with django-ratelimit's own @ratelimit(block=True) answers 429, not 403.
 RATELIMIT_VIEW = "billing.ratelimits.ratelimited_view"
 # HTTP endpoints that cost money or write (billing.ratelimits.limit_requests), by bucket.
 PARLEY_HTTP_RATE_LIMITS = {
-    "login": {"ip": env_str("PARLEY_RATE_LOGIN_IP", "30/m"),
-              "username": env_str("PARLEY_RATE_LOGIN_USERNAME", "10/m")},
-    "upload": {"user": env_str("PARLEY_RATE_UPLOAD_USER", "20/m"),
-               "group": env_str("PARLEY_RATE_UPLOAD_GROUP", "120/m")},
+    "login": {
+        "ip": env_str("PARLEY_RATE_LOGIN_IP", "30/m"),
+        "username": env_str("PARLEY_RATE_LOGIN_USERNAME", "10/m"),
+    },
+    "upload": {
+        "user": env_str("PARLEY_RATE_UPLOAD_USER", "20/m"),
+        "group": env_str("PARLEY_RATE_UPLOAD_GROUP", "120/m"),
+    },
     # Chat page writes: new threads, renames, feedback (messages go over the WebSocket).
-    "chat": {"user": env_str("PARLEY_RATE_CHAT_USER", "60/m"),
-             "group": env_str("PARLEY_RATE_CHAT_GROUP", "1200/m")},
-}  # fmt: skip
+    "chat": {
+        "user": env_str("PARLEY_RATE_CHAT_USER", "60/m"),
+        "group": env_str("PARLEY_RATE_CHAT_GROUP", "1200/m"),
+    },
+}
 
 # Plans. The first billing migration creates one row per plan from these values; after
 # that superusers edit the plans in the admin. A plan without a row falls back to these.
 # Budgets are US dollars (or tokens) per calendar month; None means no limit.
 PARLEY_PLAN_DEFAULTS = {
-    "free": {"monthly_budget": Decimal("5.00"), "monthly_token_budget": None,
-             "max_upload_mb": 10, "max_agents": 5},
-    "team": {"monthly_budget": Decimal("200.00"), "monthly_token_budget": None,
-             "max_upload_mb": 25, "max_agents": 25},
-    "business": {"monthly_budget": Decimal("2000.00"), "monthly_token_budget": None,
-                 "max_upload_mb": 50, "max_agents": 100},
-    "enterprise": {"monthly_budget": None, "monthly_token_budget": None,
-                   "max_upload_mb": 100, "max_agents": None},
-}  # fmt: skip
+    "free": {
+        "monthly_budget": Decimal("5.00"),
+        "monthly_token_budget": None,
+        "max_upload_mb": 10,
+        "max_agents": 5,
+    },
+    "team": {
+        "monthly_budget": Decimal("200.00"),
+        "monthly_token_budget": None,
+        "max_upload_mb": 25,
+        "max_agents": 25,
+    },
+    "business": {
+        "monthly_budget": Decimal("2000.00"),
+        "monthly_token_budget": None,
+        "max_upload_mb": 50,
+        "max_agents": 100,
+    },
+    "enterprise": {
+        "monthly_budget": None,
+        "monthly_token_budget": None,
+        "max_upload_mb": 100,
+        "max_agents": None,
+    },
+}
 for _code, _plan in PARLEY_PLAN_DEFAULTS.items():
     _plan["message_rate_user"] = PARLEY_MESSAGE_RATE_LIMITS[_code]["user"]
     _plan["message_rate_group"] = PARLEY_MESSAGE_RATE_LIMITS[_code]["group"]

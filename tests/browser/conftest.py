@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -103,3 +104,36 @@ def log_in(page: Page, user, password: str | None = None) -> None:
     page.get_by_label("Password").fill(password or "pw-" + user.username)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def _server_is_quiet() -> bool:
+    """No answer streaming, every answered thread titled (the title call runs after the
+    answer), and no other session of the test database in the middle of a statement."""
+    from django.db import connection
+
+    from chat.models import AIThread, Message
+    from ontology.scoping import scopes_disabled
+
+    with scopes_disabled():
+        if Message.objects.filter(status=Message.Status.STREAMING).exists():
+            return False
+        answered = Message.objects.filter(role=Message.Role.ASSISTANT).values("thread_id")
+        if AIThread.objects.filter(pk__in=answered, title="").exists():
+            return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+        )
+        return cursor.fetchone()[0] == 0
+
+
+@pytest.fixture(autouse=True)
+def _server_quiet_before_flush(transactional_db):
+    """A browser test ends when its page has what it waited for, but the server may still be
+    finishing the turn (its ledger row, the title call). The database is emptied after each
+    test; doing that while the server writes deadlocks, so wait for the server to settle."""
+    yield
+    deadline = time.monotonic() + 20
+    while not _server_is_quiet() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls a condition with a deadline; not a timed synchronisation

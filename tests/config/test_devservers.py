@@ -92,8 +92,11 @@ def test_make_run_restarts_a_killed_process_and_keeps_the_others_serving(announc
     port = free_port()
     runner = subprocess.Popen(
         [sys.executable, "-c", RUNNER, STAND_IN, str(port), str(announcements.getsockname()[1])],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         started = dict(next_start(announcements) for _ in range(2))
         assert pid_served_on(port) == started["web"]
@@ -124,8 +127,9 @@ def test_make_run_restarts_a_killed_process_and_keeps_the_others_serving(announc
 def test_a_process_that_keeps_exiting_at_once_stops_the_platform(announcements, capsys):
     supervisor = Supervisor(
         {"worker": stand_in("worker", announcements), "beat": stand_in("beat", announcements, "3")},
-        env=dict(os.environ), delays=(0, 0),
-    )  # fmt: skip
+        env=dict(os.environ),
+        delays=(0, 0),
+    )
     supervisor.start()
     try:
         started = dict(next_start(announcements) for _ in range(2))
