@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from agents.engine.events import frame_fields
 from ontology.errors import ErrorCode, sentence_for
 
 
@@ -141,4 +142,4 @@ ServerFrame = MessageCreated | MessageReplaced | ThreadUpdated | ErrorFrame
 
 
 def to_wire(frame: ServerFrame) -> dict[str, Any]:
-    return {"type": frame.type, **{k: v for k, v in vars(frame).items() if v is not None}}
+    return {"type": frame.type, **frame_fields(frame)}

@@ -230,7 +230,7 @@ def url_for(name: str, route: Route, objects: dict) -> str:
         return reverse(name)
     thing = objects[route.object]
     if route.object == "answer":
-        thread_id = objects["thread"].pk if hasattr(objects["thread"], "pk") else objects["thread"]
+        thread_id = getattr(objects["thread"], "pk", objects["thread"])
         return reverse(name, args=[thread_id, getattr(thing, "pk", thing)])
     return reverse(name, args=[getattr(thing, "pk", thing)])
 

@@ -81,7 +81,11 @@ RunEvent = (
 )
 
 
+def frame_fields(frame: Any) -> dict[str, Any]:
+    """A frame dataclass's fields as they travel: unset optional ones are left out."""
+    return {k: v for k, v in vars(frame).items() if v is not None}
+
+
 def wire(event: RunEvent, *, run_id: str, seq: int) -> dict[str, Any]:
     """The frame as it travels: its type, its place in the run, then its fields."""
-    fields = {k: v for k, v in vars(event).items() if v is not None}
-    return {"type": event.type, "run_id": run_id, "seq": seq, **fields}
+    return {"type": event.type, "run_id": run_id, "seq": seq, **frame_fields(event)}
