@@ -19,14 +19,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from billing.ratelimits import RateLimited, message_rate_limited
-from chat import selectors, services
-from chat.fanout import broadcast, local_fanout, process_origin, thread_group
+from billing.ratelimits import RateLimited
+from chat import selectors, turns
+from chat.fanout import local_fanout, process_origin, thread_group
 from chat.frames import (
     ErrorFrame,
     FrameError,
-    MessageCreated,
-    MessageReplaced,
     Regenerate,
     Resume,
     SendMessage,
@@ -34,11 +32,9 @@ from chat.frames import (
     parse_frame,
     to_wire,
 )
-from chat.models import Message
 from chat.runs import FINAL_EVENTS, Busy, registry
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
-from ontology.scoping import group_scope
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_FOUND = 4404
@@ -152,16 +148,15 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.on_resume(frame)
 
     async def on_send(self, frame: SendMessage) -> None:
-        def save_question():
-            with group_scope(self.group):
-                return services.message_create_user(
-                    thread=self.thread,
-                    user=self.user,
-                    content=frame.content,
-                    client_id=frame.client_id,
-                )
-
-        await self._start(save_question, client_id=frame.client_id)
+        await self._start(
+            turns.send_message(
+                group=self.group,
+                thread=self.thread,
+                user=self.user,
+                content=frame.content,
+                client_id=frame.client_id,
+            )
+        )
 
     async def on_regenerate(self, frame: Regenerate) -> None:
         message = await db_call(selectors.message_in_thread)(
@@ -170,50 +165,24 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         if message is None:
             await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
             return
+        await self._start(
+            turns.regenerate(group=self.group, thread=self.thread, user=self.user, message=message)
+        )
 
-        def set_aside():
-            with group_scope(self.group):
-                return services.message_replace(message=message, actor=self.user)
-
-        await self._start(set_aside)
-
-    def _admit(self) -> None:
-        """The message rate limit, for every frame that starts a run (counted only once the
-        thread is free: a send refused as busy uses none of it)."""
-        retry_after = message_rate_limited(user=self.user, group=self.group)
-        if retry_after is not None:
-            raise RateLimited(retry_after)
-
-    async def _start(self, before, *, client_id: str = "") -> None:
-        """Start a run after `before` (saving the question, or setting an answer aside),
-        then tell every tab what `before` changed."""
+    async def _start(self, starting) -> None:
+        """Start a run (chat.turns); a refusal becomes an error frame."""
         try:
-            _, message = await registry().start(
-                group=self.group,
-                thread=self.thread,
-                user=self.user,
-                admit=self._admit,
-                before=before,
-            )
+            await starting
         except RateLimited as limited:
             await self.error(
                 ErrorCode.RATE_LIMITED,
                 f"You are sending messages too fast. Try again in {limited.retry_after} s.",
                 retry_after=limited.retry_after,
             )
-            return
         except Busy:
             await self.error(ErrorCode.BUSY, sentence_for(ErrorCode.BUSY))
-            return
         except ValidationError as problem:
             await self.error(ErrorCode.INVALID, " ".join(problem.messages))
-            return
-        if message.status == Message.Status.REPLACED:
-            event = to_wire(MessageReplaced(message_id=str(message.pk)))
-        else:
-            payload = {**selectors.message_payload(message), "client_id": client_id}
-            event = to_wire(MessageCreated(message=payload))
-        await broadcast(self.thread.pk, event)
 
     async def on_resume(self, frame: Resume) -> None:
         wait = self.resumes.take()

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "agents",
     "chat",
     "billing",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -287,6 +288,12 @@ PARLEY_HTTP_RATE_LIMITS = {
     "chat": {
         "user": env_str("PARLEY_RATE_CHAT_USER", "60/m"),
         "group": env_str("PARLEY_RATE_CHAT_GROUP", "1200/m"),
+    },
+    # Every request a program makes with an API token (messages also count against the
+    # plan's message limits, as in the browser).
+    "api": {
+        "user": env_str("PARLEY_RATE_API_USER", "600/m"),
+        "group": env_str("PARLEY_RATE_API_GROUP", "6000/m"),
     },
 }
 

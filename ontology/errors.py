@@ -29,6 +29,9 @@ class ErrorCode(StrEnum):
     READ_ONLY = "read_only"
     NOT_FOUND = "not_found"
     INVALID = "invalid"
+    # A program's API token (ontology.tokens)
+    UNAUTHENTICATED = "unauthenticated"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
     # A socket frame the server refuses (chat.frames)
     BAD_FRAME = "bad_frame"
     BAD_JSON = "bad_json"
@@ -67,6 +70,11 @@ SENTENCES: dict[ErrorCode, str] = {
     ),
     ErrorCode.NOT_FOUND: "That is not in this conversation.",
     ErrorCode.INVALID: "That request is not valid.",
+    ErrorCode.UNAUTHENTICATED: (
+        "Send a valid API token as 'Authorization: Bearer prl_…'. It may have been revoked, "
+        "have expired, or belong to someone no longer in the organisation."
+    ),
+    ErrorCode.INSUFFICIENT_SCOPE: "This API token's scopes do not allow that.",
     ErrorCode.BAD_FRAME: "That frame is not one the server understands.",
     ErrorCode.BAD_JSON: "That frame is not valid JSON.",
     ErrorCode.BAD_TEXT: (

@@ -45,6 +45,10 @@ class EventType(StrEnum):
     ANSWER_INTERRUPTED = "ai_response_interrupted"
     QUOTA_EXCEEDED = "quota.exceeded"
     RATE_LIMIT_HIT = "rate_limit.hit"
+    API_TOKEN_CREATED = "api_token.created"  # noqa: S105 - an event name, not a secret
+    API_TOKEN_FIRST_USED = "api_token.first_used"  # noqa: S105
+    API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105
+    API_COMPLETION = "api.completion"
 
     @classmethod
     def for_thing(cls, thing_type: str, action: str) -> EventType:

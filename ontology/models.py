@@ -209,3 +209,38 @@ class Event(TenantModel):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Events are append-only; they cannot be deleted.")
+
+
+class ApiToken(TenantModel):
+    """A personal API token: one user in one group, with scopes. Only a hash of the secret is
+    kept; the secret itself is shown once, when the token is made (ontology/tokens.py)."""
+
+    class Scope(models.TextChoices):
+        CHAT = "chat", "chat: start threads, send messages, stop runs"
+        READ = "read", "read: agents, threads, messages, usage"
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The secret's first characters.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["group", "user"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )

@@ -1,0 +1,71 @@
+"""Starting a turn on a thread, for every client alike (the socket, the JSON API, the
+OpenAI-compatible endpoint): the thread's lock, the message rate limit, the question
+saved (or an answer set aside), the run started, and every tab told what changed.
+
+Refusals are exceptions each client words in its own shape: `Busy` (another run holds
+the thread), `RateLimited` (its `retry_after`), `ValidationError` (the text).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from billing.ratelimits import RateLimited, message_rate_limited
+from chat import services
+from chat.fanout import broadcast
+from chat.frames import MessageCreated, MessageReplaced, to_wire
+from chat.models import AIThread, Message
+from chat.runs import registry
+from chat.selectors import message_payload
+from ontology.models import Group, User
+from ontology.scoping import group_scope
+
+
+async def send_message(
+    *, group: Group, thread: AIThread, user: User, content: str, client_id: str = ""
+) -> tuple[uuid.UUID, Message]:
+    """Save the user's question and start the answer; (run id, the question)."""
+
+    def save_question() -> Message:
+        with group_scope(group):
+            return services.message_create_user(
+                thread=thread, user=user, content=content, client_id=client_id
+            )
+
+    return await _start(group, thread, user, save_question, client_id=client_id)
+
+
+async def regenerate(
+    *, group: Group, thread: AIThread, user: User, message: Message
+) -> tuple[uuid.UUID, Message]:
+    """Set the answer aside and answer its question again; (run id, the answer set aside)."""
+
+    def set_aside() -> Message:
+        with group_scope(group):
+            return services.message_replace(message=message, actor=user)
+
+    return await _start(group, thread, user, set_aside)
+
+
+async def _start(
+    group: Group, thread: AIThread, user: User, before: Callable[[], Any], *, client_id: str = ""
+) -> tuple[uuid.UUID, Message]:
+    def admit() -> None:
+        """Counted only once the thread is free: a send refused as busy uses none of it."""
+        retry_after = message_rate_limited(user=user, group=group)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+    run_id, message = await registry().start(
+        group=group, thread=thread, user=user, admit=admit, before=before
+    )
+    if message.status == Message.Status.REPLACED:
+        event = to_wire(MessageReplaced(message_id=str(message.pk)))
+    else:
+        event = to_wire(
+            MessageCreated(message={**message_payload(message), "client_id": client_id})
+        )
+    await broadcast(thread.pk, event)
+    return run_id, message
