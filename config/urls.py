@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("chat.urls")),
     path("", include("agents.knowledge.urls")),
     path("usage/", include("billing.urls")),
+    path("", include("api.urls")),
     path("", include("ontology.urls")),
 ]
