@@ -35,6 +35,8 @@ from chat.frames import (
 from chat.runs import FINAL_EVENTS, Busy, registry
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
+from ontology.models import ApiToken
+from ontology.tokens import TokenAccess, still_valid, token_channel_group
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_FOUND = 4404
@@ -86,12 +88,14 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             return
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
         access = await db_call(selectors.thread_for_member)(user=user, thread_id=thread_id)
-        if access is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+        self.token: TokenAccess | None = self.scope.get("api_token")
+        if access is None or (self.token is not None and access[0].pk != self.token.group.pk):
+            await self.close(code=CLOSE_NOT_FOUND)  # a token reaches its own group's threads
             return
         self.user = user
         self.group, self.thread = access
         self.writable = selectors.may_write(thread=self.thread, user=user)
+        self.token_lacks_chat = bool(self.token) and not self.token.allows(ApiToken.Scope.CHAT)
         self.resumes = TokenBucket(capacity=RESUME_BURST, per_second=RESUME_RATE)
         self.sent: dict[str, int] = {}  # run_id -> last seq this client has
         # Events reach this client from its own process (the inbox) and from others (the
@@ -101,6 +105,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.origin = process_origin(self.channel_layer)
         self.joined = True
         await self.channel_layer.group_add(thread_group(self.thread.pk), self.channel_name)
+        if self.token is not None:
+            await self.channel_layer.group_add(
+                token_channel_group(self.token.token.pk), self.channel_name
+            )
         self.pump = asyncio.create_task(self._pump())
         local_fanout().add(self.thread.pk, self)
 
@@ -109,6 +117,14 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             local_fanout().discard(self.thread.pk, self)
             self.pump.cancel()
             await self.channel_layer.group_discard(thread_group(self.thread.pk), self.channel_name)
+            if self.token is not None:
+                await self.channel_layer.group_discard(
+                    token_channel_group(self.token.token.pk), self.channel_name
+                )
+
+    async def token_revoked(self, message: dict[str, Any]) -> None:
+        """The socket's token was revoked, or its user left the group or was deactivated."""
+        await self.close(code=CLOSE_NOT_LOGGED_IN)
 
     def deliver(self, event: dict[str, Any]) -> None:
         """An event from a run in this process. A full inbox drops it; the gap is filled later."""
@@ -136,6 +152,14 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         except FrameError as problem:
             await self.error(problem.code, problem.message)
             return
+        if isinstance(frame, WRITES) and self.token is not None:
+            if not await db_call(still_valid)(self.token.token.pk):
+                await self.close(code=CLOSE_NOT_LOGGED_IN)  # in case its close message was lost
+                return
+            if self.token_lacks_chat:
+                code = ErrorCode.INSUFFICIENT_SCOPE
+                await self.error(code, f"{sentence_for(code)} Writing needs the 'chat' scope.")
+                return
         if isinstance(frame, WRITES) and not self.writable:
             await self.error(ErrorCode.READ_ONLY, sentence_for(ErrorCode.READ_ONLY))
         elif isinstance(frame, SendMessage):

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django; WebSockets go through session auth and an Origin check."""
+"""ASGI entry point: HTTP goes to Django; a WebSocket is a program's (an API token) or a
+browser's (session auth and an Origin check)."""
 
 import os
 import sys
@@ -14,6 +15,7 @@ from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
+from config.websocket_auth import BearerTokenOrSession  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
 from ontology.db_async import db_call  # noqa: E402
 
@@ -55,10 +57,13 @@ application = StartRunsOnFirstRequest(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": SameOriginValidator(
-                CookieMiddleware(
-                    SessionMiddleware(PooledAuthMiddleware(URLRouter(websocket_urlpatterns)))
-                )
+            "websocket": BearerTokenOrSession(
+                token_app=URLRouter(websocket_urlpatterns),
+                session_app=SameOriginValidator(
+                    CookieMiddleware(
+                        SessionMiddleware(PooledAuthMiddleware(URLRouter(websocket_urlpatterns)))
+                    )
+                ),
             ),
         }
     )

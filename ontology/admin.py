@@ -1,13 +1,13 @@
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
-from ontology import services
-from ontology.models import Connection, Event, Group, Membership, Thing, User
+from ontology import services, tokens
+from ontology.models import ApiToken, Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
 from ontology.tenant_admin import (
     ReadOnlyTenantAdmin,
@@ -244,3 +244,25 @@ class EventAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="metadata")
     def pretty_metadata(self, obj):
         return json.dumps(obj.metadata, indent=2, ensure_ascii=False)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyTenantAdmin):
+    """Tokens are made on the "API tokens" page, where their secret is shown once; here they
+    are seen and revoked (their hash never shows)."""
+
+    list_display = ("name", "user", "group", "prefix", "scopes", "created_at", "expires_at")
+    list_display += ("last_used_at", "revoked_at")
+    list_filter = (("group", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user", "group")
+    exclude = ("digest",)
+    actions = ("revoke",)
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        revoked = 0
+        for token in queryset.filter(revoked_at=None).select_related("group"):
+            tokens.token_revoke(token=token, actor=request.user)
+            revoked += 1
+        messages.info(request, f"{revoked} token(s) revoked.")
