@@ -43,7 +43,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         days = form.cleaned_data["expires_in_days"]
         try:
-            token, secret = tokens.token_create(
+            _, secret = tokens.token_create(
                 group=group,
                 user=request.user,
                 name=form.cleaned_data["name"],
