@@ -46,6 +46,7 @@ class Who(StrEnum):
     THREAD_AUTHOR = "the thread's author only; the group's owners and admins get 403"
     SUPERUSER = "platform superusers"
     ADMIN_SITE = "staff; each model admin shows only the rows of the user's own groups"
+    TOKEN = "a bearer API token of the group, with the route's scope (tests/api)"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ ROUTES: dict[str, Route] = {
     "audit": Route(Who.MANAGER),
     "audit-export": Route(Who.MANAGER),
     "admin": Route(Who.ADMIN_SITE),  # every pattern under /admin/ (see the admin tests)
+    # OpenAI-compatible: another tenant's model is a 404 like a missing one (tests/api).
+    "openai:models": Route(Who.TOKEN),
+    "openai:model": Route(Who.TOKEN),
+    "openai:chat-completions": Route(Who.TOKEN, "POST"),
+    "openai:embeddings": Route(Who.TOKEN, "POST"),
 }
 
 SOCKET_ACTIONS: dict[str, Who] = {

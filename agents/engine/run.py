@@ -139,6 +139,7 @@ class AgentRun:
         self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
         self.ended = False  # its final event was emitted
+        self.finish_reason = ""  # the last provider call's ("stop", "length", ...), for the API
 
     # --- control ---------------------------------------------------------------
 
@@ -226,6 +227,7 @@ class AgentRun:
                 timeout=float(props["requestTimeout"]),
             )
             result = await self._call_with_policy(setup, request, step)
+            self.finish_reason = result.finish
             step += 1
             if result.refused:
                 return AnswerStatus.ERROR, result.refused
