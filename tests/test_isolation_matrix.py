@@ -31,8 +31,8 @@ from billing.models import AICall, BudgetReservation, MonthlyUsage, UsageDaily
 from chat import services as chat_services
 from chat.frames import FRAME_TYPES
 from chat.models import AIThread, Message
-from ontology import services
-from ontology.models import Connection, Event, Group, Membership, Thing
+from ontology import services, tokens
+from ontology.models import ApiToken, Connection, Event, Group, Membership, Thing
 from ontology.scoping import group_scope
 from tests.conftest import make_tenant, make_user
 
@@ -44,6 +44,7 @@ class Who(StrEnum):
     MANAGER = "owners and admins of the group"
     THREAD_READER = "the thread's author; the group's owners and admins read it"
     THREAD_AUTHOR = "the thread's author only; the group's owners and admins get 403"
+    TOKEN_HOLDER = "the token's own user; the group's owners and admins"
     SUPERUSER = "platform superusers"
     ADMIN_SITE = "staff; each model admin shows only the rows of the user's own groups"
     TOKEN = "a bearer API token of the group, with the route's scope (tests/api)"
@@ -82,6 +83,8 @@ ROUTES: dict[str, Route] = {
     "billing:platform": Route(Who.SUPERUSER),
     "audit": Route(Who.MANAGER),
     "audit-export": Route(Who.MANAGER),
+    "tokens": Route(Who.SIGNED_IN),  # one's own tokens; owners and admins see the group's
+    "token-revoke": Route(Who.TOKEN_HOLDER, "POST", "token"),
     "admin": Route(Who.ADMIN_SITE),  # every pattern under /admin/ (see the admin tests)
     # OpenAI-compatible: another tenant's model is a 404 like a missing one (tests/api).
     "openai:models": Route(Who.TOKEN),
@@ -100,7 +103,13 @@ SOCKET_ACTIONS: dict[str, Who] = {
 
 LOGIN = resolve_url(settings.LOGIN_URL)
 VISITORS = ["anonymous", "author", "colleague", "admin", "owner", "other_owner", "other_member"]
-MISSING_IDS = {"thread": 999_999, "answer": uuid.UUID(int=1), "source": 999_999, "chunk": 999_999}
+MISSING_IDS = {
+    "thread": 999_999,
+    "answer": uuid.UUID(int=1),
+    "source": 999_999,
+    "chunk": 999_999,
+    "token": 999_999,
+}
 
 
 def route_keys(patterns=None, namespace: str = "", prefix: str = ""):
@@ -184,8 +193,12 @@ def build_world() -> World:
         chunk = Knowledge.objects.create(
             group=group, source=source, title="Handbook", content="Refunds take 14 days."
         )
+        token, _ = tokens.token_create(
+            group=group, user=alpha.member, name="CI bot", scopes=["read"], actor=alpha.member
+        )
         today = timezone.localdate()
         rows = {
+            ApiToken: token,
             Group: group,
             Membership: Membership.objects.get(group=group, user=colleague),
             Agent: alpha.agent,
@@ -215,7 +228,13 @@ def build_world() -> World:
                 group=group, cost=1, tokens=1, expires_at=timezone.now()
             ),
         }
-    objects = {"thread": thread, "answer": answer, "source": source, "chunk": chunk}
+    objects = {
+        "thread": thread,
+        "answer": answer,
+        "source": source,
+        "chunk": chunk,
+        "token": token,
+    }
     return World(group, people, objects, other_group=bravo.group, rows=rows)
 
 
@@ -256,6 +275,7 @@ def expected(route: Route, visitor: str) -> str:
         Who.MANAGER: {"admin", "owner"},
         Who.THREAD_READER: {"author", "admin", "owner"},
         Who.THREAD_AUTHOR: {"author"},
+        Who.TOKEN_HOLDER: {"author", "admin", "owner"},
     }[route.who]
     if visitor in allowed:
         return "ok"
