@@ -47,6 +47,7 @@ class Who(StrEnum):
     TOKEN_HOLDER = "the token's own user; the group's owners and admins"
     SUPERUSER = "platform superusers"
     ADMIN_SITE = "staff; each model admin shows only the rows of the user's own groups"
+    TOKEN_MANAGER = "an API token of the group's owners and admins; its members get 403"
     TOKEN = "a bearer API token of the group, with the route's scope (tests/api)"
 
 
@@ -86,6 +87,17 @@ ROUTES: dict[str, Route] = {
     "tokens": Route(Who.SIGNED_IN),  # one's own tokens; owners and admins see the group's
     "token-revoke": Route(Who.TOKEN_HOLDER, "POST", "token"),
     "admin": Route(Who.ADMIN_SITE),  # every pattern under /admin/ (see the admin tests)
+    # The JSON API (/api/v1/) answers tokens, never sessions, so the session visitors above
+    # do not fit its routes: object=None here, and tests/api/test_rest.py asks each thread
+    # route for another tenant's and a colleague's thread, as a missing one (404 alike).
+    "api:agents": Route(Who.TOKEN),
+    "api:threads": Route(Who.TOKEN),  # POST: with an agent of the token's group only
+    "api:thread": Route(Who.TOKEN),  # as THREAD_READER
+    "api:messages": Route(Who.TOKEN),  # GET as THREAD_READER, POST as THREAD_AUTHOR
+    "api:stop": Route(Who.TOKEN, "POST"),  # as THREAD_AUTHOR
+    "api:run-events": Route(Who.TOKEN),  # as THREAD_READER
+    "api:usage": Route(Who.TOKEN_MANAGER),
+    "api:openapi": Route(Who.ANYONE),
     # OpenAI-compatible: another tenant's model is a 404 like a missing one (tests/api).
     "openai:models": Route(Who.TOKEN),
     "openai:model": Route(Who.TOKEN),

@@ -49,6 +49,7 @@ def endpoint(**views: View) -> View:
         except Problem as problem:
             return problem.response()
 
+    dispatch.methods = frozenset(views)  # what the OpenAPI document must describe
     return csrf_exempt(dispatch)
 
 

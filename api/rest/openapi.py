@@ -90,6 +90,7 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
         },
         "Agent": {
             "type": "object",
+            "required": ["id", "name", "provider", "model"],
             "properties": {
                 "id": {"type": "integer"},
                 "name": {"type": "string"},
@@ -101,6 +102,7 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
         },
         "Thread": {
             "type": "object",
+            "required": ["id", "title", "agent", "status", "writable", "created_at"],
             "properties": {
                 "id": {"type": "integer"},
                 "title": {"type": "string"},
@@ -132,6 +134,7 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
         },
         "Message": {
             "type": "object",
+            "required": ["id", "role", "content", "status", "sources", "usage", "created_at"],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "role": {"type": "string", "enum": ["user", "assistant"]},
@@ -171,6 +174,7 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
         },
         "Run": {
             "type": "object",
+            "required": ["run_id", "status", "usage", "cost"],
             "properties": {
                 "run_id": {"type": "string", "format": "uuid"},
                 "status": {"type": "string", "enum": ["completed", "stopped", "error"]},
@@ -190,6 +194,7 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
         },
         "Turn": {
             "type": "object",
+            "required": ["question", "answer", "run"],
             "properties": {
                 "question": _ref("Message"),
                 "answer": {"oneOf": [_ref("Message"), {"type": "null"}]},
@@ -209,6 +214,7 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
         },
         "UsageReport": {
             "type": "object",
+            "required": ["start", "end", "totals", "budget"],
             "properties": {
                 "start": {"type": "string", "format": "date"},
                 "end": {"type": "string", "format": "date"},
