@@ -126,6 +126,14 @@ async def test_without_a_valid_token_every_route_answers_the_same_401(sim):
     assert len(answers) == 1 and error_of(response) == "unauthenticated"
 
 
+async def test_a_signed_in_session_is_not_a_token(sim):
+    w = await world()
+    client = AsyncClient()
+    await client.aforce_login(w.a.member)
+    response = await client.get(f"{API}/threads/{w.thread.pk}")
+    assert (response.status_code, error_of(response)) == (401, "unauthenticated")
+
+
 async def test_a_read_only_token_reads_but_cannot_write(sim):
     w = await world()
     secret = w.secrets["reader"]
@@ -207,15 +215,16 @@ async def test_thread_lists_show_what_each_may_read_newest_first_in_pages(sim):
     assert (bad.status_code, error_of(bad)) == (400, "invalid")
 
 
+def disable_agent(w: World) -> None:
+    """Tenant A's first agent (not the simulator one) is switched off."""
+    with group_scope(w.a.group):
+        services.thing_update(thing=w.a.agent, actor=w.a.owner, status=Thing.Status.DISABLED)
+
+
 async def test_agents_are_the_groups_active_ones(sim):
     w = await world()
 
-    @database_sync_to_async
-    def disable():
-        with group_scope(w.a.group):
-            services.thing_update(thing=w.a.agent, actor=w.a.owner, status=Thing.Status.DISABLED)
-
-    await disable()
+    await database_sync_to_async(disable_agent)(w)
     agents = (await call("GET", "/agents", w.secrets["author"])).json()["data"]
     assert [a["id"] for a in agents] == [w.agent.pk]  # not A's disabled one, nor B's
     chat = next(a for a in agents if a["id"] == w.agent.pk)
@@ -235,6 +244,9 @@ async def test_a_thread_starts_only_with_an_agent_of_the_tokens_group(sim):
     )
     listed = (await call("GET", f"/threads/{made.json()['id']}", w.secrets["author"])).json()
     assert listed == made.json()
+    await database_sync_to_async(disable_agent)(w)
+    disabled = await call("POST", "/threads", w.secrets["author"], {"agent_id": w.a.agent.pk})
+    assert (disabled.status_code, error_of(disabled)) == (404, "agent_unavailable")
     theirs = await call("POST", "/threads", w.secrets["author"], {"agent_id": w.b.agent.pk})
     missing = await call("POST", "/threads", w.secrets["author"], {"agent_id": MISSING})
     assert theirs.status_code == 404 and theirs.content == missing.content
