@@ -27,8 +27,10 @@ from chat.frames import (
     FrameError,
     Regenerate,
     Resume,
+    RunActive,
     SendMessage,
     StopRun,
+    StreamResumed,
     parse_frame,
     to_wire,
 )
@@ -111,6 +113,11 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             )
         self.pump = asyncio.create_task(self._pump())
         local_fanout().add(self.thread.pk, self)
+        streaming = await registry().follow(self.thread.pk)
+        if streaming is not None:
+            # Its events reach this socket once it says where it stands (stream.resume), so a
+            # reconnecting client gets no event twice; a new one resumes from 0.
+            await self.send_json(to_wire(RunActive(run_id=streaming)))
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
@@ -165,7 +172,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         elif isinstance(frame, SendMessage):
             await self.on_send(frame)
         elif isinstance(frame, StopRun):
-            await registry().request_stop(self.thread.pk)
+            if not await registry().request_stop(self.thread.pk, frame.run_id):
+                await self.error(ErrorCode.NOT_RUNNING, sentence_for(ErrorCode.NOT_RUNNING))
         elif isinstance(frame, Regenerate):
             await self.on_regenerate(frame)
         elif isinstance(frame, Resume):
@@ -218,20 +226,34 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             )
             return
         async with self.events_lock:
-            await self._resume(frame.after_seq)
+            await self._resume(frame)
 
-    async def _resume(self, after_seq: int) -> None:
-        run_id = await registry().follow(self.thread.pk)
-        if run_id is None:
-            run_id = await db_call(selectors.latest_run_id)(thread=self.thread)
-        if run_id is None:
-            return
-        events = await db_call(selectors.run_events)(
-            thread=self.thread, run_id=run_id, after_seq=after_seq
+    async def _resume(self, frame: Resume) -> None:
+        """Replay what the client lacks of the thread's latest run, then say where it stands.
+        A client that names an older run gets that run's rest, then the newer run whole."""
+        streaming = await registry().follow(self.thread.pk)
+        latest = streaming or await db_call(selectors.latest_run_id)(thread=self.thread)
+        latest = str(latest) if latest is not None else None
+        wanted: list[tuple[str, int]] = []
+        if frame.run_id is not None and str(frame.run_id) != latest:
+            wanted.append((str(frame.run_id), frame.after_seq))
+            if latest is not None:
+                wanted.append((latest, 0))
+        elif latest is not None:
+            wanted.append((latest, frame.after_seq))
+        for run_id, after_seq in wanted:
+            events = await db_call(selectors.run_events)(
+                thread=self.thread, run_id=run_id, after_seq=after_seq
+            )
+            self.sent[run_id] = after_seq
+            for event in events:
+                await self._forward(event)
+        position = self.sent.get(latest, 0) if latest is not None else 0
+        await self.send_json(
+            to_wire(
+                StreamResumed(run_id=latest, last_seq=position, streaming=streaming is not None)
+            )
         )
-        self.sent[str(run_id)] = after_seq
-        for event in events:
-            await self._forward(event)
 
     # --- live events -------------------------------------------------------------------------
 
@@ -254,7 +276,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         last = self.sent.get(run_id)
         if last is None:
             if event["seq"] != 1:
-                return  # a run that began before we knew where this client stands: it resumes
+                return  # a run that began before this socket opened: it was told (run.active)
             last = self.sent[run_id] = 0
         if event["seq"] > last + 1:
             await self._fill_gap(run_id, last, event["seq"])

@@ -30,7 +30,7 @@ class SendMessage:
 
 @dataclass(frozen=True)
 class StopRun:
-    pass
+    run_id: uuid.UUID | None = None  # only this run; without it, whatever streams on the thread
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Regenerate:
 @dataclass(frozen=True)
 class Resume:
     after_seq: int
+    run_id: uuid.UUID | None = None  # the run `after_seq` counts in; without it, the latest
 
 
 Frame = SendMessage | StopRun | Regenerate | Resume
@@ -84,7 +85,7 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
             )
         return SendMessage(content=content, client_id=client_id)
     if kind == "run.stop":
-        return StopRun()
+        return StopRun(run_id=_optional_run_id(data))
     if kind == "message.regenerate":
         try:
             return Regenerate(message_id=uuid.UUID(_field(data, "message_id", str)))
@@ -94,8 +95,20 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
         after = _field(data, "after_seq", int)
         if isinstance(after, bool) or after < 0:
             raise FrameError(ErrorCode.BAD_FRAME, "`after_seq` must be a number of at least 0.")
-        return Resume(after_seq=after)
+        return Resume(after_seq=after, run_id=_optional_run_id(data))
     raise FrameError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}.")
+
+
+def _optional_run_id(data: dict[str, Any]) -> uuid.UUID | None:
+    value = data.get("run_id")
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return uuid.UUID(value)
+    except ValueError:
+        pass
+    raise FrameError(ErrorCode.BAD_FRAME, "`run_id` must be a run id.")
 
 
 def _field(data: dict[str, Any], name: str, kind: type) -> Any:
@@ -129,6 +142,27 @@ class ThreadUpdated:
 
 
 @dataclass(frozen=True)
+class RunActive:
+    """Sent on connect when a run already streams on the thread: the socket gets its events
+    once it sends `stream.resume` (with `after_seq` 0 to have it from the start)."""
+
+    type: ClassVar[str] = "run.active"
+    run_id: str
+
+
+@dataclass(frozen=True)
+class StreamResumed:
+    """The answer to `stream.resume`, after its replay: the thread's latest run (None when it
+    has had none), the last seq of it this socket now has, and whether it still streams.
+    (`last_seq`, not `seq`: a frame with a `seq` is a run event.)"""
+
+    type: ClassVar[str] = "stream.resumed"
+    run_id: str | None
+    last_seq: int
+    streaming: bool
+
+
+@dataclass(frozen=True)
 class ErrorFrame:
     """A refusal of what this socket asked for (a run's own failure is RunFailed)."""
 
@@ -138,7 +172,9 @@ class ErrorFrame:
     retry_after: int | None = None
 
 
-ServerFrame = MessageCreated | MessageReplaced | ThreadUpdated | ErrorFrame
+ServerFrame = (
+    MessageCreated | MessageReplaced | ThreadUpdated | RunActive | StreamResumed | ErrorFrame
+)
 
 
 def to_wire(frame: ServerFrame) -> dict[str, Any]:

@@ -7,6 +7,12 @@ heartbeat that also refreshes the answer's row; its value names the run and the
 control channel of the process holding it, so a stop from any process goes straight
 there. A process that dies leaves rows whose heartbeat stops; the sweep marks them
 interrupted with their partial text.
+
+Redis may restart and forget everything (docs/operations.md, "Faults"). The answer's row
+in PostgreSQL is the lock's durable half: a thread whose answer is streaming with a fresh
+heartbeat is busy whatever Redis says. Each process watches the Redis server's run id;
+when it changes, the process sets its runs' locks again (same values, so stops find them)
+and rejoins its sockets' groups, and each heartbeat sets a lost lock again too.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
@@ -45,7 +52,11 @@ logger = logging.getLogger(__name__)
 PUBLISH_SECONDS = 0.1
 FINAL_EVENTS = frozenset({"run.completed", "run.stopped", "error"})
 LOCK_SECONDS = 60
-HEARTBEAT_SECONDS = 15
+HEARTBEAT_SECONDS = 5  # the lock is set again at least this often after Redis lost it
+TOUCH_ROW_SECONDS = 15  # the answer's row (the lock's durable half) is refreshed this often
+WATCH_SECONDS = 1.0  # how often a process asks whether Redis is a new server
+STOP_WAIT_SECONDS = 3.0  # how long a stop waits for a lost lock to be set again
+CONTROL_RETRY_SECONDS = 1.0
 STALE_AFTER = timedelta(seconds=90)
 SWEEP_SECONDS = 60
 CLOSE = "registry.close"
@@ -62,6 +73,35 @@ def _lock_holder(thread_id: int) -> tuple[str, str] | None:
         return None
     run_id, _, channel = value.partition(" ")
     return run_id, channel
+
+
+def _claim_lock(thread_id: int, lock: str) -> bool:
+    return cache.add(_lock_key(thread_id), lock, LOCK_SECONDS)
+
+
+def _reassert_lock(thread_id: int, lock: str) -> bool:
+    """Keep the run's lock: refresh it, or set it again when Redis lost it. False when
+    another run holds the thread now."""
+    for _ in range(2):  # the lock may expire between the two looks: look again
+        if cache.add(_lock_key(thread_id), lock, LOCK_SECONDS):
+            return True
+        held = cache.get(_lock_key(thread_id))
+        if held == lock:
+            cache.touch(_lock_key(thread_id), LOCK_SECONDS)
+            return True
+        if held is not None:
+            return False
+    return True
+
+
+def _answer_streaming(group: Group, thread_id: int) -> bool:
+    """Whether an answer streams on the thread with a live heartbeat (the lock's durable
+    half: it holds while Redis has lost the lock)."""
+    fresh = timezone.now() - timedelta(seconds=LOCK_SECONDS)
+    with group_scope(group):
+        return Message.objects.filter(
+            thread_id=thread_id, status=Message.Status.STREAMING, updated_at__gte=fresh
+        ).exists()
 
 
 def active_run_id(thread_id: int) -> str | None:
@@ -193,9 +233,11 @@ class RunRegistry:
         lock = self._lock_value(run)
 
         def claim() -> Any:
-            if not cache.add(_lock_key(thread.pk), lock, LOCK_SECONDS):
+            if not _claim_lock(thread.pk, lock):
                 raise Busy
             try:
+                if _answer_streaming(group, thread.pk):
+                    raise Busy  # Redis lost the lock of a run that still streams
                 if admit is not None:
                     admit()
                 return before() if before else None
@@ -210,19 +252,42 @@ class RunRegistry:
         task.add_done_callback(self._tasks.discard)
         return run.run_id, prepared
 
-    async def request_stop(self, thread_id: int) -> None:
-        """Stop the thread's run wherever it lives (it ends within one stream step)."""
+    async def request_stop(self, thread_id: int, run_id: uuid.UUID | None = None) -> bool:
+        """Stop the thread's run (only if it is `run_id`, when given) wherever it lives; it
+        ends within one stream step. False when no such run streams."""
         run = self.runs.get(thread_id)
-        if run is not None:
+        if run is not None and (run_id is None or run.run_id == run_id):
             run.stop()
-            return
+            return True
         holder = await io_call(_lock_holder)(thread_id)
+        if holder is None:
+            holder = await self._lost_holder(thread_id)
         if holder is None or not holder[1]:
-            return  # nothing streams on the thread
-        run_id, channel = holder
+            return False  # nothing streams on the thread
+        holder_run, channel = holder
+        if run_id is not None and holder_run != str(run_id):
+            return False
+        if channel == self._control_channel:
+            return False  # this process's run of the thread has just ended
         await self.layer.send(
-            channel, {"type": "run.stop", "thread_id": thread_id, "run_id": run_id}
+            channel, {"type": "run.stop", "thread_id": thread_id, "run_id": holder_run}
         )
+        return True
+
+    async def _lost_holder(self, thread_id: int) -> tuple[str, str] | None:
+        """The holder of a lock Redis lost while its answer still streams: its process sets it
+        again within WATCH_SECONDS of noticing the new server, so wait for it a little."""
+        group = await db_call(_thread_group)(thread_id)
+        if group is None or not await db_call(_answer_streaming)(group, thread_id):
+            return None
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # polling Redis for the lock, with a deadline
+            holder = await io_call(_lock_holder)(thread_id)
+            if holder is not None:
+                return holder
+        logger.warning("thread %s: its run's lock was not set again; the stop is lost", thread_id)
+        return None
 
     async def follow(self, thread_id: int) -> str | None:
         """The run streaming on the thread now, if any. When it streams in another process,
@@ -278,16 +343,36 @@ class RunRegistry:
         await broadcast(thread.pk, to_wire(ThreadUpdated(thread={"id": thread.pk, "title": title})))
 
     async def _heartbeat(self, run: AgentRun, thread_id: int, ended: asyncio.Event) -> None:
+        touched = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ended.wait(), HEARTBEAT_SECONDS)
             if ended.is_set():
                 return
             try:
-                await io_call(cache.touch)(_lock_key(thread_id), LOCK_SECONDS)
+                await self._keep_lock(run, thread_id)
+            except Exception:
+                logger.exception("run %s: its lock could not be kept; it tries again", run.run_id)
+            if time.monotonic() - touched < TOUCH_ROW_SECONDS - HEARTBEAT_SECONDS / 2:
+                continue
+            try:
                 await db_call(_touch_message)(run.group, run.message_id)
+                touched = time.monotonic()
             except Exception:
                 logger.exception("run %s: heartbeat failed; it beats again later", run.run_id)
+
+    async def _keep_lock(self, run: AgentRun, thread_id: int) -> None:
+        """Refresh the run's lock, or set it again with the same value when Redis lost it.
+
+        Another run holds the thread only if this one's heartbeat was silent for LOCK_SECONDS
+        (the database was away too) and it was taken for dead: the newer run keeps the
+        thread and this one stops, its text kept, so two answers never stream at once.
+        """
+        if self.runs.get(thread_id) is not run:
+            return  # it let go of the thread as it ended
+        if not await io_call(_reassert_lock)(thread_id, self._lock_value(run)):
+            logger.warning("run %s: another run took its thread; stopping it", run.run_id)
+            run.stop()
 
     async def _let_go(self, run: AgentRun, thread_id: int) -> None:
         """The run no longer holds its thread: stops for the thread stop reaching it, and the
@@ -313,7 +398,8 @@ class RunRegistry:
         self._control_channel = await self.layer.new_channel()
         self._control_task = asyncio.create_task(self._control_loop())
         sweep = asyncio.create_task(self._sweep_loop())
-        for task in (self._control_task, sweep):
+        watch = asyncio.create_task(self._watch_loop())
+        for task in (self._control_task, sweep, watch):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -330,14 +416,29 @@ class RunRegistry:
         for run in list(self.runs.values()):
             run.stop()
         if self._control_channel is not None:
-            await self.layer.send(self._control_channel, {"type": CLOSE})
-        await asyncio.gather(*list(self._tasks))
+            try:
+                await self.layer.send(self._control_channel, {"type": CLOSE})
+            except Exception:  # Redis is away: nothing else can wake the listener
+                logger.exception("could not wake the stop listener; cancelling it")
+                if self._control_task is not None:
+                    self._control_task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await close_run_log()
         self._control_channel = self._control_task = None
 
     async def _control_loop(self) -> None:
+        """Stops and listen hints from other processes, until the registry closes. It
+        outlives any error: the channel layer's read waits out a Redis restart, and
+        anything else is logged and read again after a pause. Its channel is only a name
+        (nothing of it lives in Redis), so the locks that name it stay right."""
         while True:
-            message = await self.layer.receive(self._control_channel)
+            try:
+                message = await self.layer.receive(self._control_channel)
+            except Exception:
+                logger.exception("the stop listener could not read; it reads again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), CONTROL_RETRY_SECONDS)
+                continue
             if message.get("type") == CLOSE:
                 return
             run = self.runs.get(message.get("thread_id"))
@@ -347,6 +448,29 @@ class RunRegistry:
                 run.stop()
             elif message.get("type") == "run.listen":
                 run.sink.listener_joined()
+
+    async def _watch_loop(self) -> None:
+        """Notice a new Redis server (restarted, its data possibly lost) and put back what
+        this process keeps there: its runs' locks and its sockets' group memberships."""
+        known: str | None = None
+        while not self._closing.is_set():
+            try:
+                server = await self.layer.server_id()
+                if known is not None and server != known:
+                    await self._after_new_server()
+                known = server
+            except Exception:
+                logger.debug("cannot ask Redis for its run id; asking again", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), WATCH_SECONDS)
+
+    async def _after_new_server(self) -> None:
+        logger.warning("Redis is a new server: setting %d run locks again", len(self.runs))
+        for thread_id, run in list(self.runs.items()):
+            await self._keep_lock(run, thread_id)
+        rejoin = getattr(self.layer, "rejoin_groups", None)
+        if rejoin is not None:
+            await rejoin()
 
     async def _sweep_loop(self) -> None:
         while not self._closing.is_set():
@@ -378,6 +502,12 @@ async def propose_title(*, group: Group, thread: AIThread, user: User | None) ->
         answer=answer,
         user=user,
     )
+
+
+def _thread_group(thread_id: int) -> Group | None:
+    with scopes_disabled():
+        thread = AIThread.objects.filter(pk=thread_id).select_related("group").first()
+    return thread.group if thread is not None else None
 
 
 def _release_lock(thread_id: int, lock: str) -> None:

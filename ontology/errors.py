@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     READ_ONLY = "read_only"
     NOT_FOUND = "not_found"
     INVALID = "invalid"
+    NOT_RUNNING = "not_running"
     # A program's API token (ontology.tokens)
     UNAUTHENTICATED = "unauthenticated"
     INSUFFICIENT_SCOPE = "insufficient_scope"
@@ -70,6 +71,7 @@ SENTENCES: dict[ErrorCode, str] = {
     ),
     ErrorCode.NOT_FOUND: "That is not in this conversation.",
     ErrorCode.INVALID: "That request is not valid.",
+    ErrorCode.NOT_RUNNING: "Nothing is being written right now, so there is nothing to stop.",
     ErrorCode.UNAUTHENTICATED: (
         "Send a valid API token as 'Authorization: Bearer prl_…'. It may have been revoked, "
         "have expired, or belong to someone no longer in the organisation."

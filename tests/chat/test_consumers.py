@@ -81,11 +81,17 @@ async def connect(thread_id, user=None, origin="http://testserver", host="testse
     return communicator, connected
 
 
+NOTICES = {"run.active", "stream.resumed"}  # where a socket stands; their own tests check them
+
+
 async def frames_until(communicator, *types, limit=2000):
-    """Receive frames until one of `types` arrives; return them all."""
+    """Receive frames until one of `types` arrives; return them all (but the notices of where
+    the socket stands, unless asked for)."""
     received = []
     for _ in range(limit):
         frame = await communicator.receive_json_from(timeout=TIMEOUT)
+        if frame["type"] in NOTICES and frame["type"] not in types:
+            continue
         received.append(frame)
         if frame["type"] in types:
             return received
@@ -438,7 +444,11 @@ async def test_a_socket_signs_in_while_the_shared_sync_thread_is_busy(sim):
         connected, _ = await tab.connect(timeout=TIMEOUT)
         assert connected
         await send(tab, type="stream.resume", after_seq=0)  # the socket is signed in and open
-        assert await tab.receive_nothing(timeout=0.2)  # nothing to resume; no close, no error
+        assert await tab.receive_json_from(timeout=TIMEOUT) == {
+            "type": "stream.resumed",  # no run_id: the thread has had no run
+            "last_seq": 0,
+            "streaming": False,
+        }
     finally:
         release.set()
         await busy
@@ -760,4 +770,86 @@ async def test_the_origin_must_be_the_sites_own_in_full(sim, settings, origin, h
     tenant, thread = await chat_setup()
     tab, connected = await connect(thread.pk, tenant.member, origin=origin, host=host)
     assert connected is admitted
+    await tab.disconnect()
+
+
+# --- every frame gets an answer; where a socket stands (issue: faults, protocol cases) ------
+
+
+async def test_a_tab_opened_mid_run_is_told_at_once_and_resume_answers_where_it_stands(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=60;words=60")
+    first, _ = await connect(thread.pk, tenant.member)
+    await send(first, type="message.send", content="Go")
+    run_id = (await frames_until(first, "run.started"))[-1]["run_id"]
+    late, _ = await connect(thread.pk, tenant.member)
+    assert await late.receive_json_from(timeout=TIMEOUT) == {"type": "run.active", "run_id": run_id}
+    await send(late, type="stream.resume", after_seq=0, run_id=run_id)
+    frames = await frames_until(late, "stream.resumed")
+    resumed = frames[-1]
+    assert resumed["run_id"] == run_id and resumed["streaming"] is True
+    assert seqs(frames) == list(range(1, resumed["last_seq"] + 1))
+    frames += await frames_until(late, "run.completed")
+    assert seqs(frames) == list(range(1, seqs(frames)[-1] + 1))
+    await send(late, type="stream.resume", after_seq=seqs(frames)[-1])
+    done = await late.receive_json_from(timeout=TIMEOUT)
+    assert (done["type"], done["last_seq"], done["streaming"]) == (
+        "stream.resumed",
+        seqs(frames)[-1],
+        False,
+    )
+    for tab in (first, late):
+        await tab.disconnect()
+
+
+async def test_a_resume_naming_an_older_run_gets_its_rest_then_the_newer_run_whole(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@text;words=12")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="One")
+    older = await frames_until(tab, "run.completed")
+    await send(tab, type="message.send", content="Two")
+    newer = await frames_until(tab, "run.completed")
+    older_id, newer_id = older[-1]["run_id"], newer[-1]["run_id"]
+    assert older_id != newer_id
+
+    again, _ = await connect(thread.pk, tenant.member)
+    await send(again, type="stream.resume", after_seq=3, run_id=older_id)  # away since seq 3
+    replay = await frames_until(again, "stream.resumed")
+    got = [(f["run_id"], f["seq"]) for f in replay if "seq" in f]
+    assert got == [(older_id, s) for s in seqs(older) if s > 3] + [
+        (newer_id, s) for s in seqs(newer)
+    ]
+    assert replay[-1]["run_id"] == newer_id and replay[-1]["last_seq"] == seqs(newer)[-1]
+    for socket in (tab, again):
+        await socket.disconnect()
+
+
+async def test_a_stop_with_nothing_to_stop_is_answered_and_one_for_another_run_stops_nothing(sim):
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=60;words=80")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="run.stop")
+    refused = await tab.receive_json_from(timeout=TIMEOUT)
+    assert (refused["type"], refused["code"]) == ("error", "not_running")
+
+    await send(tab, type="message.send", content="Go")
+    run_id = (await frames_until(tab, "run.started"))[-1]["run_id"]
+    await send(tab, type="run.stop", run_id=str(uuid.uuid4()))
+    frames = await frames_until(tab, "error", "run.completed")
+    assert (frames[-1]["type"], frames[-1]["code"]) == ("error", "not_running")
+    assert "run_id" not in frames[-1]  # a refusal of the frame, not the run's end
+    await send(tab, type="run.stop", run_id=run_id)
+    stopped = await frames_until(tab, "run.stopped", "run.completed")
+    assert stopped[-1]["type"] == "run.stopped" and stopped[-1]["run_id"] == run_id
+    await tab.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"type": "run.stop", "run_id": 7}, {"type": "stream.resume", "after_seq": 0, "run_id": "x"}],
+)
+async def test_a_bad_run_id_is_refused(sim, frame):
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, **frame)
+    refused = await tab.receive_json_from(timeout=TIMEOUT)
+    assert (refused["type"], refused["code"]) == ("error", "bad_frame")
     await tab.disconnect()

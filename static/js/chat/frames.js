@@ -125,6 +125,8 @@ function onRunEnded(frame) {
 }
 
 function onError(frame) {
+  // A stop that came after the run ended: its own end frame says how it ended.
+  if (frame.code === "not_running") return;
   if (frame.run_id) {
     const run = track(frame);
     if (!run || run.finished) return;

@@ -18,7 +18,10 @@ export function connect(handle) {
     connection.textContent = "";
     // Catch up on the run in progress (or the last one): the server sends only what we miss.
     const run = state.activeRun && state.runs.get(state.activeRun);
-    socket.send(JSON.stringify({ type: "stream.resume", after_seq: run ? run.seq : 0 }));
+    // Naming the run means a newer run that began while we were away comes whole after it.
+    const resume = { type: "stream.resume", after_seq: run ? run.seq : 0 };
+    if (run) resume.run_id = state.activeRun;
+    socket.send(JSON.stringify(resume));
   });
   socket.addEventListener("message", (event) => {
     let frame;
