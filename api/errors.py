@@ -15,6 +15,8 @@ STATUS: dict[str, int] = {
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.INSUFFICIENT_SCOPE: 403,
     ErrorCode.READ_ONLY: 403,
+    ErrorCode.MANAGERS_ONLY: 403,
+    ErrorCode.NOT_RUNNING: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.BUSY: 409,
     ErrorCode.QUOTA_EXCEEDED: 402,

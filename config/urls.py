@@ -18,3 +18,5 @@ urlpatterns = [
     path("", include("api.urls")),
     path("", include("ontology.urls")),
 ]
+
+handler404 = "config.errors.page_not_found"

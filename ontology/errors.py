@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     INVALID = "invalid"
     NOT_RUNNING = "not_running"
+    MANAGERS_ONLY = "managers_only"
     # A program's API token (ontology.tokens)
     UNAUTHENTICATED = "unauthenticated"
     INSUFFICIENT_SCOPE = "insufficient_scope"
@@ -71,6 +72,7 @@ SENTENCES: dict[ErrorCode, str] = {
     ),
     ErrorCode.NOT_FOUND: "That is not in this conversation.",
     ErrorCode.INVALID: "That request is not valid.",
+    ErrorCode.MANAGERS_ONLY: "Only the organisation's owners and admins can do this.",
     ErrorCode.NOT_RUNNING: "Nothing is being written right now, so there is nothing to stop.",
     ErrorCode.UNAUTHENTICATED: (
         "Send a valid API token as 'Authorization: Bearer prl_…'. It may have been revoked, "

@@ -428,8 +428,8 @@ def _responses() -> dict[str, Any]:
         "BadRequest": "bad_json, missing_field, empty, too_long, bad_text or invalid.",
         "Unauthenticated": "No valid token: missing, unknown, revoked, expired, or its user "
         "left the organisation. Always the same body.",
-        "Forbidden": "insufficient_scope (the token's scopes, or a member asking for usage) "
-        "or read_only (a thread one may read but not write).",
+        "Forbidden": "insufficient_scope (the token's scopes), managers_only (a member asking "
+        "for usage) or read_only (a thread one may read but not write).",
         "NotFound": "not_found: missing, another member's or another organisation's, alike.",
         "QuotaExceeded": "quota_exceeded: the organisation's monthly budget is used up.",
         "Busy": "busy: an answer is still being written on this thread.",

@@ -242,9 +242,7 @@ def _usage(group, start: date, end: date) -> dict:
 async def usage(request: HttpRequest) -> HttpResponse:
     if not is_manager(request.group):
         raise Problem(
-            ErrorCode.INSUFFICIENT_SCOPE,
-            "Only the organisation's owners and admins can read its usage.",
-            status=403,
+            ErrorCode.MANAGERS_ONLY, "Only the organisation's owners and admins can read its usage."
         )
     today = timezone.localdate()
     start = _day(request, "start", today.replace(day=1))

@@ -396,7 +396,7 @@ async def test_usage_is_for_owners_and_admins_with_money_as_strings(sim):
     )
     assert response.status_code == 200
     member = await call("GET", "/usage", w.secrets["author"])
-    assert (member.status_code, error_of(member)) == (403, "insufficient_scope")
+    assert (member.status_code, error_of(member)) == (403, "managers_only")
     report = (await call("GET", "/usage", w.secrets["owner"])).json()
     totals = report["totals"]
     assert totals["calls"] >= 1 and isinstance(totals["output_tokens"], int)

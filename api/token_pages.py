@@ -58,7 +58,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
     listed = tokens.tokens_for_list(group=group, user=request.user, all_of_group=manager)
     return render(
         request,
-        "ontology/tokens.html",
+        "api/tokens.html",
         {
             "group": group,
             "form": form,
