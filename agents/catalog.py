@@ -24,8 +24,6 @@ class Provider:
     scenarios: bool = False
 
 
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     provider: str

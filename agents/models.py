@@ -223,6 +223,10 @@ class ToolCall(TenantModel):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last began it (committed before it runs)."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

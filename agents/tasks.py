@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import shared_task
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agents.models import ToolCall
@@ -30,12 +31,19 @@ def tool_outcome(record: ToolCall) -> dict[str, Any]:
 def run_tool(*, group_id: int, call_id: str) -> dict[str, Any]:
     """Run one tool call once. A redelivered or repeated task returns the stored outcome.
 
-    The executor's writes and the call's result commit together, so a worker
-    killed mid-call leaves nothing behind and the redelivery starts clean.
+    The executor's writes and the call's result commit together, under a lock on the call's
+    row, so a worker killed mid-call leaves nothing behind, the call is sent again (by the
+    run waiting for it, or by the broker once its visibility timeout passes) and runs once.
     """
     group = Group.objects.filter(pk=group_id).first()
     if group is None:
         return {"ok": False, "result": None, "error": "The organisation no longer exists."}
+    with group_scope(group):
+        # Committed before the call runs: a pending call with a start and no lock held on
+        # its row is one whose worker died mid-call (agents.tools.dispatch sends it again).
+        ToolCall.objects.filter(call_id=call_id, status=ToolCall.Status.PENDING).update(
+            started_at=timezone.now(), attempts=F("attempts") + 1
+        )
     with group_scope(group), transaction.atomic():
         record = (
             ToolCall.objects.select_for_update(of=("self",))

@@ -132,6 +132,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message a worker took and never acknowledged (its main process died) goes back to the
+# queue after this many seconds (Redis has no other way to know); the run waiting for a
+# tool call notices a dead worker sooner and sends the call again
+# (PARLEY_TOOL_WORKER_CHECK_SECONDS). A task still running past it is delivered twice, so
+# every task is idempotent (a tool call runs under a lock on its row).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("PARLEY_BROKER_VISIBILITY_TIMEOUT", 300),
+    "unacked_restore_throttle": 1,  # look for such messages every 10 s, not every 100 s
+}
+PARLEY_TOOL_WORKER_CHECK_SECONDS = env_float("PARLEY_TOOL_WORKER_CHECK_SECONDS", 1.0)
 
 # --- Auth ------------------------------------------------------------------------
 

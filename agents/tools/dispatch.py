@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,8 @@ from agents.providers import ToolCallRequest
 from agents.tools.registry import TOOLS
 from ontology.db_async import db_call
 from ontology.scoping import group_scope
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,24 +125,60 @@ def _waiters() -> ThreadPoolExecutor:
     return _waiter_pool
 
 
-def _send_and_wait(call_key: str, run: ToolRun) -> dict[str, Any]:
-    """Blocking: runs in a tool-wait thread. The worker gets a hard limit past the timeout."""
+def _worker_lost(call_key: str, run: ToolRun) -> bool:
+    """A worker began the call (its start is committed) and no longer holds the call's row:
+    it died mid-call, and its transaction, the tool's writes with it, was rolled back. (A
+    worker between marking the start and taking the lock looks the same for an instant;
+    the call sent again then waits for the lock and finds the call done.)"""
+    with group_scope(run.group), transaction.atomic():
+        unlocked = ToolCall.objects.select_for_update(skip_locked=True).filter(
+            call_id=call_key, status=ToolCall.Status.PENDING, started_at__isnull=False
+        )
+        return bool(list(unlocked.values_list("pk", flat=True)[:1]))
+
+
+def _send(call_key: str, run: ToolRun, attempt: int):
     from agents.tasks import run_tool
 
-    result = run_tool.apply_async(
+    return run_tool.apply_async(
         kwargs={"group_id": run.group.pk, "call_id": call_key},
-        task_id=call_key,
+        task_id=call_key if attempt == 0 else f"{call_key}:{attempt}",
         soft_time_limit=run.timeout + 5,
         time_limit=run.timeout + 15,
     )
+
+
+def _send_and_wait(call_key: str, run: ToolRun) -> dict[str, Any]:
+    """Blocking: runs in a tool-wait thread. The worker gets a hard limit past the timeout.
+
+    While it waits it looks, every PARLEY_TOOL_WORKER_CHECK_SECONDS, for a worker that died
+    mid-call (the broker would hand its message to another worker only after its visibility
+    timeout), and sends the call again at once: the call runs exactly once either way.
+    """
+    deadline = time.monotonic() + run.timeout
+    attempt = 0
+    result = _send(call_key, run, attempt)
     try:
-        return result.get(timeout=run.timeout, propagate=False, disable_sync_subtasks=False)
-    except CeleryTimeout:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return result.get(
+                    timeout=max(0.01, min(left, settings.PARLEY_TOOL_WORKER_CHECK_SECONDS)),
+                    propagate=False,
+                    disable_sync_subtasks=False,
+                )
+            except CeleryTimeout:
+                if time.monotonic() >= deadline:
+                    break
+                if _worker_lost(call_key, run):
+                    attempt += 1
+                    logger.warning("tool call %s: its worker died; sending it again", call_key)
+                    result = _send(call_key, run, attempt)
         result.revoke()
         _mark_timed_out(call_key, run)
         return {"ok": False, "result": None, "error": f"Timed out after {run.timeout:g} s."}
     finally:
-        connections.close_all()  # this thread's connection, if _mark_timed_out opened one
+        connections.close_all()  # this thread's connection, if it opened one
 
 
 async def run_tool_call(call: ToolCallRequest, run: ToolRun, index: int = 0) -> ToolOutcome:
