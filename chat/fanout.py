@@ -6,6 +6,10 @@ keeps the channel layer (a few Redis round trips per message) off the per-token
 path. Tabs connected to other daphne processes get the events through the channel
 layer in small batches, and only while such a tab exists. Every Redis message
 names the process it came from, so local tabs skip the copy of what they already got.
+
+While Redis is away, batches for other processes are dropped rather than queued or retried
+(their tabs fill the gap from the run log once the stream reaches them again), except a
+run's last event, which nothing else would bring: that one is sent patiently.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from chat.layers import PATIENCE_SECONDS, UNREACHABLE, Backoff
 from ontology.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
 REMOTE_CHECK_SECONDS = 1.0
+AWAY_PAUSE_SECONDS = 1.0  # after a failed send, batches are dropped this long
 
 
 def thread_group(thread_id: int) -> str:
@@ -66,11 +72,31 @@ def process_origin(layer=None) -> str | None:
     return getattr(layer or get_channel_layer(), "client_prefix", None)
 
 
+CLOSE_TRY_AGAIN = 1013  # WebSocket "try again later": Redis stayed away
+
+
+async def join_groups(layer, channel: str, *groups: str) -> bool:
+    """Add a socket's channel to its groups, waiting out a Redis restart (the layer tries
+    again for PATIENCE_SECONDS). False when Redis stays away: the consumer should then close
+    with CLOSE_TRY_AGAIN, which clients retry, rather than fail with 1011."""
+    try:
+        for group in groups:
+            await layer.group_add(group, channel)
+    except UNREACHABLE:
+        logger.warning("a socket could not join %s: Redis is unreachable", groups)
+        return False
+    return True
+
+
 async def broadcast(thread_id: int, event: dict[str, Any]) -> None:
     """A one-off event (a new question, a title): local tabs at once, other processes'
-    tabs too when there are any (one look at the group is cheaper than a group send)."""
+    tabs too when there are any (one look at the group is cheaper than a group send). With
+    Redis away, other processes' tabs miss it (they see it on their next load)."""
     local_fanout().publish(thread_id, event)
-    await RemotePublisher(thread_id).send([event])
+    try:
+        await RemotePublisher(thread_id).send([event])
+    except UNREACHABLE as error:
+        logger.warning("thread %s: %s not sent to other processes (%s)", thread_id, event, error)
 
 
 class RemotePublisher:
@@ -82,6 +108,7 @@ class RemotePublisher:
         self.origin = process_origin(self.layer)
         self._checked_at = float("-inf")
         self._remote = True
+        self._away_until = float("-inf")
 
     def may_have_listeners(self) -> bool:
         """Whether to queue an event for other processes: as last looked, or yes once that is
@@ -94,12 +121,30 @@ class RemotePublisher:
         self._remote = True
         self._checked_at = float("-inf")
 
-    async def send(self, events: list[dict[str, Any]]) -> None:
-        if events and await self._has_remote_listeners():
-            await self.layer.group_send(
-                thread_group(self.thread_id),
-                {"type": "run.events", "events": events, "origin": self.origin},
-            )
+    async def send(self, events: list[dict[str, Any]], *, patient: bool = False) -> bool:
+        """Send the events to other processes' tabs: False when they were dropped because
+        Redis was away moments ago. A failure raises, after trying again for
+        PATIENCE_SECONDS when `patient`; the next AWAY_PAUSE_SECONDS of sends are dropped."""
+        if not events:
+            return True
+        if not patient and time.monotonic() < self._away_until:
+            return False
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        backoff = Backoff()
+        while True:
+            try:
+                if await self._has_remote_listeners():
+                    await self.layer.group_send(
+                        thread_group(self.thread_id),
+                        {"type": "run.events", "events": events, "origin": self.origin},
+                    )
+                self._away_until = float("-inf")
+                return True
+            except UNREACHABLE:
+                self._away_until = time.monotonic() + AWAY_PAUSE_SECONDS
+                if not patient or time.monotonic() + backoff.delay > deadline:
+                    raise
+                await backoff.wait()
 
     async def _has_remote_listeners(self) -> bool:
         """A yes stands for REMOTE_CHECK_SECONDS; a no is looked at again on every send. A no

@@ -38,6 +38,7 @@ from chat import selectors, services
 from chat.conversation import ThreadConversation
 from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.frames import ThreadUpdated, to_wire
+from chat.layers import UNREACHABLE
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
 from ontology.db_async import db_call, io_call
@@ -55,7 +56,7 @@ LOCK_SECONDS = 60
 HEARTBEAT_SECONDS = 5  # the lock is set again at least this often after Redis lost it
 TOUCH_ROW_SECONDS = 15  # the answer's row (the lock's durable half) is refreshed this often
 WATCH_SECONDS = 1.0  # how often a process asks whether Redis is a new server
-STOP_WAIT_SECONDS = 3.0  # how long a stop waits for a lost lock to be set again
+STOP_WAIT_SECONDS = HEARTBEAT_SECONDS + 1.0  # how long a stop waits for a lost lock to return
 CONTROL_RETRY_SECONDS = 1.0
 STALE_AFTER = timedelta(seconds=90)
 SWEEP_SECONDS = 60
@@ -154,7 +155,7 @@ class EventLog:
                 logger.exception("run %s could not let go of its thread", event["run_id"])
             local_fanout().publish(self.thread.pk, event)
             self._outbox.append(event)
-            await self.publish()
+            await self.publish(patient=True)
             return
         self._unwritten += 1
         if self._unwritten >= FLUSH_EVENTS:
@@ -174,22 +175,27 @@ class EventLog:
         self.remote.listener_joined()
 
     async def _publish_soon(self) -> None:
-        await asyncio.sleep(PUBLISH_SECONDS)
-        self._publisher = None
+        try:
+            await asyncio.sleep(PUBLISH_SECONDS)
+        finally:
+            self._publisher = None
         await self.publish()
 
-    async def publish(self) -> None:
+    async def publish(self, *, patient: bool = False) -> None:
+        """Send the outbox to other processes (see RemotePublisher.send); never raises."""
         events, self._outbox = self._outbox, []
         try:
-            await self.remote.send(events)
-        except Exception:  # Redis is away: the other processes' tabs read them from the log
+            await self.remote.send(events, patient=patient)
+        except UNREACHABLE as error:  # the other processes' tabs read them from the log
+            logger.warning("could not publish %d events to other processes: %s", len(events), error)
+        except Exception:
             logger.exception("could not publish %d events to other processes", len(events))
 
     async def close(self) -> None:
         if self._publisher is not None:
             self._publisher.cancel()
             self._publisher = None
-        await self.publish()
+        await self.publish(patient=True)
         await self.log.sync()
 
 
@@ -452,10 +458,11 @@ class RunRegistry:
     async def _watch_loop(self) -> None:
         """Notice a new Redis server (restarted, its data possibly lost) and put back what
         this process keeps there: its runs' locks and its sockets' group memberships."""
+        server_id = getattr(self.layer, "server_id", None)
         known: str | None = None
-        while not self._closing.is_set():
+        while server_id is not None and not self._closing.is_set():
             try:
-                server = await self.layer.server_id()
+                server = await server_id()
                 if known is not None and server != known:
                     await self._after_new_server()
                 known = server

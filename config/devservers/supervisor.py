@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from config.devservers.common import ROOT, DevServerError, say
 
@@ -21,6 +22,15 @@ def describe_exit(code: int) -> str:
         with contextlib.suppress(ValueError):
             return f"exited with code {code} ({signal.Signals(-code).name})"
     return f"exited with code {code}"
+
+
+class Server(Protocol):
+    """A server the runner started itself (the embedded Valkey): restarted in place, on the
+    same port, so the processes that were given its URL find it again."""
+
+    def alive(self) -> bool: ...
+
+    def restart(self) -> None: ...
 
 
 @dataclass
@@ -51,8 +61,10 @@ class Supervisor:
         pass_fds: dict[str, tuple[int, ...]] | None = None,
         delays: tuple[float, ...] = RESTART_DELAYS,
         steady_after: float = STEADY_AFTER,
+        servers: dict[str, Server] | None = None,
     ) -> None:
         self.env = env
+        self.servers = servers or {}
         self.delays = delays
         self.steady_after = steady_after
         self.children = {
@@ -72,7 +84,12 @@ class Supervisor:
         child.restart_at = None
 
     def poll(self) -> None:
-        """Notice the processes that exited and start again those whose pause is over."""
+        """Notice the processes that exited and start again those whose pause is over; a
+        dead server is started again at once (the processes need it)."""
+        for name, server in self.servers.items():
+            if not server.alive():
+                say(f"{name} died; restarting it on the same port.")
+                server.restart()
         now = time.monotonic()
         for child in self.children.values():
             if child.restart_at is None:
@@ -117,6 +134,7 @@ def supervise(
     banner: Callable[[], None],
     ready: Callable[[], bool] = lambda: True,
     pass_fds: dict[str, tuple[int, ...]] | None = None,
+    servers: dict[str, Server] | None = None,
 ) -> int:
     """Start the processes, restart any that exits (see Supervisor), show the banner once
     `ready()` says they serve, and stop them all on Ctrl-C, SIGTERM or SIGHUP.
@@ -129,7 +147,7 @@ def supervise(
     # Explicit handlers: a shell that starts us in the background leaves SIGINT ignored.
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda signum, frame: stop_requested.append(signum))
-    supervisor = Supervisor(commands, env=env, pass_fds=pass_fds)
+    supervisor = Supervisor(commands, env=env, pass_fds=pass_fds, servers=servers)
     try:
         supervisor.start()
         announced = False
