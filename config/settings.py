@@ -142,6 +142,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,  # look for such messages every 10 s, not every 100 s
 }
 PARLEY_TOOL_WORKER_CHECK_SECONDS = env_float("PARLEY_TOOL_WORKER_CHECK_SECONDS", 1.0)
+# A Server-Sent Events stream quiet this long gets a comment line, so proxies keep it open.
+PARLEY_SSE_KEEP_ALIVE_SECONDS = env_float("PARLEY_SSE_KEEP_ALIVE_SECONDS", 15.0)
 
 # --- Auth ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from api.auth import CHAT, READ, token_required
 from api.errors import openai_error
+from api.keepalive import with_keep_alive
 from api.openai_compat import answers, catalog
 from api.openai_compat import embeddings as embedding
 from api.openai_compat.bodies import InvalidBody, completion_request, embedding_request
@@ -141,7 +142,9 @@ async def _thread_turn(request: HttpRequest, agent_id: int, question: str):
 
 
 def _event_stream(body) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(
+        with_keep_alive(body), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must pass each chunk on at once
     return response

@@ -16,6 +16,7 @@ from typing import Any
 from django.http import StreamingHttpResponse
 
 from api.follow import ThreadFollower
+from api.keepalive import with_keep_alive
 from chat import selectors
 from chat.models import AIThread
 from chat.runs import FINAL_EVENTS, active_run_id
@@ -34,7 +35,9 @@ def sse(event: dict[str, Any]) -> bytes:
 
 
 def sse_response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(
+        with_keep_alive(events), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
     return response
