@@ -89,6 +89,7 @@ class ThreadTurn:
             await self.close()
             raise
         self.run_id = str(run_id)
+        self._follower.expect(run_id)
         self._run = registry().runs.get(thread.pk)
         self._events = self._follower.run_events(run_id)
         return self

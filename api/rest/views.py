@@ -136,6 +136,7 @@ async def message_send(request: HttpRequest, thread_id: int) -> HttpResponse:
             content=body.content,
             client_id=body.client_id,
         )
+        follower.expect(run_id)
         created = {
             "type": "message.created",
             "message": payloads.message_payload(question),

@@ -1,4 +1,5 @@
-"""A quiet Server-Sent Events stream gets comment lines, and its body is never cut short."""
+"""Streamed answers: a quiet stream gets comment lines and is never cut short, and a follower
+whose events are never read leaves its thread when its run ends."""
 
 import asyncio
 
@@ -42,3 +43,18 @@ async def test_a_client_that_leaves_closes_the_body():
     assert await anext(stream) == b"data: 1\n\n"
     await stream.aclose()
     assert closed == [True]
+
+
+async def test_a_follower_whose_events_are_never_read_leaves_when_its_run_ends():
+    from api.follow import ThreadFollower
+    from chat.fanout import local_fanout
+
+    fanout = local_fanout()
+    follower = await ThreadFollower(4242).__aenter__()
+    follower.expect("run-1")
+    fanout.publish(4242, {"type": "delta", "run_id": "run-1", "seq": 1, "text": "Hi"})
+    fanout.publish(4242, {"type": "run.completed", "run_id": "run-2", "seq": 9})  # not its run
+    fanout.publish(4242, {"type": "run.completed", "run_id": "run-1", "seq": 2})
+    fanout.publish(4242, {"type": "delta", "run_id": "run-3", "seq": 1, "text": "next"})
+    assert follower.inbox.qsize() == 3  # nothing after its run's end reaches it
+    assert [e["seq"] async for e in follower.run_events("run-1")] == [1, 2]
