@@ -106,6 +106,15 @@ class RedisChannelLayer(BaseRedisChannelLayer):
     async def send(self, channel, message):
         await self._patiently(super().send, channel, message)
 
+    async def send_now(self, channel, message):
+        """Send once, for a message that is only a hint (a tab follows a run)."""
+        try:
+            await super().send(channel, message)
+        except UNREACHABLE as error:
+            self._unreachable(error)
+            raise
+        self._reachable()
+
     async def group_send(self, group, message):
         try:
             await super().group_send(group, message)

@@ -95,14 +95,20 @@ def _reassert_lock(thread_id: int, lock: str) -> bool:
     return True
 
 
-def _answer_streaming(group: Group, thread_id: int) -> bool:
-    """Whether an answer streams on the thread with a live heartbeat (the lock's durable
-    half: it holds while Redis has lost the lock)."""
+def _streaming_run(thread_id: int) -> str | None:
+    """The run whose answer streams on the thread with a live heartbeat: the lock's durable
+    half, which holds while Redis has lost the lock. By thread id alone, as the lock is:
+    its callers have checked who may see the thread."""
     fresh = timezone.now() - timedelta(seconds=LOCK_SECONDS)
-    with group_scope(group):
-        return Message.objects.filter(
-            thread_id=thread_id, status=Message.Status.STREAMING, updated_at__gte=fresh
-        ).exists()
+    with scopes_disabled():
+        run_id = (
+            Message.objects.filter(
+                thread_id=thread_id, status=Message.Status.STREAMING, updated_at__gte=fresh
+            )
+            .values_list("run_id", flat=True)
+            .first()
+        )
+    return str(run_id) if run_id is not None else None
 
 
 def active_run_id(thread_id: int) -> str | None:
@@ -242,7 +248,7 @@ class RunRegistry:
             if not _claim_lock(thread.pk, lock):
                 raise Busy
             try:
-                if _answer_streaming(group, thread.pk):
+                if _streaming_run(thread.pk) is not None:
                     raise Busy  # Redis lost the lock of a run that still streams
                 if admit is not None:
                     admit()
@@ -283,8 +289,7 @@ class RunRegistry:
     async def _lost_holder(self, thread_id: int) -> tuple[str, str] | None:
         """The holder of a lock Redis lost while its answer still streams: its process sets it
         again within WATCH_SECONDS of noticing the new server, so wait for it a little."""
-        group = await db_call(_thread_group)(thread_id)
-        if group is None or not await db_call(_answer_streaming)(group, thread_id):
+        if await db_call(_streaming_run)(thread_id) is None:
             return None
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while time.monotonic() < deadline:
@@ -298,15 +303,16 @@ class RunRegistry:
     async def follow(self, thread_id: int) -> str | None:
         """The run streaming on the thread now, if any. When it streams in another process,
         that process hears that a tab here follows it, and publishes to this process from
-        its next event on rather than from its next look (REMOTE_CHECK_SECONDS)."""
+        its next event on rather than from its next look (REMOTE_CHECK_SECONDS). When Redis
+        has lost the run's lock, the answer's row still names the run."""
         holder = await io_call(_lock_holder)(thread_id)
         if holder is None:
-            return None
+            return await db_call(_streaming_run)(thread_id)
         run_id, channel = holder
         if channel and channel != self._control_channel:
             try:
                 listen = {"type": "run.listen", "thread_id": thread_id, "run_id": run_id}
-                await self.layer.send(channel, listen)
+                await getattr(self.layer, "send_now", self.layer.send)(channel, listen)
             except Exception:  # the run still reaches this tab, from its process's next look
                 logger.exception("could not tell run %s that a tab follows it", run_id)
         return run_id
@@ -509,12 +515,6 @@ async def propose_title(*, group: Group, thread: AIThread, user: User | None) ->
         answer=answer,
         user=user,
     )
-
-
-def _thread_group(thread_id: int) -> Group | None:
-    with scopes_disabled():
-        thread = AIThread.objects.filter(pk=thread_id).select_related("group").first()
-    return thread.group if thread is not None else None
 
 
 def _release_lock(thread_id: int, lock: str) -> None:

@@ -58,10 +58,12 @@ async def test_a_second_answer_on_the_thread_is_refused_while_the_first_streams(
 async def test_a_stop_from_another_process_reaches_the_run(two_processes, valkey):
     here, there = two_processes
     async with aiohttp.ClientSession() as session:
-        cookie, thread, author, _ = await streaming(session, here)
+        cookie, thread, author, delta = await streaming(session, here)
         valkey.kill_and_restart()
 
         other = await Socket.open(session, there, thread.pk, cookie)
+        active = await other.until(of_type("run.active"))  # told of the run at once
+        assert active["run_id"] == delta["run_id"]
         await stop_from(other, author)
         for socket in (author, other):
             await socket.close()
