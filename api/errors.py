@@ -36,6 +36,7 @@ STATUS: dict[str, int] = {
     ErrorCode.ENDPOINT_REFUSED: 502,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
 }
 
 # OpenAI's `type` for each status (what its SDK maps to its exception classes).

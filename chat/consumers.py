@@ -21,7 +21,13 @@ from django.core.exceptions import ValidationError
 
 from billing.ratelimits import RateLimited
 from chat import selectors, turns
-from chat.fanout import local_fanout, process_origin, thread_group
+from chat.fanout import (
+    CLOSE_TRY_AGAIN,
+    join_groups,
+    local_fanout,
+    process_origin,
+    thread_group,
+)
 from chat.frames import (
     ErrorFrame,
     FrameError,
@@ -34,6 +40,7 @@ from chat.frames import (
     parse_frame,
     to_wire,
 )
+from chat.layers import UNREACHABLE
 from chat.runs import FINAL_EVENTS, Busy, registry
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
@@ -105,15 +112,19 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.events_lock = asyncio.Lock()
         self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_SIZE)
         self.origin = process_origin(self.channel_layer)
-        self.joined = True
-        await self.channel_layer.group_add(thread_group(self.thread.pk), self.channel_name)
+        groups = [thread_group(self.thread.pk)]
         if self.token is not None:
-            await self.channel_layer.group_add(
-                token_channel_group(self.token.token.pk), self.channel_name
-            )
+            groups.append(token_channel_group(self.token.token.pk))
+        if not await join_groups(self.channel_layer, self.channel_name, *groups):
+            await self.close(code=CLOSE_TRY_AGAIN)  # Redis stayed away: the client retries
+            return
+        self.joined = True
         self.pump = asyncio.create_task(self._pump())
         local_fanout().add(self.thread.pk, self)
-        streaming = await registry().follow(self.thread.pk)
+        try:
+            streaming = await registry().follow(self.thread.pk)
+        except UNREACHABLE:
+            streaming = None  # Redis is away: the client's resume finds the run
         if streaming is not None:
             # Its events reach this socket once it says where it stands (stream.resume), so a
             # reconnecting client gets no event twice; a new one resumes from 0.
@@ -123,11 +134,12 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         if getattr(self, "joined", False):
             local_fanout().discard(self.thread.pk, self)
             self.pump.cancel()
-            await self.channel_layer.group_discard(thread_group(self.thread.pk), self.channel_name)
+            groups = [thread_group(self.thread.pk)]
             if self.token is not None:
-                await self.channel_layer.group_discard(
-                    token_channel_group(self.token.token.pk), self.channel_name
-                )
+                groups.append(token_channel_group(self.token.token.pk))
+            with contextlib.suppress(*UNREACHABLE):  # the group's membership expires by itself
+                for group in groups:
+                    await self.channel_layer.group_discard(group, self.channel_name)
 
     async def token_revoked(self, message: dict[str, Any]) -> None:
         """The socket's token was revoked, or its user left the group or was deactivated."""
@@ -159,6 +171,14 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         except FrameError as problem:
             await self.error(problem.code, problem.message)
             return
+        try:
+            await self._act(frame)
+        except UNREACHABLE:
+            # Redis (rate limits, run locks) is away for longer than its retries: say so and
+            # keep the socket; nothing was stored.
+            await self.error(ErrorCode.UNAVAILABLE, sentence_for(ErrorCode.UNAVAILABLE))
+
+    async def _act(self, frame) -> None:
         if isinstance(frame, WRITES) and self.token is not None:
             if not await db_call(still_valid)(self.token.token.pk):
                 await self.close(code=CLOSE_NOT_LOGGED_IN)  # in case its close message was lost

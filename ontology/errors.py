@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     # The platform
     AGENT_UNAVAILABLE = "agent_unavailable"
     INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
     QUOTA_EXCEEDED = "quota_exceeded"
     # What the person asked for
     RATE_LIMITED = "rate_limited"
@@ -61,6 +62,9 @@ SENTENCES: dict[ErrorCode, str] = {
     ),
     ErrorCode.AGENT_UNAVAILABLE: "This agent is not available right now.",
     ErrorCode.INTERNAL: "Something went wrong on our side. The answer so far has been kept.",
+    ErrorCode.UNAVAILABLE: (
+        "The chat service is briefly unavailable. Nothing was saved; please try again."
+    ),
     ErrorCode.QUOTA_EXCEEDED: (
         "Your organisation has used its AI budget for this month. "
         "An owner can raise the budget; until then no new answers can be written."

@@ -5,7 +5,10 @@ no sleeps."""
 
 import aiohttp
 import pytest
+from channels.db import database_sync_to_async
 
+from chat.models import Message
+from ontology.scoping import group_scope
 from tests.chat.test_consumers import session_cookie
 from tests.faults.conftest import Socket, a_thread, of_type
 
@@ -107,3 +110,34 @@ async def test_a_socket_open_across_a_restart_keeps_hearing_a_run_of_another_pro
         await stop_from(author, watcher)
         for socket in (author, watcher):
             await socket.close()
+
+
+async def test_a_send_while_valkey_is_away_is_refused_in_words_and_stores_nothing(
+    two_processes, valkey
+):
+    here, _ = two_processes
+    tenant, thread = await a_thread()
+    cookie = await session_cookie(tenant.member)
+    async with aiohttp.ClientSession() as session:
+        socket = await Socket.open(session, here, thread.pk, cookie)
+        await socket.send(type="stream.resume", after_seq=0)
+        await socket.until(of_type("stream.resumed"))  # joined and answering
+        valkey.kill()
+        try:
+            await socket.send(type="message.send", content="Anyone there?")
+            refusal = await socket.until(of_type("error", "message.created"), within=30)
+            assert (refusal["type"], refusal["code"]) == ("error", "unavailable"), refusal
+            assert not await stored_messages(tenant.group, thread)
+        finally:
+            valkey.start()
+        await socket.send(type="message.send", content="Anyone there now?")
+        created = await socket.until(of_type("message.created", "error"), within=30)
+        assert created["type"] == "message.created", created
+        await socket.until(of_type(*ENDED), within=120)
+        await socket.close()
+
+
+@database_sync_to_async
+def stored_messages(group, thread):
+    with group_scope(group):
+        return list(Message.objects.filter(thread=thread))
