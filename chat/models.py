@@ -98,6 +98,12 @@ class Message(TenantModel):
             GinIndex(
                 OpClass(Upper("content"), name="gin_trgm_ops"), name="chat_message_content_trgm"
             ),
+            # Every process sweeps for answers whose heartbeat stopped, every few seconds.
+            models.Index(
+                fields=["updated_at"],
+                name="chat_message_streaming",
+                condition=models.Q(status="streaming"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -33,6 +33,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.engine import AgentRun
+from agents.engine.events import RunFailed, wire
+from agents.engine.interrupted import LostRun, meter_interrupted_run
 from agents.engine.titles import generate_title
 from chat import selectors, services
 from chat.conversation import ThreadConversation
@@ -40,8 +42,9 @@ from chat.fanout import RemotePublisher, broadcast, local_fanout
 from chat.frames import ThreadUpdated, to_wire
 from chat.layers import UNREACHABLE
 from chat.models import AIThread, Message, RunEvent
-from chat.runlog import FLUSH_EVENTS, close_run_log, run_log
+from chat.runlog import FLUSH_EVENTS, close_run_log, run_log, write_rows
 from ontology.db_async import db_call, io_call
+from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
 from ontology.loops import PerLoop
 from ontology.models import Group, User
@@ -50,16 +53,15 @@ from ontology.services import event_record
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_SECONDS = 0.1
 FINAL_EVENTS = frozenset({"run.completed", "run.stopped", "error"})
-LOCK_SECONDS = 60
+LOCK_SECONDS = 20  # a dead process's lock on a thread with no answer row yet lasts this long
 HEARTBEAT_SECONDS = 5  # the lock is set again at least this often after Redis lost it
-TOUCH_ROW_SECONDS = 15  # the answer's row (the lock's durable half) is refreshed this often
+PULSE_SECONDS = 3  # each process refreshes its answers' rows (the heartbeat) this often
 WATCH_SECONDS = 1.0  # how often a process asks whether Redis is a new server
 STOP_WAIT_SECONDS = HEARTBEAT_SECONDS + 1.0  # how long a stop waits for a lost lock to return
 CONTROL_RETRY_SECONDS = 1.0
-STALE_AFTER = timedelta(seconds=90)
-SWEEP_SECONDS = 60
+STALE_AFTER = timedelta(seconds=12)  # an answer whose heartbeat is older died with its process
+SWEEP_SECONDS = 4
 CLOSE = "registry.close"
 
 
@@ -99,7 +101,7 @@ def _streaming_run(thread_id: int) -> str | None:
     """The run whose answer streams on the thread with a live heartbeat: the lock's durable
     half, which holds while Redis has lost the lock. By thread id alone, as the lock is:
     its callers have checked who may see the thread."""
-    fresh = timezone.now() - timedelta(seconds=LOCK_SECONDS)
+    fresh = timezone.now() - STALE_AFTER
     with scopes_disabled():
         run_id = (
             Message.objects.filter(
@@ -122,8 +124,10 @@ class Busy(Exception):
 
 
 class EventLog:
-    """The run's sink: each event to this process's tabs at once, to other processes' tabs
-    in batches of at most PUBLISH_SECONDS (while there are any), and to the durable log.
+    """The run's sink: each event to this process's tabs at once, to the durable log, and to
+    other processes' tabs (while there are any) in batches, once the log holds them: if
+    this process dies, what any tab elsewhere was shown is what the log keeps, and the
+    answer the sweep saves is exactly that text.
 
     `before_final` runs once the final event is in the log and before anyone hears it: the
     run lets go of its thread there, so a tab that sends again at once is not told "busy".
@@ -171,25 +175,38 @@ class EventLog:
         if not self.remote.may_have_listeners():
             return  # no tab elsewhere; one that opens later reads what it missed from the log
         self._outbox.append(event)
-        if event["type"] != "delta":
-            await self.publish()
-        elif self._publisher is None:
-            self._publisher = asyncio.create_task(self._publish_soon())
+        if self._publisher is None:
+            self._publisher = asyncio.create_task(self._publish_when_logged())
 
     def listener_joined(self) -> None:
         """A tab in another process resumed this run: publish to it from the next event on."""
         self.remote.listener_joined()
 
-    async def _publish_soon(self) -> None:
+    async def _publish_when_logged(self) -> None:
+        """Publish the outbox as far as the log holds it (at the log writer's tick, at most
+        chat.runlog.FLUSH_SECONDS), until it is empty. With the database away, the events
+        go out all the same: tabs elsewhere keep streaming."""
         try:
-            await asyncio.sleep(PUBLISH_SECONDS)
+            while self._outbox:
+                ready = len(self._outbox)
+                try:
+                    await self.log.flushed()
+                except Exception:
+                    logger.warning("run log behind: publishing what it does not hold yet")
+                events, self._outbox = self._outbox[:ready], self._outbox[ready:]
+                await self._send(events)
         finally:
             self._publisher = None
-        await self.publish()
 
     async def publish(self, *, patient: bool = False) -> None:
-        """Send the outbox to other processes (see RemotePublisher.send); never raises."""
+        """Send the whole outbox to other processes now (the log holds it: the run ended)."""
         events, self._outbox = self._outbox, []
+        await self._send(events, patient=patient)
+
+    async def _send(self, events: list[dict[str, Any]], *, patient: bool = False) -> None:
+        """To other processes (see RemotePublisher.send); never raises."""
+        if not events:
+            return
         try:
             await self.remote.send(events, patient=patient)
         except UNREACHABLE as error:  # the other processes' tabs read them from the log
@@ -201,8 +218,9 @@ class EventLog:
         if self._publisher is not None:
             self._publisher.cancel()
             self._publisher = None
+        with contextlib.suppress(Exception):  # the database is away: publish all the same
+            await self.log.sync()
         await self.publish(patient=True)
-        await self.log.sync()
 
 
 class RunRegistry:
@@ -355,7 +373,7 @@ class RunRegistry:
         await broadcast(thread.pk, to_wire(ThreadUpdated(thread={"id": thread.pk, "title": title})))
 
     async def _heartbeat(self, run: AgentRun, thread_id: int, ended: asyncio.Event) -> None:
-        touched = time.monotonic()
+        """Keep the run's lock in Redis (its answer's row is kept fresh by the pulse)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ended.wait(), HEARTBEAT_SECONDS)
@@ -365,13 +383,6 @@ class RunRegistry:
                 await self._keep_lock(run, thread_id)
             except Exception:
                 logger.exception("run %s: its lock could not be kept; it tries again", run.run_id)
-            if time.monotonic() - touched < TOUCH_ROW_SECONDS - HEARTBEAT_SECONDS / 2:
-                continue
-            try:
-                await db_call(_touch_message)(run.group, run.message_id)
-                touched = time.monotonic()
-            except Exception:
-                logger.exception("run %s: heartbeat failed; it beats again later", run.run_id)
 
     async def _keep_lock(self, run: AgentRun, thread_id: int) -> None:
         """Refresh the run's lock, or set it again with the same value when Redis lost it.
@@ -411,7 +422,8 @@ class RunRegistry:
         self._control_task = asyncio.create_task(self._control_loop())
         sweep = asyncio.create_task(self._sweep_loop())
         watch = asyncio.create_task(self._watch_loop())
-        for task in (self._control_task, sweep, watch):
+        pulse = asyncio.create_task(self._pulse_loop())
+        for task in (self._control_task, sweep, watch, pulse):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -485,12 +497,32 @@ class RunRegistry:
         if rejoin is not None:
             await rejoin()
 
+    async def _pulse_loop(self) -> None:
+        """The heartbeat of this process's answers: one statement refreshes every streaming
+        answer's row, so an answer whose process died is known within STALE_AFTER."""
+        while not self._closing.is_set():
+            ids = [run.message_id for run in self.runs.values()]
+            if ids:
+                try:
+                    await db_call(_touch_messages)(ids)
+                except Exception:
+                    logger.exception("the answers' heartbeat failed; it beats again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), PULSE_SECONDS)
+
     async def _sweep_loop(self) -> None:
         while not self._closing.is_set():
             try:
-                await db_call(mark_interrupted_runs)()
+                ended = await db_call(mark_interrupted_runs)()
             except Exception:
                 logger.exception("the interrupted-run sweep failed; it runs again later")
+                ended = []
+            for thread_id, event in ended:  # every tab, in every process, hears the end
+                try:
+                    local_fanout().publish(thread_id, event)
+                    await RemotePublisher(thread_id).send([event], patient=True)
+                except Exception:  # a tab reads it from the log when it resumes
+                    logger.exception("could not tell thread %s its run was interrupted", thread_id)
             self.swept.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
@@ -522,9 +554,10 @@ def _release_lock(thread_id: int, lock: str) -> None:
         cache.delete(_lock_key(thread_id))
 
 
-def _touch_message(group: Group, message_id: uuid.UUID) -> None:
-    with group_scope(group):
-        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+def _touch_messages(message_ids: list[uuid.UUID]) -> None:
+    """This process's own answers, whatever their groups (ids it holds, not from a request)."""
+    with scopes_disabled():
+        Message.objects.filter(pk__in=message_ids, status=Message.Status.STREAMING).update(
             updated_at=timezone.now()
         )
 
@@ -562,30 +595,90 @@ async def close_registry() -> None:
         await run_registry.close()
 
 
-def mark_interrupted_runs(*, stale_after: timedelta = STALE_AFTER) -> int:
-    """Platform job: answers whose run died (no heartbeat) become "interrupted", text kept."""
+def mark_interrupted_runs(*, stale_after: timedelta = STALE_AFTER) -> list[tuple[int, dict]]:
+    """Platform job: answers whose run died with its process (no heartbeat for
+    `stale_after`) become "interrupted", keeping the text the log holds (what every tab
+    elsewhere was shown). Each run's log gets a final `error {code: "interrupted"}`, its
+    call in flight is metered as estimated and its budget holds are released, and its
+    thread is free. (thread id, final event) of each, for the caller to tell the tabs."""
     cutoff = timezone.now() - stale_after
-    count = 0
+    ended = []
     with scopes_disabled():
         stale = list(
             Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
-            .select_related("group")
-            .only("pk", "group", "thread_id", "run_id")
+            .select_related("group", "thread")
+            .only("pk", "group", "thread_id", "thread__agent_id", "thread__user_id", "run_id")
         )
     for message in stale:
         with group_scope(message.group), transaction.atomic():
-            deltas = RunEvent.objects.filter(run_id=message.run_id, type="delta").order_by("seq")
-            text = "".join(event.payload.get("text", "") for event in deltas)
+            events = list(RunEvent.objects.filter(run_id=message.run_id).order_by("seq"))
+            text = "".join(e.payload.get("text", "") for e in events if e.type == "delta")
             updated = Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
-                status=Message.Status.INTERRUPTED, content=text, updated_at=timezone.now()
+                status=Message.Status.INTERRUPTED,
+                content=text,
+                error_code=ErrorCode.INTERRUPTED,
+                updated_at=timezone.now(),
             )
-            if updated:
-                event_record(
-                    group=message.group,
-                    type=EventType.ANSWER_INTERRUPTED,
-                    target=message,
-                    metadata={"thread_id": message.thread_id, "run_id": str(message.run_id)},
-                )
-                count += updated
-        cache.delete(_lock_key(message.thread_id))
-    return count
+            if not updated:
+                continue  # another process swept it first
+            event_record(
+                group=message.group,
+                type=EventType.ANSWER_INTERRUPTED,
+                target=message,
+                metadata={"thread_id": message.thread_id, "run_id": str(message.run_id)},
+            )
+            final = wire(
+                RunFailed(
+                    code=str(ErrorCode.INTERRUPTED),
+                    message=sentence_for(ErrorCode.INTERRUPTED),
+                    message_id=str(message.pk),
+                ),
+                run_id=str(message.run_id),
+                seq=(events[-1].seq if events else 0) + 1,
+            )
+            write_rows([_log_row(message, final)])
+            meter_interrupted_run(_lost_run(message, text))
+        ended.append((message.thread_id, final))
+        with contextlib.suppress(*UNREACHABLE):  # Redis is away: the lock expires by itself
+            _release_dead_lock(message.thread_id, str(message.run_id))
+    return ended
+
+
+def _release_dead_lock(thread_id: int, run_id: str) -> None:
+    """Free the thread of a dead run, unless a newer run holds it already."""
+    holder = _lock_holder(thread_id)
+    if holder is not None and holder[0] == run_id:
+        cache.delete(_lock_key(thread_id))
+
+
+def _log_row(message: Message, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "group_id": message.group_id,
+        "thread_id": message.thread_id,
+        "run_id": event["run_id"],
+        "seq": event["seq"],
+        "type": event["type"],
+        "payload": event,
+    }
+
+
+def _lost_run(message: Message, streamed: str) -> LostRun:
+    """What the dead run had read and written, for the estimate of its call in flight."""
+    history = list(
+        Message.objects.filter(
+            thread_id=message.thread_id,
+            status__in=[Message.Status.COMPLETE, Message.Status.STOPPED],
+            created_at__lte=message.created_at,
+        )
+        .exclude(content="")
+        .values_list("content", flat=True)
+    )
+    return LostRun(
+        group=message.group,
+        run_id=message.run_id,
+        thread_id=message.thread_id,
+        agent_id=message.thread.agent_id,
+        user_id=message.thread.user_id,
+        history=history,
+        streamed=streamed,
+    )

@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     AGENT_UNAVAILABLE = "agent_unavailable"
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"
+    INTERRUPTED = "interrupted"
     QUOTA_EXCEEDED = "quota_exceeded"
     # What the person asked for
     RATE_LIMITED = "rate_limited"
@@ -62,6 +63,10 @@ SENTENCES: dict[ErrorCode, str] = {
     ),
     ErrorCode.AGENT_UNAVAILABLE: "This agent is not available right now.",
     ErrorCode.INTERNAL: "Something went wrong on our side. The answer so far has been kept.",
+    ErrorCode.INTERRUPTED: (
+        "The answer was cut off: the server writing it stopped. What it wrote is kept; "
+        "regenerate it to get a whole answer."
+    ),
     ErrorCode.UNAVAILABLE: (
         "The chat service is briefly unavailable. Nothing was saved; please try again."
     ),

@@ -54,10 +54,15 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def daphne_servers(
-    count: int, *, simulator_url: str, env: dict[str, str] | None = None
+    count: int,
+    *,
+    simulator_url: str,
+    env: dict[str, str] | None = None,
+    pids: list[int] | None = None,
 ) -> Iterator[list[str]]:
     """Base URLs of `count` daphne processes sharing the test database and Redis (started
-    together, so they boot in parallel); `env` adds to or overrides their environment."""
+    together, so they boot in parallel); `env` adds to or overrides their environment, and
+    `pids` (when given) gets their process ids, in the same order, for fault tests."""
     environment = {
         **os.environ,
         "DJANGO_DEBUG": "1",
@@ -96,6 +101,8 @@ def daphne_servers(
             servers.append((f"http://127.0.0.1:{port}", process, log))
         for url, process, log in servers:
             _wait_until_serving(url, process, log)
+        if pids is not None:
+            pids.extend(process.pid for _, process, _ in servers)
         yield [url for url, _, _ in servers]
     finally:
         for _, process, log in servers:

@@ -506,12 +506,18 @@ def dead_run(tenant_a) -> Message:
 
 def test_runs_that_died_are_marked_interrupted_with_their_text(tenant_a):
     message = dead_run(tenant_a)
-    assert mark_interrupted_runs() == 1
+    ((thread_id, final),) = mark_interrupted_runs()
     with group_scope(tenant_a.group):
         message.refresh_from_db()
         assert Event.objects.filter(type="ai_response_interrupted").count() == 1
+        logged = RunEvent.objects.filter(run_id=message.run_id).order_by("seq").last()
     assert (message.status, message.content) == (Message.Status.INTERRUPTED, "Half an answer")
-    assert mark_interrupted_runs() == 0
+    assert message.error_code == "interrupted"
+    assert thread_id == message.thread_id
+    assert (final["type"], final["code"], final["seq"]) == ("error", "interrupted", 5)
+    assert final["message_id"] == str(message.pk)
+    assert logged.payload == final  # a tab that resumes later hears the end too
+    assert mark_interrupted_runs() == []
 
 
 async def test_a_restarted_process_sweeps_dead_runs_on_its_first_request(tenant_a):
