@@ -98,11 +98,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 
+# A cache call (rate limits, run locks) waits at most this long for Redis: behind a network
+# partition it fails (the socket answers "unavailable") instead of hanging.
+PARLEY_REDIS_TIMEOUT = env_float("PARLEY_REDIS_TIMEOUT", 5.0)
 CACHES = {
     "default": {
         "BACKEND": "config.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "parley",
+        "OPTIONS": {
+            "socket_connect_timeout": PARLEY_REDIS_TIMEOUT,
+            "socket_timeout": PARLEY_REDIS_TIMEOUT,
+            "health_check_interval": 30,
+        },
     }
 }
 
