@@ -6,7 +6,13 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from billing.models import Plan
+        from billing.selectors import forget_plans
         from billing.services import ensure_agent_capacity
         from ontology.services import register_creation_check
 
         register_creation_check("agent", ensure_agent_capacity)
+        for signal in (post_save, post_delete):  # a plan changed here applies here at once
+            signal.connect(forget_plans, sender=Plan, dispatch_uid=f"forget-plans-{signal}")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from billing.models import AICall
 from billing.pricing import Prices
+from billing.selectors import cached_plan
 from billing.services import (
     LedgerEntry,
     Usage,
@@ -137,6 +138,13 @@ def settle(calls: list[MeteredCall], *, group: Group) -> None:
         budget_release(group=group, reservation_ids=unsettled)
 
 
+def unbudgeted(group: Group) -> bool:
+    """The group's plan (as this process read it in the last few seconds) has no budget, so
+    a call holds nothing: no trip to the database on the way to the first token."""
+    plan = cached_plan(group)
+    return plan is not None and plan.monthly_budget is None and plan.monthly_token_budget is None
+
+
 def _enter(call: MeteredCall, hold: Hold | None) -> None:
     if hold is not None:
         call.hold(prices=hold[0], worst=hold[1])
@@ -172,7 +180,8 @@ class metered:
         _leave(self.call, self.prices, error)
 
     async def __aenter__(self) -> MeteredCall:
-        await db_call(_enter)(self.call, self.hold)
+        if self.hold is not None and not unbudgeted(self.call.group):
+            await db_call(_enter)(self.call, self.hold)
         return self.call
 
     async def __aexit__(self, kind, error, traceback) -> None:

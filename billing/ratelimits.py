@@ -1,7 +1,8 @@
 """Rate limits: HTTP buckets answered with 429, and the plan's message limit.
 
-django-ratelimit's counters live in the shared Redis cache (add + incr, both atomic),
-so every daphne process counts against the same limit.
+The counters live in the shared Redis cache (billing.counters: fixed windows, atomic
+increments, every counter of a request in one round trip), so every daphne process
+counts against the same limit.
 
     @limit_requests("upload")          # rates: settings.PARLEY_HTTP_RATE_LIMITS["upload"]
     def knowledge_upload(request): ...
@@ -27,9 +28,10 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django_ratelimit.core import _get_ip, get_usage
+from django_ratelimit.core import _get_ip
 
-from billing.selectors import plan_for
+from billing.counters import Count, count_hits
+from billing.selectors import current_plan
 from ontology.errors import ErrorCode
 from ontology.events import EventType
 from ontology.models import Group, User
@@ -43,7 +45,7 @@ FALLBACK_RETRY_AFTER = 60
 
 
 def record_limit_hit(
-    usage: dict[str, Any],
+    usage: Count,
     *,
     group: Group | None,
     user: User | None,
@@ -54,7 +56,7 @@ def record_limit_hit(
     ip: str = "",
 ) -> None:
     """Audit a limit hit once per window: only the first refused request is recorded."""
-    if usage["count"] != usage["limit"] + 1:
+    if not usage.first_over:
         return
     targets = [group] if group is not None else list(groups)
     if not targets:
@@ -62,7 +64,7 @@ def record_limit_hit(
     metadata = {
         "bucket": bucket,
         "scope": scope,
-        "limit": usage["limit"],
+        "limit": usage.limit,
         "retry_after": retry_after,
     }
     if ip:
@@ -71,23 +73,22 @@ def record_limit_hit(
         event_record(group=target, type=EventType.RATE_LIMIT_HIT, actor=user, metadata=metadata)
 
 
-def _counter_key(request: HttpRequest, key: str) -> str | Callable | None:
-    """django-ratelimit's `key` for this request, or None when the key does not apply."""
-    if key == "ip":
-        return "ip"  # django-ratelimit reads the address (RATELIMIT_IP_META_KEY behind a proxy)
+def _counter_value(request: HttpRequest, key: str) -> str | None:
+    """What the key counts for this request (a user id, a group id, an address...), or None
+    when the key does not apply."""
     user = getattr(request, "user", None)
     group = getattr(request, "group", None)
+    if key == "ip":
+        # django-ratelimit's reading of the address (RATELIMIT_IP_META_KEY, the IPv6 mask).
+        return _get_ip(request)
     if key == "user":
-        value = str(user.pk) if user is not None and user.is_authenticated else None
-    elif key == "group":
-        value = str(group.pk) if group is not None else None
-    elif key == "username":
+        return str(user.pk) if user is not None and user.is_authenticated else None
+    if key == "group":
+        return str(group.pk) if group is not None else None
+    if key == "username":
         username = (request.POST.get("username") or "").strip().lower()
-        # The address as the "ip" key counts it (RATELIMIT_IP_META_KEY, the IPv6 mask).
-        value = f"{username} {_get_ip(request)}" if username else None
-    else:
-        raise ValueError(f"Unknown rate-limit key {key!r}.")
-    return None if value is None else (lambda _group, _request: value)
+        return f"{username} {_get_ip(request)}" if username else None
+    raise ValueError(f"Unknown rate-limit key {key!r}.")
 
 
 def _audit_groups(request: HttpRequest) -> list[Group]:
@@ -101,16 +102,18 @@ def _audit_groups(request: HttpRequest) -> list[Group]:
 
 def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
     """Count this request in the bucket; the 429 response when it is over a limit."""
+    keyed = []
     for key, rate in settings.PARLEY_HTTP_RATE_LIMITS[bucket].items():
-        counter_key = _counter_key(request, key)
-        if counter_key is None:
+        value = _counter_value(request, key)
+        if value is not None:
+            keyed.append((key, f"http:{bucket}:{key}:{value}", rate))
+    if not keyed:
+        return None
+    counts = count_hits([(name, rate) for _, name, rate in keyed])
+    for (key, _, _), usage in zip(keyed, counts, strict=False):
+        if not usage.over:
             continue
-        usage = get_usage(
-            request, group=f"http:{bucket}:{key}", key=counter_key, rate=rate, increment=True
-        )
-        if usage is None or not usage["should_limit"]:
-            continue
-        retry_after = max(1, usage["time_left"])
+        retry_after = usage.time_left
         user = request.user if request.user.is_authenticated else None
         group = getattr(request, "group", None)
         signed_out = group is None and user is None
@@ -177,30 +180,24 @@ class RateLimited(Exception):
 
 
 def message_rates(group: Group) -> dict[str, str]:
-    plan = plan_for(group)
+    plan = current_plan(group)
     return {"user": plan.message_rate_user, "group": plan.message_rate_group}
 
 
 def message_rate_limited(*, user: User, group: Group) -> int | None:
     """Count one message; seconds to wait when the user or the group is over its limit."""
     rates = message_rates(group)
-    for scope, value in (("user", user.pk), ("group", group.pk)):
-        usage = get_usage(
-            None,
-            group=f"messages:{scope}",
-            key=lambda _group, _request, value=value: str(value),
-            rate=rates[scope],
-            increment=True,
-        )
-        if usage is not None and usage["should_limit"]:
-            retry_after = max(1, usage["time_left"])
+    scopes = (("user", user.pk), ("group", group.pk))
+    counts = count_hits([(f"messages:{scope}:{value}", rates[scope]) for scope, value in scopes])
+    for (scope, _), usage in zip(scopes, counts, strict=False):
+        if usage.over:
             record_limit_hit(
                 usage,
                 group=group,
                 user=user,
                 bucket="messages",
                 scope=scope,
-                retry_after=retry_after,
+                retry_after=usage.time_left,
             )
-            return retry_after
+            return usage.time_left
     return None

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from time import monotonic as time_now
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
@@ -39,6 +40,32 @@ def plan_for(group: Group) -> Plan:
     """
     plan = Plan.objects.filter(code=group.plan).first()
     return plan if plan is not None else Plan(code=group.plan, **plan_defaults(group.plan))
+
+
+_plans: dict[str, tuple[float, Plan]] = {}
+
+
+def current_plan(group: Group) -> Plan:
+    """plan_for, kept per process for PARLEY_PLAN_CACHE_SECONDS: every message reads its
+    plan's rates. A plan saved in this process is read afresh at once (billing.apps); one
+    saved in another process applies here within those seconds."""
+    now = time_now()
+    cached = _plans.get(group.plan)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    plan = plan_for(group)
+    _plans[group.plan] = (now + settings.PARLEY_PLAN_CACHE_SECONDS, plan)
+    return plan
+
+
+def cached_plan(group: Group) -> Plan | None:
+    """The group's plan if this process read it in the last few seconds, else None (no I/O)."""
+    cached = _plans.get(group.plan)
+    return cached[1] if cached is not None and cached[0] > time_now() else None
+
+
+def forget_plans(**kwargs) -> None:
+    _plans.clear()
 
 
 def plan_defaults(code: str) -> dict:

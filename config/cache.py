@@ -42,6 +42,11 @@ class SharedRedisCache(RedisCache):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
 
+    def redis_client(self):
+        """The shared redis-py client, for what the cache API cannot say in one round trip
+        (billing.counters: several counters in one pipeline)."""
+        return self._cache.get_client(write=True)
+
     @cached_property
     def _cache(self):
         key = (tuple(self._servers), repr(sorted(self._options.items())))

@@ -354,6 +354,9 @@ del _code, _plan
 PARLEY_BUDGET_RESERVATION_TTL = env_int("PARLEY_BUDGET_RESERVATION_TTL", 1800)
 # Owners and admins see a warning banner from this share of the monthly budget.
 PARLEY_BUDGET_WARNING_SHARE = env_float("PARLEY_BUDGET_WARNING_SHARE", 0.8)
+# Each process keeps the plans it read this long (rates and budgets are read per message);
+# a plan edited in the admin applies everywhere within it (at once in the editing process).
+PARLEY_PLAN_CACHE_SECONDS = env_float("PARLEY_PLAN_CACHE_SECONDS", 5.0)
 # Complete days the hourly roll-up job re-sums from the ledger.
 PARLEY_ROLLUP_DAYS = env_int("PARLEY_ROLLUP_DAYS", 3)
 

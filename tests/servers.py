@@ -74,6 +74,8 @@ def daphne_servers(
         # Every test logs in from 127.0.0.1; production's per-address limit would trip.
         "PARLEY_RATE_LOGIN_IP": "10000/m",
         "PARLEY_RATE_LOGIN_USERNAME": "10000/m",
+        # Tests change plans from their own process between requests.
+        "PARLEY_PLAN_CACHE_SECONDS": "0",
         **(env or {}),
     }
     servers: list[tuple[str, subprocess.Popen, Path]] = []

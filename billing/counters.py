@@ -1,0 +1,82 @@
+"""Rate-limit counters: fixed windows in Redis, every counter a request touches counted in
+one round trip (a small Lua script; django-ratelimit took two per counter, four for a
+message's person and group). Redis runs a script atomically, so every process counts
+against the same limit, exactly.
+
+    counts = count_hits([("messages:user:7", "10/m"), ("messages:group:3", "60/m")])
+    over = [c for c in counts if c.over]
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from django.core.cache import cache
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+
+
+@dataclass(frozen=True)
+class Count:
+    count: int
+    limit: int
+    time_left: int  # seconds until the window ends
+
+    @property
+    def over(self) -> bool:
+        return self.count > self.limit
+
+    @property
+    def first_over(self) -> bool:
+        """The first refusal of its window (audited once, not once per refused request)."""
+        return self.count == self.limit + 1
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """`"10/m"` or `"100/5m"`: (how many, per how many seconds)."""
+    found = RATE.match(rate.strip())
+    if found is None:
+        raise ValueError(f"A rate looks like 10/m or 100/5m, not {rate!r}.")
+    count, multiple, unit = found.groups()
+    return int(count), int(multiple or 1) * UNITS[unit]
+
+
+# Counts each window in order and stops at the first one over its limit, so a request the
+# person's own limit refuses never uses up the group's.
+_COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, tonumber(ARGV[2 * i])) end
+  counts[i] = count
+  if count > tonumber(ARGV[2 * i - 1]) then break end
+end
+return counts
+"""
+_scripts: dict[int, object] = {}
+
+
+def count_hits(hits: list[tuple[str, str]]) -> list[Count]:
+    """Count one hit on each (name, rate) in its current window, in order, up to the first
+    that is over its limit; the counts made (the last is the one over, if any)."""
+    now = time.time()
+    client = cache.redis_client()
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts.setdefault(id(client), client.register_script(_COUNT))
+    keys, arguments, ends = [], [], []
+    for name, rate in hits:
+        limit, period = parse_rate(rate)
+        start = int(now // period) * period
+        keys.append(cache.make_key(f"rl:{quote(name, safe=':@.-_')}:{start}"))
+        arguments += [limit, period + 1]
+        ends.append((limit, start + period))
+    counts = script(keys=keys, args=arguments)
+    return [
+        Count(count=int(count), limit=limit, time_left=max(1, int(end - now) + 1))
+        for count, (limit, end) in zip(counts, ends, strict=False)
+    ]
