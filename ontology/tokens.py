@@ -25,7 +25,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from ontology.events import EventType
@@ -192,15 +191,6 @@ def bearer_secret(authorization: str | None) -> str | None:
     return value if SECRET_PATTERN.match(value) else None
 
 
-def _member_role() -> Subquery:
-    """The token's user's role in the token's group (NULL once they left it); scopes off."""
-    return Subquery(
-        Membership.objects.filter(group=OuterRef("group_id"), user=OuterRef("user_id"))
-        .order_by()
-        .values("role")[:1]
-    )
-
-
 # Every API request runs this, so it is one hand-written statement: the ORM took longer to
 # build it (three models, a subquery) than the database took to answer it.
 TOKEN_FIELDS = ("id", "group_id", "user_id", "name", "prefix", "scopes", "created_at")
@@ -208,19 +198,28 @@ TOKEN_FIELDS += ("expires_at", "last_used_at", "revoked_at")
 GROUP_FIELDS = ("id", "name", "slug", "type", "plan", "properties", "created_at")
 USER_FIELDS = ("id", "last_login", "is_superuser", "username", "first_name", "last_name")
 USER_FIELDS += ("email", "is_staff", "is_active", "date_joined", "display_name", "preferences")
-_AUTHENTICATE = """
+# What makes a token live, in one place: not revoked, not expired, its user active and
+# still a member of its group.
+_LIVE = """
+FROM ontology_apitoken t
+JOIN ontology_membership m ON m.group_id = t.group_id AND m.user_id = t.user_id
+JOIN ontology_group g ON g.id = t.group_id
+JOIN ontology_user u ON u.id = t.user_id AND u.is_active
+WHERE t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
+"""
+_AUTHENTICATE = (
+    """
 SELECT m.role,
        t.id, t.group_id, t.user_id, t.name, t.prefix, t.scopes, t.created_at,
        t.expires_at, t.last_used_at, t.revoked_at,
        g.id, g.name, g.slug, g.type, g.plan, g.properties, g.created_at,
        u.id, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name,
        u.email, u.is_staff, u.is_active, u.date_joined, u.display_name, u.preferences
-FROM ontology_apitoken t
-JOIN ontology_membership m ON m.group_id = t.group_id AND m.user_id = t.user_id
-JOIN ontology_group g ON g.id = t.group_id
-JOIN ontology_user u ON u.id = t.user_id AND u.is_active
-WHERE t.digest = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)
 """  # the columns, in the order of the three tuples above
+    + _LIVE
+    + "AND t.digest = %(digest)s"
+)
+_STILL_LIVE = "SELECT 1 " + _LIVE + "AND t.id = %(id)s"
 JSON_FIELDS = {"scopes", "properties", "preferences"}
 
 
@@ -240,7 +239,7 @@ def authenticate(secret: str | None) -> TokenAccess | None:
         return None
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(_AUTHENTICATE, [digest_of(secret), now])
+        cursor.execute(_AUTHENTICATE, {"digest": digest_of(secret), "now": now})
         row = cursor.fetchone()
     if row is None:
         return None
@@ -275,16 +274,11 @@ def _record_use(token: ApiToken, now: datetime) -> None:
 
 
 def still_valid(token_id: int) -> bool:
-    """Is the token still good (not revoked or expired, user active and a member)? For a
-    socket's writes, which must stop the moment any of these ends."""
-    with scopes_disabled():
-        token = (
-            ApiToken.objects.select_related("user")
-            .annotate(member_role=_member_role())
-            .filter(pk=token_id)
-            .first()
-        )
-    return bool(token and token.active and token.user.is_active and token.member_role)
+    """Is the token still live (the same rule as authenticate)? For a socket's writes, which
+    must stop the moment it ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STILL_LIVE, {"id": token_id, "now": timezone.now()})
+        return cursor.fetchone() is not None
 
 
 def tokens_for_list(*, group: Group, user: User, all_of_group: bool) -> list[ApiToken]:
