@@ -27,6 +27,10 @@ class ThreadConversation:
     def agent_id(self) -> int | None:
         return self.thread.agent_id
 
+    @property
+    def history_in_memory(self) -> bool:
+        return False
+
     def history(self) -> list[tuple[str, str]]:
         with group_scope(self.group):
             return list(

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django; a WebSocket is a program's (an API token) or a
+"""ASGI entry point: HTTP goes to Django (programs' paths through api.handler's lean
+stack, pages through the full one); a WebSocket is a program's (an API token) or a
 browser's (session auth and an Origin check)."""
 
 import os
@@ -13,6 +14,7 @@ from channels.auth import AuthMiddleware, get_user  # noqa: E402 - needs Django 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
+from api.handler import APIHandler, ByPath  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
 from config.websocket_auth import BearerTokenOrSession  # noqa: E402
@@ -56,7 +58,7 @@ class PooledAuthMiddleware(AuthMiddleware):
 application = StartRunsOnFirstRequest(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            "http": ByPath(api=APIHandler(), pages=django_asgi_app),
             "websocket": BearerTokenOrSession(
                 token_app=URLRouter(websocket_urlpatterns),
                 session_app=SameOriginValidator(

@@ -60,14 +60,20 @@ class RefuseUnstorableCharactersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        for text in _texts(request):
-            found = UNSTORABLE.search(text)
-            if found is not None:
-                what = "a NUL byte" if found.group() == "\x00" else "an unpaired surrogate"
-                return HttpResponseBadRequest(
-                    REFUSAL.format(what=what), content_type="text/plain; charset=utf-8"
-                )
-        return self.get_response(request)
+        refusal = unstorable_refusal(request)
+        return refusal if refusal is not None else self.get_response(request)
+
+
+def unstorable_refusal(request: HttpRequest) -> HttpResponse | None:
+    """The 400 for a request holding a character the database cannot store, or None."""
+    for text in _texts(request):
+        found = UNSTORABLE.search(text)
+        if found is not None:
+            what = "a NUL byte" if found.group() == "\x00" else "an unpaired surrogate"
+            return HttpResponseBadRequest(
+                REFUSAL.format(what=what), content_type="text/plain; charset=utf-8"
+            )
+    return None
 
 
 def _texts(request: HttpRequest) -> Iterator[str]:

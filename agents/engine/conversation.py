@@ -38,6 +38,10 @@ class Conversation(Protocol):
     def history(self) -> list[tuple[str, str]]:
         """(role, text) of the messages a model should see, oldest first."""
 
+    @property
+    def history_in_memory(self) -> bool:
+        """True when history() reads nothing (a request's own messages)."""
+
     def start_answer(self, *, run_id: Any, message_id: Any) -> Answer:
         """The answer's row, streaming, before its first text is saved."""
 

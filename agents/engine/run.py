@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from agents import catalog
-from agents.configuration import AgentConfig, group_configuration
+from agents.configuration import AgentConfig, GroupConfiguration, group_configuration
 from agents.engine.calls import (
     LEDGER_NAMESPACE,
     CallResult,
@@ -122,8 +122,13 @@ class AgentRun:
         user: User | None,
         sink: RunSink,
         run_id: uuid.UUID | None = None,
+        configuration: GroupConfiguration | None = None,
     ) -> None:
+        """`configuration`: the group's, as the caller has just read it; with a conversation
+        whose history is in memory, the run then sets up without a trip to a database
+        thread (the OpenAI-compatible endpoint's first token comes that much sooner)."""
         self.group = group
+        self._configuration = configuration
         self.conversation = conversation
         self.user = user
         self.sink = sink
@@ -159,7 +164,10 @@ class AgentRun:
 
     async def execute(self) -> RunResult:
         try:
-            self.setup = await db_call(self._prepare)()
+            if self._configuration is not None and self.conversation.history_in_memory:
+                self.setup = self._prepare()
+            else:
+                self.setup = await db_call(self._prepare)()
         except _AgentUnavailable:
             return await self._fail_before_start("agent_unavailable")
         except Exception:
@@ -493,7 +501,9 @@ class AgentRun:
     # --- database edges ------------------------------------------------------------------
 
     def _prepare(self) -> Setup:
-        configuration = group_configuration(self.group)
+        configuration = self._configuration
+        if configuration is None:
+            configuration = group_configuration(self.group)
         agent = configuration.agents.get(self.conversation.agent_id)
         if agent is None or not agent.active:
             raise _AgentUnavailable

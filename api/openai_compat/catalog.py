@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.utils.text import slugify
 
-from agents.configuration import AgentConfig, group_configuration
+from agents.configuration import AgentConfig, GroupConfiguration
 from agents.models import Agent
 from ontology.models import Group
 from ontology.scoping import group_scope
@@ -52,13 +52,14 @@ def agent_models(group: Group) -> list[AgentModel]:
         ]
 
 
-def agent_for_model(group: Group, wanted: str) -> AgentConfig | None:
-    """The active agent of `group` a model id names, or None (unknown, renamed, disabled,
-    or another group's: all alike). Sync; reads the process's cached configuration."""
+def agent_for_model(configuration: GroupConfiguration, wanted: str) -> AgentConfig | None:
+    """The active agent a model id names in a group's configuration (agents.configuration:
+    the process's cached copy), or None (unknown, renamed, disabled, or another group's:
+    all alike)."""
     match = _TRAILING_ID.search(wanted or "")
     if match is None:
         return None
-    agent = group_configuration(group).agents.get(int(match.group(1)))
+    agent = configuration.agents.get(int(match.group(1)))
     if agent is None or not agent.active or model_id(agent_id=agent.id, name=agent.name) != wanted:
         return None
     return agent

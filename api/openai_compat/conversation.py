@@ -49,6 +49,10 @@ class RequestConversation:
     def agent_id(self) -> int:
         return self._agent_id
 
+    @property
+    def history_in_memory(self) -> bool:
+        return True
+
     def history(self) -> list[tuple[str, str]]:
         return list(self._history)
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
+from agents.configuration import GroupConfiguration
 from agents.engine.run import AgentRun
 from api.follow import ThreadFollower
 from api.openai_compat.conversation import RequestConversation
@@ -30,9 +31,22 @@ _driven: set[asyncio.Task] = set()  # stateless runs in flight (a task needs a r
 
 
 class RequestTurn:
-    def __init__(self, *, group: Group, user: User, conversation: RequestConversation) -> None:
+    def __init__(
+        self,
+        *,
+        group: Group,
+        user: User,
+        conversation: RequestConversation,
+        configuration: GroupConfiguration | None = None,
+    ) -> None:
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.run = AgentRun(group=group, conversation=conversation, user=user, sink=self)
+        self.run = AgentRun(
+            group=group,
+            conversation=conversation,
+            user=user,
+            sink=self,
+            configuration=configuration,
+        )
         self.run_id = str(self.run.run_id)
         self.ended = False
 

@@ -6,16 +6,24 @@ OpenAI's shape, so its SDKs raise their usual exceptions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from agents.configuration import AgentConfig, GroupConfiguration, group_configuration
 from api.auth import CHAT, READ, token_required
 from api.errors import openai_error
 from api.keepalive import with_keep_alive
 from api.openai_compat import answers, catalog
 from api.openai_compat import embeddings as embedding
-from api.openai_compat.bodies import InvalidBody, completion_request, embedding_request
+from api.openai_compat.bodies import (
+    CompletionRequest,
+    InvalidBody,
+    completion_request,
+    embedding_request,
+)
 from api.openai_compat.chunks import Shape
 from api.openai_compat.conversation import RequestConversation
 from api.openai_compat.runs import RequestTurn, ThreadTurn
@@ -64,26 +72,47 @@ def model_detail(request: HttpRequest, model_id: str) -> JsonResponse:
     return _unknown_model(model_id)
 
 
-@require_POST
-@token_required(CHAT, errors=openai_error)
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+@dataclass(frozen=True)
+class Completion:
+    """What a completion request was admitted with: its body, its agent, the group's
+    configuration the agent was found in."""
+
+    asked: CompletionRequest
+    agent: AgentConfig
+    configuration: GroupConfiguration
+
+
+def admit_completion(request: HttpRequest) -> HttpResponse | None:
+    """Read the body, find the agent its model names and (stateless) count the message,
+    on the token's admission thread (api.auth): sets `request.completion`, or refuses.
+    A thread's turn is counted by chat.turns, as the browser's are."""
     try:
         asked = completion_request(request)
     except InvalidBody as error:
         return _invalid(error)
-    group, user = request.group, request.user
-    agent = await db_call(catalog.agent_for_model)(group, asked.model)
+    configuration = group_configuration(request.group)
+    agent = catalog.agent_for_model(configuration, asked.model)
     if agent is None:
         return _unknown_model(asked.model)
+    if THREAD_HEADER not in request.headers:
+        retry_after = message_rate_limited(user=request.user, group=request.group)
+        if retry_after is not None:
+            return _rate_limited(retry_after)
+    request.completion = Completion(asked, agent, configuration)
+    return None
+
+
+@require_POST
+@token_required(CHAT, errors=openai_error, then=admit_completion)
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    group, user = request.group, request.user
+    asked, agent = request.completion.asked, request.completion.agent
     if THREAD_HEADER in request.headers:
         turn_or_refusal = await _thread_turn(request, agent.id, asked.question)
         if isinstance(turn_or_refusal, HttpResponse):
             return turn_or_refusal
         turn = turn_or_refusal
     else:
-        retry_after = await db_call(message_rate_limited)(user=user, group=group)
-        if retry_after is not None:
-            return _rate_limited(retry_after)
         conversation = RequestConversation(
             group=group,
             agent_id=agent.id,
@@ -91,7 +120,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             history=asked.history,
             token=request.token,
         )
-        turn = RequestTurn(group=group, user=user, conversation=conversation).start()
+        turn = RequestTurn(
+            group=group,
+            user=user,
+            conversation=conversation,
+            configuration=request.completion.configuration,
+        ).start()
     shape = Shape(run_id=turn.run_id, model=asked.model)
     try:
         start = await answers.opening(turn)
