@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "ontology.context_processors.active_group",
+                "ontology.context_processors.theme",
                 "billing.context_processors.budget",
             ],
         },

@@ -1,6 +1,7 @@
 from django.http import HttpRequest
 
 from ontology.access import is_manager
+from ontology.preferences import theme_of
 from ontology.selectors import groups_for_user
 
 
@@ -14,3 +15,8 @@ def active_group(request: HttpRequest) -> dict:
         "manages": is_manager(group),
         "user_groups": groups_for_user(user=user),
     }
+
+
+def theme(request: HttpRequest) -> dict:
+    """`theme`: "system", "light" or "dark", for `<html data-theme>`."""
+    return {"theme": theme_of(getattr(request, "user", None))}

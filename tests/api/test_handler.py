@@ -52,12 +52,12 @@ async def test_a_page_still_goes_through_the_full_stack():
 
 async def test_the_api_refuses_an_unstorable_character_and_an_unknown_host(tenant_a):
     token = (await database_sync_to_async(bearer)(tenant_a, "read"))["Authorization"]
-    headers = HOST + [(b"authorization", token.encode())]
+    headers = [*HOST, (b"authorization", token.encode())]
     assert (await get(application(), "/v1/models", headers))["status"] == 200
     refused = await get(application(), "/v1/models?name=a%00b", headers)
     assert refused["status"] == 400
     assert b"NUL" in refused["body"]
-    stranger = [(b"host", b"evil.example")] + headers[1:]
+    stranger = [(b"host", b"evil.example"), *headers[1:]]
     assert (await get(application(), "/v1/models", stranger))["status"] == 400
 
 
