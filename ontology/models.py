@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from ontology.scoping import TenantManager
 
@@ -15,9 +17,21 @@ class User(AbstractUser):
 
     display_name = models.CharField(max_length=150, blank=True)
     preferences = models.JSONField(default=dict, blank=True)
+    # Part of every session's check (get_session_auth_hash): raising it signs the person
+    # out everywhere else (ontology/accounts.py), as a password change does.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
+
+    def get_session_auth_hash(self) -> str:
+        if not self.session_generation:  # as Django's, so no session ends on upgrading
+            return super().get_session_auth_hash()
+        return salted_hmac(
+            "parley.User.get_session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            algorithm="sha256",
+        ).hexdigest()
 
 
 class Group(models.Model):
@@ -244,3 +258,53 @@ class ApiToken(TenantModel):
         return self.revoked_at is None and (
             self.expires_at is None or self.expires_at > timezone.now()
         )
+
+
+class Invitation(TenantModel):
+    """An email address asked to join a group with a role. The link's secret is kept only as
+    its SHA-256; resending makes a new secret, so only the newest link works
+    (ontology/invitations.py)."""
+
+    email = models.EmailField()
+    role = models.CharField(
+        max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(default=timezone.now)
+    send_count = models.PositiveIntegerField(default=1)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                "group",
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_pending_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.group_id} ({self.role})"
+
+    @property
+    def pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    @property
+    def usable(self) -> bool:
+        return self.pending and self.expires_at > timezone.now()
