@@ -16,6 +16,13 @@ class EventType(StrEnum):
     MEMBERSHIP_UPDATED = "membership.updated"
     MEMBERSHIP_DELETED = "membership.deleted"
     USER_PROFILE_UPDATED = "user.profile_updated"
+    USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event name
+    USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105
+    USER_SESSIONS_ENDED = "user.sessions_ended"
+    INVITATION_CREATED = "invitation.created"
+    INVITATION_RESENT = "invitation.resent"
+    INVITATION_REVOKED = "invitation.revoked"
+    INVITATION_ACCEPTED = "invitation.accepted"
     AUTH_LOGIN = "auth.login"
     AUTH_LOGIN_FAILED = "auth.login_failed"
     AGENT_CREATED = "agent.created"

@@ -454,23 +454,31 @@ def _client(request: Any) -> dict[str, str]:
     }
 
 
-def login_record(*, user: User, request: Any = None) -> int:
-    """Audit a sign-in in every group the person belongs to: each tenant sees its members'.
+def user_event_record(
+    *, user: User, type: EventType, request: Any = None, metadata: dict[str, Any] | None = None
+) -> int:
+    """Audit something that happened to a person's account (a sign-in, a new password) in
+    every group they belong to: each tenant sees its members'.
 
-    A sign-in belongs to no single tenant, and Event.group is required; writing it
-    to each of the person's groups keeps every tenant's trail complete and private.
+    It belongs to no single tenant, and Event.group is required; writing it to each of
+    the person's groups keeps every tenant's trail complete and private.
     """
     groups = list(Group.objects.filter(memberships__user=user))
     with transaction.atomic():
         for group in groups:
             event_record(
                 group=group,
-                type=EventType.AUTH_LOGIN,
+                type=type,
                 actor=user,
                 target=user,
-                metadata=_client(request),
+                metadata={**_client(request), **(metadata or {})},
             )
     return len(groups)
+
+
+def login_record(*, user: User, request: Any = None) -> int:
+    """Audit a sign-in in every group the person belongs to."""
+    return user_event_record(user=user, type=EventType.AUTH_LOGIN, request=request)
 
 
 def login_failure_record(*, username: str, request: Any = None) -> int:
