@@ -311,6 +311,11 @@ PARLEY_HTTP_RATE_LIMITS = {
         "ip": env_str("PARLEY_RATE_LOGIN_IP", "30/m"),
         "username": env_str("PARLEY_RATE_LOGIN_USERNAME", "10/m"),
     },
+    # Invitations sent (and resent) by an organisation's owners and admins.
+    "invite": {
+        "user": env_str("PARLEY_RATE_INVITE_USER", "20/m"),
+        "group": env_str("PARLEY_RATE_INVITE_GROUP", "60/m"),
+    },
     "upload": {
         "user": env_str("PARLEY_RATE_UPLOAD_USER", "20/m"),
         "group": env_str("PARLEY_RATE_UPLOAD_GROUP", "120/m"),

@@ -31,7 +31,7 @@ from billing.models import AICall, BudgetReservation, MonthlyUsage, UsageDaily
 from chat import services as chat_services
 from chat.frames import FRAME_TYPES
 from chat.models import AIThread, Message
-from ontology import services, tokens
+from ontology import invitations, services, tokens
 from ontology.models import ApiToken, Connection, Event, Group, Membership, Thing
 from ontology.scoping import group_scope
 from tests.conftest import make_tenant, make_user
@@ -86,6 +86,22 @@ ROUTES: dict[str, Route] = {
     "audit-export": Route(Who.MANAGER),
     "tokens": Route(Who.SIGNED_IN),  # one's own tokens; owners and admins see the group's
     "token-revoke": Route(Who.TOKEN_HOLDER, "POST", "token"),
+    # People: the Members page, invitations, one's own account.
+    "members": Route(Who.MANAGER),
+    "member-invite": Route(Who.MANAGER, "POST"),
+    "member-role": Route(Who.MANAGER, "POST", "membership"),
+    "member-remove": Route(Who.MANAGER, "POST", "membership"),
+    "invitation-resend": Route(Who.MANAGER, "POST", "invitation"),
+    "invitation-revoke": Route(Who.MANAGER, "POST", "invitation"),
+    "invitation": Route(Who.ANYONE),  # whoever holds the link's secret (tests/ontology)
+    "profile": Route(Who.SIGNED_IN),
+    "theme-set": Route(Who.SIGNED_IN, "POST"),
+    "sessions-end": Route(Who.SIGNED_IN, "POST"),
+    "password-change": Route(Who.SIGNED_IN),
+    "password_reset": Route(Who.ANYONE),
+    "password_reset_done": Route(Who.ANYONE),
+    "password_reset_confirm": Route(Who.ANYONE),  # with a valid uid and token only
+    "password_reset_complete": Route(Who.ANYONE),
     "admin": Route(Who.ADMIN_SITE),  # every pattern under /admin/ (see the admin tests)
     # The JSON API (/api/v1/) answers tokens, never sessions, so the session visitors above
     # do not fit its routes: object=None here, and tests/api/test_rest.py asks each thread
@@ -121,6 +137,8 @@ MISSING_IDS = {
     "source": 999_999,
     "chunk": 999_999,
     "token": 999_999,
+    "membership": 999_999,
+    "invitation": 999_999,
 }
 
 
@@ -246,6 +264,14 @@ def build_world() -> World:
         "source": source,
         "chunk": chunk,
         "token": token,
+        "membership": rows[Membership],
+        "invitation": invitations.invitation_create(
+            group=group,
+            email="newcomer@alpha.example",
+            role=Membership.Role.MEMBER,
+            actor=alpha.owner,
+            link_base="http://testserver/",
+        ),
     }
     return World(group, people, objects, other_group=bravo.group, rows=rows)
 
