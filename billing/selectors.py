@@ -360,7 +360,14 @@ def calls_for(
 
 
 def ledger_models(*, group: Group) -> list[str]:
-    return list(AICall.objects.filter(group=group).values_list("model", flat=True).distinct())
+    """Each model the group's ledger names, once, in order. The ledger's default ordering
+    (newest first) would make DISTINCT keep one row per call, so it is replaced."""
+    return list(
+        AICall.objects.filter(group=group)
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
 
 
 def group_members(*, group: Group) -> QuerySet[User]:
