@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -20,8 +21,14 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def plain_number(value: Any) -> Any:
+    """A Decimal in positional notation, as an amount is written: str() gives a zero cost
+    of eight places as "0E-8"."""
+    return format(value, "f") if isinstance(value, Decimal) else value
+
+
 def _cells(row: list[Any]) -> list[Any]:
-    return [csv_cell(value) for value in row]
+    return [plain_number(csv_cell(value)) for value in row]
 
 
 class _Echo:
