@@ -226,6 +226,8 @@ LOGGING = {
 # An invitation's link works this many days after it was (re)sent.
 PARLEY_INVITATION_DAYS = env_int("PARLEY_INVITATION_DAYS", 7)
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# For django.core.mail.backends.filebased.EmailBackend: one file per message (the tests).
+EMAIL_FILE_PATH = env_str("DJANGO_EMAIL_FILE_PATH", "")
 EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER", "")

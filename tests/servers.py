@@ -21,6 +21,13 @@ from django.conf import settings
 from config.devservers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+MAIL_DIR = Path(tempfile.mkdtemp(prefix="parley-mail-"))  # the servers' sent mail, a file each
+
+
+def sent_mail() -> list[str]:
+    """What the test servers have emailed so far, oldest first (whole messages, as text)."""
+    files = sorted(MAIL_DIR.glob("*.log"), key=lambda path: path.stat().st_mtime_ns)
+    return [path.read_text() for path in files]
 
 
 def _database_url() -> str:
@@ -76,6 +83,9 @@ def daphne_servers(
         "PARLEY_RATE_LOGIN_USERNAME": "10000/m",
         # Tests change plans from their own process between requests.
         "PARLEY_PLAN_CACHE_SECONDS": "0",
+        # Mail the servers send (invitations, resets) is kept for the tests to read.
+        "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "DJANGO_EMAIL_FILE_PATH": str(MAIL_DIR),
         **(env or {}),
     }
     servers: list[tuple[str, subprocess.Popen, Path]] = []
