@@ -2,10 +2,10 @@
 untrusted input.
 
 markdown-it-py renders with raw HTML off (a `<script>` in an answer shows as text), pygments
-highlights fenced code, numbered citations `[n]` become links to the cited knowledge, and a
-trailing "Follow-up questions" list is lifted out so the page can offer it as buttons. nh3
-then keeps only the tags and attributes below, whatever the steps before let through: no
-script, no event handlers, no `javascript:` URLs.
+highlights fenced code, `$…$` and `$$…$$` become MathML (chat/mathml.py), numbered citations
+`[n]` become links to the cited knowledge, and a trailing "Follow-up questions" list is lifted
+out so the page can offer it as buttons. nh3 then keeps only the tags and attributes below,
+whatever the steps before let through: no script, no event handlers, no `javascript:` URLs.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from django.urls import reverse
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from chat.mathml import MATH_ATTRIBUTES, MATH_TAGS, latex_to_mathml
 
 ALLOWED_TAGS = {
     "a",
@@ -33,6 +36,7 @@ ALLOWED_TAGS = {
     "br",
     "code",
     "del",
+    "div",
     "em",
     "h1",
     "h2",
@@ -55,10 +59,13 @@ ALLOWED_TAGS = {
     "thead",
     "tr",
     "ul",
+    *MATH_TAGS,
 }
 ALLOWED_ATTRIBUTES = {
+    **MATH_ATTRIBUTES,
     "a": {"href", "title", "class"},
     "code": {"class"},
+    "div": {"class"},
     "pre": {"class", "data-lang"},
     "span": {"class"},
     "td": {"style"},
@@ -202,9 +209,29 @@ def _formatter() -> HtmlFormatter:
     return HtmlFormatter(nowrap=True)
 
 
+def _math_inline(_renderer: Any, tokens: list[Token], idx: int, _options: Any, _env: Any) -> str:
+    return f'<span class="math">{latex_to_mathml(tokens[idx].content, display=False)}</span>'
+
+
+def _math_display(_renderer: Any, tokens: list[Token], idx: int, _options: Any, _env: Any) -> str:
+    """`$$…$$`: a block of its own, or (inside a paragraph) a span laid out as one."""
+    mathml = latex_to_mathml(tokens[idx].content, display=True)
+    if tokens[idx].type == "math_inline_double":
+        return f'<span class="math display">{mathml}</span>'
+    return f'<div class="math display">{mathml}</div>\n'
+
+
 @cache
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight})
     md.enable(["table", "strikethrough"])
+    # Prose dollars stay prose: no math when a space follows the opening `$` or precedes the
+    # closing one ("costs $5 and $10"), or a digit touches the outside of either.
+    dollarmath_plugin(
+        md, allow_labels=False, allow_space=False, allow_digits=False, double_inline=True
+    )
+    md.add_render_rule("math_inline", _math_inline)
+    md.add_render_rule("math_inline_double", _math_display)
+    md.add_render_rule("math_block", _math_display)
     md.core.ruler.push("parley_citations", _link_citations)
     return md
