@@ -9,10 +9,13 @@ Setup: migrate, one enterprise group with an agent on the simulator and an API t
 simulator and daphne each in their own process (production settings, rate limits out of
 the way), as bench/streams.py starts them.
 
-Phase 1, time to first token: --turns turns, alternating between the openai SDK (async)
-streaming through Parley's /v1/chat/completions and the same SDK streaming straight from
-the simulator, with the same system prompt, question and model, so both see the same
-machine. Added TTFT is the paired difference, reported at p50 and p99 with the ratio.
+Phase 1, time to first token: --turns turns, taking turns between the openai SDK (async)
+streaming through Parley's /v1/chat/completions, through the floor (a second daphne
+serving bench/floor/app.py: the simulator relayed by the same provider wire, with
+nothing of Parley) and straight from the simulator, with the same system prompt,
+question and model, so all three see the same machine. Added TTFT is the paired
+difference with the direct call, reported at p50 and p99 with the ratio; the floor's
+own added time shows how much of it the stack under Parley takes by itself.
 
 Phase 2, concurrency: --clients streams through the endpoint at once (spread over --ramp
 seconds), each reading its answer to the end. The text each received is compared with
@@ -145,25 +148,36 @@ def line(name: str, values: list[float]) -> str:
     return f"{name:<34} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms"
 
 
-async def ttft_phase(parley: AsyncOpenAI, direct: AsyncOpenAI, args, setup: Setup) -> int:
-    """Alternate the endpoint and the simulator; the paired difference is what Parley adds."""
+async def ttft_phase(
+    parley: AsyncOpenAI, direct: AsyncOpenAI, floor: AsyncOpenAI, args, setup: Setup
+) -> int:
+    """Take turns: the endpoint, the floor (daphne relaying the simulator with nothing of
+    Parley, bench/floor/app.py) and the simulator itself; the paired differences are what
+    Parley adds, and how much of that the stack under it adds by itself."""
     model = simulator_model(args.ttft_words, 0)
-    through, straight = [], []
+    through, relayed, straight = [], [], []
     failed = 0
     for index in range(args.turns + args.warmup):
         endpoint = await read_stream(parley, setup.ttft_model)
+        bare = await read_stream(floor, model)
         alone = await read_stream(direct, model)
-        if endpoint.error or alone.error:
+        if endpoint.error or bare.error or alone.error:
             failed += 1
             continue
         if index >= args.warmup:
             through.append(endpoint.ttft_ms)
+            relayed.append(bare.ttft_ms)
             straight.append(alone.ttft_ms)
     added = [p - d for p, d in zip(through, straight, strict=True)]
+    floor_added = [f - d for f, d in zip(relayed, straight, strict=True)]
     print(f"phase 1: {len(through)} turns (+{args.warmup} warm-up), {model}, zero delay")
     print(line("direct SDK   time to 1st token", straight))
+    print(line("floor        time to 1st token", relayed))
     print(line("endpoint     time to 1st token", through))
+    print(line("floor added  time to 1st token", floor_added))
     print(line("added        time to 1st token", added))
+    own = [p - f for p, f in zip(through, relayed, strict=True)]
+    print(line("Parley's own time to 1st token", own))
     if straight:
         ratio = statistics.median(through) / statistics.median(straight)
         print(f"ratio endpoint/direct, time to 1st token (p50): {ratio:.2f}x")
@@ -206,7 +220,7 @@ async def concurrency_phase(parley: AsyncOpenAI, direct: AsyncOpenAI, args, setu
     return len(errors) + len(differ)
 
 
-async def run(args, setup: Setup, sim_url: str, port: int) -> int:
+async def run(args, setup: Setup, sim_url: str, port: int, floor_port: int) -> int:
     parley = AsyncOpenAI(
         api_key=setup.secret,
         base_url=f"http://127.0.0.1:{port}/v1",
@@ -215,8 +229,11 @@ async def run(args, setup: Setup, sim_url: str, port: int) -> int:
         timeout=60,
     )
     direct = AsyncOpenAI(api_key="bench", base_url=sim_url + "/v1", max_retries=0, timeout=120)
-    async with parley, direct:
-        bad = await ttft_phase(parley, direct, args, setup)
+    floor = AsyncOpenAI(
+        api_key="bench", base_url=f"http://127.0.0.1:{floor_port}/v1", max_retries=0, timeout=60
+    )
+    async with parley, direct, floor:
+        bad = await ttft_phase(parley, direct, floor, args, setup)
         bad += await concurrency_phase(parley, direct, args, setup)
     return bad
 
@@ -226,13 +243,23 @@ def main(args: argparse.Namespace) -> int:
     print(f"api bench: {args.turns} turns, {args.clients} clients; load average {loadavg()}")
     tenant = setup(args)
     log = Path(tempfile.mkstemp(prefix="daphne-api-", suffix=".log")[1])
+    floor_log = Path(tempfile.mkstemp(prefix="daphne-api-floor-", suffix=".log")[1])
     with (
         simulator_process() as (sim_url, _),
         daphne_process(
             sim_url, processes=1, ping_interval=20, ping_timeout=30, log=log, extra_env=DAPHNE_ENV
         ) as (port, _),
+        daphne_process(
+            sim_url,
+            processes=1,
+            ping_interval=20,
+            ping_timeout=30,
+            log=floor_log,
+            app="bench.floor.app:application",
+        ) as (floor_port, _),
     ):
-        bad = asyncio.run(run(args, tenant, sim_url, port))
+        bad = asyncio.run(run(args, tenant, sim_url, port, floor_port))
+    floor_log.unlink(missing_ok=True)
     if bad:
         print(f"daphne log: {log}")
         return 1

@@ -1,10 +1,16 @@
-"""What `bench/streams.py --floor` serves: the required stack alone, with none of Parley.
+"""What the benchmarks' floors serve: the required stack alone, with none of Parley.
 
-daphne, a Channels consumer behind AllowedHostsOriginValidator, and the platform's own
-OpenAI wire (the official SDK over its aiohttp transport, raw SSE, paced reads: the same
-`chat_provider` a run uses). On `message.send` it starts a task owned by the process,
-streams the simulator's answer and sends each delta to its socket. Nothing else: no
-session or user, no database, no Redis, no rate limit, lock, run log, ledger or title.
+daphne and the platform's own OpenAI wire (the official SDK over its aiohttp transport,
+raw SSE, paced reads: the same `chat_provider` a run uses), and
+
+* for `bench/streams.py --floor`, a Channels consumer behind AllowedHostsOriginValidator:
+  on `message.send` it starts a task owned by the process, streams the simulator's answer
+  and sends each delta to its socket;
+* for `bench/api.py`'s floor, `POST /v1/chat/completions`: the simulator's answer relayed
+  as OpenAI's chunks (SSE), for the model the request names.
+
+Nothing else: no Django request handling, session, user or token, no database, no Redis,
+no rate limit, lock, run log, ledger or title.
 """
 
 from __future__ import annotations
@@ -61,10 +67,51 @@ class FloorConsumer(AsyncWebsocketConsumer):
         await send({"type": "run.completed", "message_id": message_id, "usage": usage})
 
 
+def _chunk(delta: dict, finish: str | None = None) -> bytes:
+    body = {
+        "id": "floor",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "floor",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+async def completions(scope, receive, send) -> None:
+    """`POST /v1/chat/completions`, streamed: the simulator's answer as OpenAI's chunks."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    asked = json.loads(body)
+    system = next((m["content"] for m in asked["messages"] if m["role"] == "system"), "")
+    messages = [
+        ChatMessage(m["role"], m["content"]) for m in asked["messages"] if m["role"] != "system"
+    ]
+    request = ChatRequest(model=asked["model"], system=system, messages=messages)
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    more = {"type": "http.response.body", "more_body": True}
+    await send({**more, "body": _chunk({"role": "assistant", "content": ""})})
+    async for event in chat_provider(resolve_endpoint("simulator")).stream(request):
+        if isinstance(event, TextDelta):
+            await send({**more, "body": _chunk({"content": event.text})})
+    await send({**more, "body": _chunk({}, "stop")})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
 application = ProtocolTypeRouter(
     {
+        "http": completions,
         "websocket": AllowedHostsOriginValidator(
             URLRouter([path("ws/threads/<str:thread_id>/", FloorConsumer.as_asgi())])
-        )
+        ),
     }
 )
