@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.knowledge import selectors, services
 from agents.knowledge.forms import EmbeddingModelForm, KnowledgeAddForm, add_knowledge
+from agents.knowledge.ingestion.chunk import heading_path, without_title
 from agents.knowledge.retrieval import group_embedding_model
 from agents.models import KnowledgeSource
 from billing.ratelimits import check_limits
@@ -181,5 +182,11 @@ def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
     neighbours = selectors.source_chunks(group=group, source=chunk.source).filter(
         position__gte=chunk.position - 1, position__lte=chunk.position + 1
     )
-    context = {"knowledge": chunk, "source": chunk.source, "neighbours": neighbours}
+    context = {
+        "knowledge": chunk,
+        "source": chunk.source,
+        "neighbours": neighbours,
+        "heading": heading_path(chunk.title, chunk.section),
+        "section": without_title(chunk.source.title, chunk.section),
+    }
     return render(request, "agents/knowledge_detail.html", context)

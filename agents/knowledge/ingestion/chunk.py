@@ -23,8 +23,29 @@ class ChunkDraft:
     token_count: int
 
 
-def sections(text: str) -> list[tuple[str, str]]:
-    """(heading path, body) pairs in document order; text before any heading has path ""."""
+def _same_heading(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def without_title(title: str, section: str) -> str:
+    """The heading path below the document's title: a Markdown file's first heading usually is
+    its title (extract.title_from), and "Handbook > Handbook > Parking" says it twice."""
+    first, separator, rest = section.partition(SECTION_SEPARATOR)
+    if title and _same_heading(first, title):
+        return rest if separator else ""
+    return section
+
+
+def heading_path(title: str, section: str) -> str:
+    """What a passage is called where it is cited: its document's title, then its headings."""
+    section = without_title(title, section)
+    return f"{title}{SECTION_SEPARATOR}{section}" if section else title
+
+
+def sections(text: str, *, title: str = "") -> list[tuple[str, str]]:
+    """(heading path, body) pairs in document order; text before any heading has path "".
+
+    A path never starts with the document's `title` (see without_title)."""
     path: list[tuple[int, str]] = []
     found: list[tuple[str, list[str]]] = [("", [])]
     in_code = False
@@ -33,12 +54,16 @@ def sections(text: str) -> list[tuple[str, str]]:
             in_code = not in_code
         match = None if in_code else _HEADING.match(line)
         if match:
-            level, title = len(match.group(1)), match.group(2).strip()
-            path = [(lvl, name) for lvl, name in path if lvl < level] + [(level, title)]
+            level, heading = len(match.group(1)), match.group(2).strip()
+            path = [(lvl, name) for lvl, name in path if lvl < level] + [(level, heading)]
             found.append((SECTION_SEPARATOR.join(name for _, name in path), []))
         else:
             found[-1][1].append(line)
-    return [(name, "\n".join(lines).strip()) for name, lines in found if "\n".join(lines).strip()]
+    return [
+        (without_title(title, name), "\n".join(lines).strip())
+        for name, lines in found
+        if "\n".join(lines).strip()
+    ]
 
 
 def _cut(tokens: list[str], start: int, end: int, max_tokens: int) -> int:
@@ -53,11 +78,11 @@ def _cut(tokens: list[str], start: int, end: int, max_tokens: int) -> int:
     return end
 
 
-def chunk_text(text: str, *, max_tokens: int, overlap: int) -> list[ChunkDraft]:
+def chunk_text(text: str, *, max_tokens: int, overlap: int, title: str = "") -> list[ChunkDraft]:
     if max_tokens < 8 or not 0 <= overlap < max_tokens // 2:
         raise ValueError("Chunks need at least 8 tokens and an overlap under half of them.")
     drafts: list[ChunkDraft] = []
-    for section, body in sections(text):
+    for section, body in sections(text, title=title):
         tokens = split_tokens(body)
         start = 0
         while start < len(tokens):
@@ -75,5 +100,4 @@ def chunk_text(text: str, *, max_tokens: int, overlap: int) -> list[ChunkDraft]:
 
 def embedding_text(*, title: str, section: str, content: str) -> str:
     """What is embedded for a chunk: its document title and heading path give it context."""
-    heading = f"{title}{SECTION_SEPARATOR}{section}" if section else title
-    return f"{heading}\n\n{content}"
+    return f"{heading_path(title, section)}\n\n{content}"

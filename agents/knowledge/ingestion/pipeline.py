@@ -85,7 +85,10 @@ def _chunk(group: Group, source_id: int) -> KnowledgeSource | None:
             bytes(source.raw), filename=source.filename, content_type=source.content_type
         )
         drafts = chunk_text(
-            text, max_tokens=settings.PARLEY_CHUNK_TOKENS, overlap=settings.PARLEY_CHUNK_OVERLAP
+            text,
+            max_tokens=settings.PARLEY_CHUNK_TOKENS,
+            overlap=settings.PARLEY_CHUNK_OVERLAP,
+            title=source.title,
         )
         if not drafts:
             raise UnreadableDocument("No text was found in the document.")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
-from agents.knowledge.ingestion.chunk import SECTION_SEPARATOR
+from agents.knowledge.ingestion.chunk import heading_path
 from agents.knowledge.retrieval import indexes
 from ontology.models import Group
 from ontology.scoping import ensure_group_allowed
@@ -40,7 +40,8 @@ class Hit:
 
     @property
     def citation_title(self) -> str:
-        return f"{self.title}{SECTION_SEPARATOR}{self.section}" if self.section else self.title
+        """Also right for a passage chunked before paths left out the title."""
+        return heading_path(self.title, self.section)
 
 
 def any_word_query(text: str) -> str:
