@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from chat import selectors
-from chat.models import AIThread, Message
+from chat.models import AIThread, Message, ThreadShare
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import Group, User
 
@@ -38,3 +38,12 @@ def access_message_by_id(
     if message is None:
         raise Http404("No such message.")
     return thread, message
+
+
+def access_share_by_token(*, user: User, token: str) -> ThreadShare:
+    """The share a link names if the user may follow it; 404 for a revoked, unknown or
+    other group's link alike, so a link says nothing to whoever may not open it."""
+    share = selectors.share_for_member(user=user, token=token)
+    if share is None:
+        raise Http404("No such conversation.")
+    return share

@@ -32,6 +32,11 @@ class AIThread(TenantModel):
     handoff_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_activity_at = models.DateTimeField(default=timezone.now)
+    # Times, not booleans: the list orders pinned threads by when they were pinned, and the
+    # archived view by when they were put away. Both are the author's own filing, apart from
+    # `status` (a handed-off thread can be archived too).
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "thread"
@@ -128,3 +133,45 @@ class RunEvent(TenantModel):
         constraints = [models.UniqueConstraint(fields=["run_id", "seq"], name="run_event_seq")]
         indexes = [models.Index(fields=["thread", "run_id", "seq"])]
         ordering = ["run_id", "seq"]
+
+
+class ThreadShare(TenantModel):
+    """A read-only link to a thread for the members of its group, until it is revoked.
+
+    The link names a random token rather than the thread's id: revoking and sharing again
+    gives a new link, so a copy of the old one stays dead; and the link says nothing about
+    how many threads the group has. The token is not the only lock: whoever opens it must
+    also be a member of the thread's group (chat.selectors.share_for_member).
+    """
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="thread_shares")
+    thread = models.ForeignKey(AIThread, on_delete=models.CASCADE, related_name="shares")
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = "thread share"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="chat_one_live_share_per_thread",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Share of {self.thread}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("shared-thread", args=[self.token])

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from chat.models import AIThread, Message, RunEvent
+from chat.models import AIThread, Message, RunEvent, ThreadShare
 from ontology.access import is_manager
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import group_scope, scopes_disabled
@@ -91,9 +91,10 @@ def message_in_thread(*, thread: AIThread, message_id) -> Message | None:
 
 
 def threads_for_list(
-    *, group: Group, user: User, query: str = "", everyone: bool = False
+    *, group: Group, user: User, query: str = "", everyone: bool = False, archived: bool = False
 ) -> QuerySet[AIThread]:
-    """The user's threads, newest activity first; with `everyone`, all they may read.
+    """The user's threads, pinned first, then newest activity; with `everyone`, all they
+    may read. Archived threads are a list of their own (`archived`), put away last first.
 
     A query matches the title or any visible message of the thread.
     """
@@ -101,14 +102,16 @@ def threads_for_list(
         threads = readable_threads(group=group, user=user)
     else:
         threads = AIThread.objects.filter(group=group, user=user)
-    threads = threads.select_related("agent")
+    threads = threads.select_related("agent").filter(archived_at__isnull=not archived)
     query = query.strip()
     if query:
         matching = Message.objects.filter(group=group, content__icontains=query).exclude(
             status=Message.Status.REPLACED
         )
         threads = threads.filter(Q(title__icontains=query) | Q(pk__in=matching.values("thread_id")))
-    return threads.order_by("-last_activity_at", "-pk")
+    if archived:
+        return threads.order_by("-archived_at", "-pk")
+    return threads.order_by(F("pinned_at").desc(nulls_last=True), "-last_activity_at", "-pk")
 
 
 def untouched_thread(*, group: Group, user: User, agent: Thing) -> AIThread | None:
@@ -156,3 +159,30 @@ def first_exchange(*, thread: AIThread) -> tuple[str, str] | None:
     if not first or first[0][0] != Message.Role.USER:
         return None
     return first[0][1], first[1][1] if len(first) > 1 else ""
+
+
+def live_share(*, thread: AIThread) -> ThreadShare | None:
+    """The thread's link that still opens, if any (at most one: a database constraint)."""
+    with group_scope(thread.group):
+        return ThreadShare.objects.filter(thread=thread, revoked_at__isnull=True).first()
+
+
+def share_for_member(*, user: User, token: str) -> ThreadShare | None:
+    """The live share behind a link if the user is a member of its thread's group; else None
+    (a revoked, unknown or other group's link alike).
+
+    Like thread_for_member, an edge: the link names its tenant, whichever of the person's
+    groups is active, so the lookup runs unscoped and the membership join is the tenant
+    check. Any member may follow the link: sharing is how a thread reaches colleagues who
+    may not read it otherwise (readable_threads).
+    """
+    if not user.is_authenticated:
+        return None
+    with scopes_disabled():
+        return (
+            ThreadShare.objects.filter(
+                token=token, revoked_at__isnull=True, group__memberships__user=user
+            )
+            .select_related("group", "thread", "thread__agent", "created_by")
+            .first()
+        )

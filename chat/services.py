@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -12,8 +15,11 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from agents.models import ToolCall
+from billing.models import AICall
 from chat import selectors
-from chat.models import AIThread, Message
+from chat.models import AIThread, Message, RunEvent, ThreadShare
+from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -264,3 +270,161 @@ def message_feedback_set(*, message: Message, feedback: str, actor: User) -> Mes
         metadata={"thread_id": message.thread_id, "from": previous, "to": feedback},
     )
     return message
+
+
+# --- Managing threads: delete, archive, pin, share ------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadDeleted:
+    """What a delete removed, and what it kept for billing."""
+
+    title: str
+    messages: int
+    run_events: int
+    ledger_calls: int
+
+
+@transaction.atomic
+def thread_delete(*, thread: AIThread, actor: User) -> ThreadDeleted:
+    """Delete a thread and everything it said; keep what the group was charged.
+
+    Retention: the messages, the run log (RunEvent), its shares and its tool calls'
+    arguments and results go with the thread. The ledger stays: billing's AICall rows
+    are what the group paid, so their `thread` becomes NULL (billing's SET_NULL) and the
+    Event written here keeps the thread's id and title with the ids of those rows. The
+    audit trail is append-only and keeps every earlier Event.
+
+    A thread that is answering is refused with ErrorCode.BUSY rather than stopped:
+    deleting under a live run would pull its rows away while it writes them, and the
+    person can press Stop and delete in two clicks.
+    """
+    ensure_group_allowed(thread.group)
+    # The row lock orders this delete after any other write that locked the thread.
+    AIThread.objects.select_for_update().filter(pk=thread.pk).first()
+    if _is_answering(thread):
+        raise ValidationError(sentence_for(ErrorCode.BUSY), code=ErrorCode.BUSY)
+    ledger = list(AICall.objects.filter(thread=thread).values_list("pk", "cost"))
+    messages, _ = Message.objects.filter(thread=thread).delete()
+    run_events, _ = RunEvent.objects.filter(thread=thread).delete()
+    ThreadShare.objects.filter(thread=thread).delete()
+    ToolCall.objects.filter(thread=thread).delete()
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_DELETED,
+        actor=actor,
+        target=thread,
+        metadata={
+            "title": thread.title,
+            "agent_id": thread.agent_id,
+            "author_id": thread.user_id,
+            "messages": messages,
+            "run_events": run_events,
+            "ledger_call_ids": [str(pk) for pk, _ in ledger],
+            "ledger_cost": str(sum((cost for _, cost in ledger), Decimal(0))),
+        },
+    )
+    title = str(thread)
+    thread.delete()
+    return ThreadDeleted(
+        title=title, messages=messages, run_events=run_events, ledger_calls=len(ledger)
+    )
+
+
+def _is_answering(thread: AIThread) -> bool:
+    """An answer row still streaming, or a run holding the thread's lock before its row
+    exists. chat.runs imports this module, hence the import here."""
+    from chat.runs import active_run_id
+
+    streaming = Message.objects.filter(thread=thread, status=Message.Status.STREAMING)
+    return streaming.exists() or active_run_id(thread.pk) is not None
+
+
+@transaction.atomic
+def thread_archive(*, thread: AIThread, actor: User, archived: bool = True) -> AIThread:
+    """Put a thread away from the list (or bring it back); nothing else about it changes.
+
+    Setting what is already set records nothing: a form sent twice is one change.
+    """
+    ensure_group_allowed(thread.group)
+    if (thread.archived_at is not None) == archived:
+        return thread
+    thread.archived_at = timezone.now() if archived else None
+    thread.save(update_fields=["archived_at"])
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_ARCHIVED if archived else EventType.THREAD_UNARCHIVED,
+        actor=actor,
+        target=thread,
+    )
+    return thread
+
+
+@transaction.atomic
+def thread_pin(*, thread: AIThread, actor: User, pinned: bool = True) -> AIThread:
+    """Keep a thread at the top of its author's list (or let it go back in line)."""
+    ensure_group_allowed(thread.group)
+    if (thread.pinned_at is not None) == pinned:
+        return thread
+    thread.pinned_at = timezone.now() if pinned else None
+    thread.save(update_fields=["pinned_at"])
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_PINNED if pinned else EventType.THREAD_UNPINNED,
+        actor=actor,
+        target=thread,
+    )
+    return thread
+
+
+SHARE_TOKEN_BYTES = 24  # 192 bits: not guessable, and 32 characters in a link
+
+
+@transaction.atomic
+def thread_share(*, thread: AIThread, actor: User) -> ThreadShare:
+    """The thread's read-only link for its group's members: the live one, or a new one.
+
+    One live link per thread (a database constraint); sharing again before a revoke
+    hands back the same link, so there is one thing to revoke.
+    """
+    ensure_group_allowed(thread.group)
+    AIThread.objects.select_for_update().filter(pk=thread.pk).first()
+    live = selectors.live_share(thread=thread)
+    if live is not None:
+        return live
+    share = ThreadShare.objects.create(
+        group=thread.group,
+        thread=thread,
+        token=secrets.token_urlsafe(SHARE_TOKEN_BYTES),
+        created_by=actor,
+    )
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_SHARED,
+        actor=actor,
+        target=thread,
+        metadata={"share_id": share.pk},
+    )
+    return share
+
+
+@transaction.atomic
+def thread_share_revoke(*, thread: AIThread, actor: User) -> bool:
+    """End the thread's link at once; False when there was none. The row stays, revoked,
+    so the audit trail's share id still names something until the thread is deleted."""
+    ensure_group_allowed(thread.group)
+    live = selectors.live_share(thread=thread)
+    if live is None:
+        return False
+    live.revoked_at = timezone.now()
+    live.revoked_by = actor
+    live.save(update_fields=["revoked_at", "revoked_by"])
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_SHARE_REVOKED,
+        actor=actor,
+        target=thread,
+        metadata={"share_id": live.pk},
+    )
+    return True
+

@@ -6,29 +6,34 @@ stored, so a reload shows exactly what the database holds.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from agents.tools.registry import TOOLS
 from billing.ratelimits import limit_requests
-from chat import selectors, services
-from chat.access import access_message_by_id, access_thread_by_id
+from chat import exports, selectors, services
+from chat.access import access_message_by_id, access_share_by_token, access_thread_by_id
 from chat.models import AIThread, Message
 from chat.rendering import render_answer
 from chat.runs import active_run_id
 from ontology.access import is_manager, member_group, member_required
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import Thing
+from ontology.scoping import group_scope
 from ontology.selectors import things_for_group
 
 THREADS_PER_PAGE = 30
@@ -68,11 +73,13 @@ def thread_list(request: HttpRequest) -> HttpResponse:
     group = member_group(request)
     query = request.GET.get("q", "")[:200]
     everyone = request.GET.get("all") == "1" and is_manager(group)
+    archived = request.GET.get("view") == "archived"
     threads = selectors.threads_for_list(
-        group=group, user=request.user, query=query, everyone=everyone
+        group=group, user=request.user, query=query, everyone=everyone, archived=archived
     )
     page = Paginator(threads, THREADS_PER_PAGE).get_page(request.GET.get("page"))
-    kept = [(name, value) for name, value in (("q", query), ("all", everyone and "1")) if value]
+    wanted = (("q", query), ("all", everyone and "1"), ("view", archived and "archived"))
+    kept = [(name, value) for name, value in wanted if value]
     return render(
         request,
         "chat/thread_list.html",
@@ -80,6 +87,8 @@ def thread_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "query": query,
             "everyone": everyone,
+            "archived": archived,
+            "here": request.get_full_path(),
             "pager_query": urlencode(kept),
             "may_see_everyone": is_manager(group),
             "agents": things_for_group(group=group, type=Thing.Type.AGENT),
@@ -134,6 +143,7 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
             },
             "agent_name": thread.agent.name if thread.agent else "Agent",
             "settled_run_id": _settled_run_id(thread),
+            "share": selectors.live_share(thread=thread) if writable else None,
         },
     )
 
@@ -186,6 +196,145 @@ def message_feedback(request: HttpRequest, pk: int, message_id: uuid.UUID) -> Ht
     if _wants_json(request):
         return JsonResponse({"feedback": message.feedback})
     return redirect(f"{thread.get_absolute_url()}#m-{message.pk}")
+
+
+# --- Managing a thread: delete, archive, pin, export, share ----------------------------
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+@limit_requests("chat")
+def thread_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation (a page, so it works without JavaScript); POST deletes."""
+    thread = _thread(request, pk, write=True)
+    if request.method == "GET":
+        count = len(selectors.thread_messages(thread=thread))
+        return render(request, "chat/thread_delete.html", {"thread": thread, "count": count})
+    try:
+        deleted = services.thread_delete(thread=thread, actor=request.user)
+    except ValidationError as problem:
+        flash.error(request, " ".join(problem.messages))
+        return redirect("thread-detail", pk=pk)
+    flash.success(request, f"Deleted “{deleted.title}”.")
+    return redirect("thread-list")
+
+
+@member_required
+@require_POST
+@limit_requests("chat")
+def thread_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk, write=True)
+    services.thread_archive(thread=thread, actor=request.user, archived=True)
+    flash.success(request, f"Archived “{thread}”. Find it under Archived.")
+    return _back(request, thread)
+
+
+@member_required
+@require_POST
+@limit_requests("chat")
+def thread_unarchive(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk, write=True)
+    services.thread_archive(thread=thread, actor=request.user, archived=False)
+    flash.success(request, f"“{thread}” is back in your conversations.")
+    return _back(request, thread)
+
+
+@member_required
+@require_POST
+@limit_requests("chat")
+def thread_pin(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk, write=True)
+    services.thread_pin(thread=thread, actor=request.user, pinned=True)
+    flash.success(request, f"Pinned “{thread}” to the top of your conversations.")
+    return _back(request, thread)
+
+
+@member_required
+@require_POST
+@limit_requests("chat")
+def thread_unpin(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk, write=True)
+    services.thread_pin(thread=thread, actor=request.user, pinned=False)
+    flash.success(request, f"Unpinned “{thread}”.")
+    return _back(request, thread)
+
+
+def _back(request: HttpRequest, thread: AIThread) -> HttpResponse:
+    """Where the form came from (`next`, same site only), else the thread."""
+    wanted = request.POST.get("next", "")
+    if wanted and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(wanted)
+    return redirect("thread-detail", pk=thread.pk)
+
+
+@member_required
+@require_GET
+def thread_export_markdown(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk)
+    body = exports.thread_markdown(thread=thread)
+    return _download(body, "text/markdown; charset=utf-8", exports.export_filename(thread, "md"))
+
+
+@member_required
+@require_GET
+def thread_export_json(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk)
+    document = exports.thread_document(thread=thread)
+    body = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    return _download(body, "application/json", exports.export_filename(thread, "json"))
+
+
+def _download(body: str, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@member_required
+@require_POST
+@limit_requests("chat")
+def thread_share(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk, write=True)
+    share = services.thread_share(thread=thread, actor=request.user)
+    link = request.build_absolute_uri(share.get_absolute_url())
+    flash.success(request, f"Anyone in {thread.group} can now read this conversation at {link}")
+    return redirect(f"{reverse('thread-detail', args=[thread.pk])}#share")
+
+
+@member_required
+@require_POST
+@limit_requests("chat")
+def thread_share_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    thread = _thread(request, pk, write=True)
+    if services.thread_share_revoke(thread=thread, actor=request.user):
+        flash.success(request, "The link no longer opens this conversation.")
+    else:
+        flash.info(request, "This conversation was not shared.")
+    return redirect("thread-detail", pk=thread.pk)
+
+
+@login_required
+@require_GET
+def shared_thread(request: HttpRequest, token: str) -> HttpResponse:
+    """A shared thread, read-only, for any member of its group (a 404 for anyone else)."""
+    share = access_share_by_token(user=request.user, token=token)
+    thread = share.thread
+    with group_scope(share.group):
+        history = selectors.thread_messages(thread=thread)
+    return render(
+        request,
+        "chat/shared_thread.html",
+        {
+            "thread": thread,
+            "share": share,
+            "items": [_present(m, last_answer=None, writable=False) for m in history],
+            "agent_name": thread.agent.name if thread.agent else "Agent",
+            "may_open": selectors.may_write(thread=thread, user=request.user),
+        },
+    )
 
 
 def _settled_run_id(thread: AIThread) -> str:

@@ -68,6 +68,16 @@ ROUTES: dict[str, Route] = {
     "thread-new": Route(Who.SIGNED_IN, "POST"),  # only with an agent of the active group
     "thread-detail": Route(Who.THREAD_READER, object="thread"),
     "thread-rename": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-delete": Route(Who.THREAD_AUTHOR, "POST", "thread"),  # GET: its confirmation page
+    "thread-archive": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-unarchive": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-pin": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-unpin": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-export-md": Route(Who.THREAD_READER, object="thread"),
+    "thread-export-json": Route(Who.THREAD_READER, object="thread"),
+    "thread-share": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-share-revoke": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "shared-thread": Route(Who.MEMBER, object="share"),  # a live link; revoked is missing
     "message-fragment": Route(Who.THREAD_READER, object="answer"),
     "message-feedback": Route(Who.THREAD_AUTHOR, "POST", "answer"),
     "knowledge-list": Route(Who.SIGNED_IN),
@@ -139,6 +149,7 @@ MISSING_IDS = {
     "token": 999_999,
     "membership": 999_999,
     "invitation": 999_999,
+    "share": "no-such-share-link-token-0000000",
 }
 
 
@@ -226,6 +237,7 @@ def build_world() -> World:
         token, _ = tokens.token_create(
             group=group, user=alpha.member, name="CI bot", scopes=["read"], actor=alpha.member
         )
+        share = chat_services.thread_share(thread=thread, actor=alpha.member)
         today = timezone.localdate()
         rows = {
             ApiToken: token,
@@ -264,6 +276,7 @@ def build_world() -> World:
         "source": source,
         "chunk": chunk,
         "token": token,
+        "share": share.token,
         "membership": rows[Membership],
         "invitation": invitations.invitation_create(
             group=group,
