@@ -207,6 +207,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                 user=self.user,
                 content=frame.content,
                 client_id=frame.client_id,
+                agent_id=frame.agent_id,
             )
         )
 
@@ -218,7 +219,13 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
             return
         await self._start(
-            turns.regenerate(group=self.group, thread=self.thread, user=self.user, message=message)
+            turns.regenerate(
+                group=self.group,
+                thread=self.thread,
+                user=self.user,
+                message=message,
+                agent_id=frame.agent_id,
+            )
         )
 
     async def _start(self, starting) -> None:

@@ -26,6 +26,7 @@ class FrameError(Exception):
 class SendMessage:
     content: str
     client_id: str
+    agent_id: int | None = None  # answer with this agent of the group from now on
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StopRun:
 @dataclass(frozen=True)
 class Regenerate:
     message_id: uuid.UUID
+    agent_id: int | None = None  # answer again with this agent of the group, from now on
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,30 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
             raise FrameError(
                 ErrorCode.BAD_FRAME, "`client_id` must be a string of at most 64 characters."
             )
-        return SendMessage(content=content, client_id=client_id)
+        return SendMessage(content=content, client_id=client_id, agent_id=_optional_agent_id(data))
     if kind == "run.stop":
         return StopRun(run_id=_optional_run_id(data))
     if kind == "message.regenerate":
         try:
-            return Regenerate(message_id=uuid.UUID(_field(data, "message_id", str)))
+            message_id = uuid.UUID(_field(data, "message_id", str))
         except ValueError:
             raise FrameError(ErrorCode.BAD_FRAME, "`message_id` must be a message id.") from None
+        return Regenerate(message_id=message_id, agent_id=_optional_agent_id(data))
     if kind == "stream.resume":
         after = _field(data, "after_seq", int)
         if isinstance(after, bool) or after < 0:
             raise FrameError(ErrorCode.BAD_FRAME, "`after_seq` must be a number of at least 0.")
         return Resume(after_seq=after, run_id=_optional_run_id(data))
     raise FrameError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}.")
+
+
+def _optional_agent_id(data: dict[str, Any]) -> int | None:
+    value = data.get("agent_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise FrameError(ErrorCode.BAD_FRAME, "`agent_id` must be an agent's id.")
+    return value
 
 
 def _optional_run_id(data: dict[str, Any]) -> uuid.UUID | None:

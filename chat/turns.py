@@ -12,45 +12,81 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
 from billing.ratelimits import RateLimited, message_rate_limited
 from chat import services
 from chat.fanout import broadcast
-from chat.frames import MessageCreated, MessageReplaced, to_wire
+from chat.frames import MessageCreated, MessageReplaced, ThreadUpdated, to_wire
 from chat.models import AIThread, Message
 from chat.runs import registry
 from chat.selectors import message_payload
-from ontology.models import Group, User
+from ontology.models import Group, Thing, User
 from ontology.scoping import group_scope
 
 
 async def send_message(
-    *, group: Group, thread: AIThread, user: User, content: str, client_id: str = ""
+    *,
+    group: Group,
+    thread: AIThread,
+    user: User,
+    content: str,
+    client_id: str = "",
+    agent_id: int | None = None,
 ) -> tuple[uuid.UUID, Message]:
-    """Save the user's question and start the answer; (run id, the question)."""
+    """Save the user's question and start the answer; (run id, the question). With
+    `agent_id`, the thread switches to that agent of the group first (for this answer and
+    the next ones)."""
+
+    switched: list[Thing] = []
 
     def save_question() -> Message:
-        with group_scope(group):
+        with group_scope(group), transaction.atomic():
+            switched.extend(_switch_agent(thread, user, agent_id))
             return services.message_create_user(
                 thread=thread, user=user, content=content, client_id=client_id
             )
 
-    return await _start(group, thread, user, save_question, client_id=client_id)
+    return await _start(group, thread, user, save_question, client_id=client_id, switched=switched)
 
 
 async def regenerate(
-    *, group: Group, thread: AIThread, user: User, message: Message
+    *, group: Group, thread: AIThread, user: User, message: Message, agent_id: int | None = None
 ) -> tuple[uuid.UUID, Message]:
-    """Set the answer aside and answer its question again; (run id, the answer set aside)."""
+    """Set the answer aside and answer its question again, with `agent_id`'s agent when
+    given; (run id, the answer set aside)."""
+
+    switched: list[Thing] = []
 
     def set_aside() -> Message:
-        with group_scope(group):
+        with group_scope(group), transaction.atomic():
+            switched.extend(_switch_agent(thread, user, agent_id))
             return services.message_replace(message=message, actor=user)
 
-    return await _start(group, thread, user, set_aside)
+    return await _start(group, thread, user, set_aside, switched=switched)
+
+
+def _switch_agent(thread: AIThread, user: User, agent_id: int | None) -> list[Thing]:
+    """Inside the thread's lock, before the run reads its agent (it reads `thread`): the
+    agent switched to, or nothing."""
+    if agent_id is None or agent_id == thread.agent_id:
+        return []
+    agent = Thing.objects.filter(pk=agent_id, type=Thing.Type.AGENT).first()
+    if agent is None:
+        raise ValidationError({"agent_id": "That agent is not in your organisation."})
+    services.thread_agent_switch(thread=thread, agent=agent, actor=user)
+    return [agent]
 
 
 async def _start(
-    group: Group, thread: AIThread, user: User, before: Callable[[], Any], *, client_id: str = ""
+    group: Group,
+    thread: AIThread,
+    user: User,
+    before: Callable[[], Any],
+    *,
+    client_id: str = "",
+    switched: list[Thing] | None = None,
 ) -> tuple[uuid.UUID, Message]:
     def admit() -> None:
         """Counted only once the thread is free: a send refused as busy uses none of it."""
@@ -67,5 +103,8 @@ async def _start(
         event = to_wire(
             MessageCreated(message={**message_payload(message), "client_id": client_id})
         )
+    for agent in switched or ():  # every tab shows who answers now
+        update = {"id": thread.pk, "agent": {"id": agent.pk, "name": agent.name}}
+        await broadcast(thread.pk, to_wire(ThreadUpdated(thread=update)))
     await broadcast(thread.pk, event)
     return run_id, message
