@@ -54,6 +54,8 @@ from ontology.services import event_record
 logger = logging.getLogger(__name__)
 
 FINAL_EVENTS = frozenset({"run.completed", "run.stopped", "error"})
+# A first answer that ends so gets the thread a title; one that failed leaves it for the next.
+TITLED_ENDINGS = frozenset({Message.Status.COMPLETE, Message.Status.STOPPED})
 LOCK_SECONDS = 20  # a dead process's lock on a thread with no answer row yet lasts this long
 HEARTBEAT_SECONDS = 5  # the lock is set again at least this often after Redis lost it
 PULSE_SECONDS = 3  # each process refreshes its answers' rows (the heartbeat) this often
@@ -353,11 +355,12 @@ class RunRegistry:
             except Exception:  # the log is away: the run still lets go of the thread
                 logger.exception("run %s: its last events could not be written", run.run_id)
             await self._let_go(run, thread.pk)  # a no-op once the final event did it
-        if result is not None and result.status == Message.Status.COMPLETE and not thread.title:
+        if result is not None and result.status in TITLED_ENDINGS and not thread.title:
             await self._name_thread(run, thread)
 
     async def _name_thread(self, run: AgentRun, thread: AIThread) -> None:
-        """Title an untitled thread after its first answer; every open tab hears of it."""
+        """Title an untitled thread after its first answer, finished or stopped (the question
+        is worth a name either way); every open tab hears of it."""
         try:
             title = await propose_title(group=run.group, thread=thread, user=run.user)
 
