@@ -25,6 +25,7 @@ class MessageBody:
     content: str
     client_id: str
     stream: bool
+    agent_id: int | None = None  # switch the thread to this agent first (chat.turns)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,12 @@ def message_body(request: HttpRequest) -> MessageBody:
         code = ErrorCode.INVALID if problem.code == ErrorCode.BAD_FRAME else problem.code
         raise Problem(code, problem.message.replace("The frame", "The request body")) from None
     assert isinstance(parsed, SendMessage)
-    return MessageBody(content=parsed.content, client_id=parsed.client_id, stream=stream)
+    return MessageBody(
+        content=parsed.content,
+        client_id=parsed.client_id,
+        stream=stream,
+        agent_id=parsed.agent_id,
+    )
 
 
 def thread_body(request: HttpRequest) -> ThreadBody:

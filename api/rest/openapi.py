@@ -165,6 +165,10 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
             "properties": {
                 "content": {"type": "string", "minLength": 1, "maxLength": max_message_chars},
                 "client_id": {"type": "string", "maxLength": 64},
+                "agent_id": {
+                    "type": "integer",
+                    "description": "Answer with this agent of the group, from now on.",
+                },
                 "stream": {
                     "type": "boolean",
                     "default": False,

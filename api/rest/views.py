@@ -135,6 +135,7 @@ async def message_send(request: HttpRequest, thread_id: int) -> HttpResponse:
             user=request.user,
             content=body.content,
             client_id=body.client_id,
+            agent_id=body.agent_id,
         )
         follower.expect(run_id)
         created = {

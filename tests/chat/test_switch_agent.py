@@ -6,6 +6,7 @@ another organisation, or one switched off, is refused with nothing stored."""
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
 from billing.models import AICall
@@ -106,3 +107,28 @@ async def test_another_organisations_or_a_switched_off_agent_is_refused_with_not
     agent_id, calls, switches, questions = await state(tenant, thread)
     assert (agent_id, calls, switches, questions) == (thread.agent_id, [], [], 0)
     await tab.disconnect()
+
+
+def test_a_program_switches_the_agent_with_the_json_api(sim):
+    from django.test import Client
+
+    from tests.api.test_openai_requests import bearer
+
+    tenant, thread = async_to_sync(chat_setup)()
+    other = async_to_sync(second_agent)(tenant)
+    headers = bearer(tenant, "chat")
+    url = f"/api/v1/threads/{thread.pk}/messages"
+    answered = Client().post(
+        url,
+        {"content": "Hello", "agent_id": other.pk},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert answered.status_code == 200, answered.content
+    assert answered.json()["run"]["status"] == "completed"
+    agent_id, calls, _, _ = async_to_sync(state)(tenant, thread)
+    assert (agent_id, calls) == (other.pk, [other.pk])
+    refused = Client().post(
+        url, {"content": "Hi", "agent_id": "x"}, content_type="application/json", headers=headers
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid"
