@@ -428,3 +428,22 @@ def thread_share_revoke(*, thread: AIThread, actor: User) -> bool:
     )
     return True
 
+
+@transaction.atomic
+def thread_agent_switch(*, thread: AIThread, agent: Thing, actor: User) -> AIThread:
+    """Answer the thread's next turns with another of the group's active agents; audited.
+    Earlier answers keep the agent that wrote them (their ledger rows name it)."""
+    _check_agent(thread.group, agent)
+    before = thread.agent_id
+    if before == agent.pk:
+        return thread
+    thread.agent = agent
+    thread.save(update_fields=["agent"])
+    event_record(
+        group=thread.group,
+        type=EventType.THREAD_AGENT_SWITCHED,
+        actor=actor,
+        target=thread,
+        metadata={"agent_id": [before, agent.pk]},
+    )
+    return thread

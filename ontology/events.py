@@ -43,6 +43,7 @@ class EventType(StrEnum):
     THREAD_RENAMED = "thread.renamed"
     THREAD_TITLED = "thread.titled"
     THREAD_HANDED_OFF = "thread.handed_off"
+    THREAD_AGENT_SWITCHED = "thread.agent_switched"
     THREAD_DELETED = "thread.deleted"
     THREAD_ARCHIVED = "thread.archived"
     THREAD_UNARCHIVED = "thread.unarchived"
