@@ -85,6 +85,11 @@ class KnowledgeSource(TenantModel):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+    # A file attached in one conversation: searched only in it, listed only in it, shown
+    # to its uploader and the group's managers. chat.AIThread's id (agents sits below
+    # chat, so no foreign key; chat deletes a thread's attachments with it). None: the
+    # group's shared knowledge.
+    thread_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     TERMINAL = (Status.READY, Status.FAILED)
 
@@ -92,7 +97,21 @@ class KnowledgeSource(TenantModel):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["group", "content_hash"], name="knowledge_source_unique_content"
+                fields=["group", "content_hash"],
+                condition=models.Q(thread_id__isnull=True),
+                name="knowledge_source_unique_content",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "thread_id", "content_hash"],
+                condition=models.Q(thread_id__isnull=False),
+                name="knowledge_source_unique_attachment",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["thread_id"],
+                condition=models.Q(thread_id__isnull=False),
+                name="knowledge_source_thread",
             )
         ]
 
@@ -123,6 +142,7 @@ class Knowledge(TenantModel):
     content = models.TextField()
     position = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)
+    thread_id = models.BigIntegerField(null=True, blank=True, editable=False)  # its source's
     search_vector = models.GeneratedField(
         expression=SearchVector("title", "section", "content", config="english"),
         output_field=SearchVectorField(),
@@ -158,6 +178,7 @@ class KnowledgeEmbedding(TenantModel):
     chunk = models.ForeignKey(Knowledge, on_delete=models.CASCADE, related_name="embeddings")
     model = models.CharField(max_length=120)
     embedding = VectorField()
+    thread_id = models.BigIntegerField(null=True, blank=True, editable=False)  # its source's
 
     class Meta:
         constraints = [
