@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html, format_html_join
 
 from agents import catalog
 from agents.models import Agent, KnowledgeSource
@@ -17,24 +18,48 @@ def _provider_choices(blank: bool = False) -> list:
     return [("", "— none —"), *choices] if blank else choices
 
 
-def _model_choices(blank: bool = False) -> list:
-    grouped = [
-        (provider.label, [(m.model, m.model) for m in catalog.chat_models(provider.key)])
-        for provider in catalog.PROVIDERS.values()
-    ]
-    return [("", "— none —"), *grouped] if blank else grouped
+class ModelInput(forms.TextInput):
+    """A model id typed or picked from the catalog's chat models (a <datalist>).
+
+    Typed, because the simulator's models take a behaviour suffix no list can hold
+    (`sim-gpt@offline;ttft_ms=600`); agents.properties checks the id against the provider.
+    """
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{(attrs or {}).get('id', 'id_' + name)}-catalog"
+        field = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = format_html_join(
+            "",
+            '<option value="{}">{}</option>',
+            (
+                (m.model, provider.label)
+                for provider in catalog.PROVIDERS.values()
+                for m in catalog.chat_models(provider.key)
+            ),
+        )
+        return format_html('{}<datalist id="{}">{}</datalist>', field, list_id, options)
+
+
+def _model_field(**kwargs) -> forms.CharField:
+    return forms.CharField(
+        max_length=catalog.MAX_MODEL_CHARS,
+        widget=ModelInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        **kwargs,
+    )
 
 
 class AgentForm(forms.ModelForm):
     provider = forms.ChoiceField(choices=_provider_choices)
-    model = forms.ChoiceField(choices=_model_choices, help_text="Must belong to the provider.")
+    model = _model_field(
+        help_text="A model of the provider (pick from the list or type it). The simulator's "
+        "models take a behaviour suffix, e.g. sim-gpt@text;tps=40;ttft_ms=300."
+    )
     temperature = forms.FloatField(help_text="0 (focused) to 2 (creative).")
     fallbackProvider = forms.ChoiceField(
         label="Fallback provider", choices=lambda: _provider_choices(blank=True), required=False
     )
-    fallbackModel = forms.ChoiceField(
+    fallbackModel = _model_field(
         label="Fallback model",
-        choices=lambda: _model_choices(blank=True),
         required=False,
         help_text="Used when the main model keeps failing.",
     )

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from agents import catalog
+from agents.simulator.scenario import parse_scenario, split_model
 from agents.tools.registry import TOOLS
 from ontology.properties import schema_errors
 
@@ -38,6 +39,8 @@ MAX_SYSTEM_PROMPT = 20_000
 MAX_TIMEOUT_SECONDS = 600
 MAX_CONSECUTIVE_TOOL_CALLS = 50
 MAX_KNOWLEDGE_SOURCES = 500
+# The simulator's behaviour parameters that must be numbers (agents.simulator.behaviours).
+NUMERIC_PARAMETERS = frozenset({"ttft_ms", "tps", "words", "cached", "retry_after"})
 
 _UNKNOWN_PROVIDER = (
     f"Unknown provider {{value!r}}. Known providers: {', '.join(catalog.PROVIDERS)}."
@@ -130,7 +133,25 @@ def _catalog_model(
         label = catalog.PROVIDERS[provider].label
         errors[model_key] = f"Model {model!r} is not in the catalog for {label}."
         return None
+    problem = _behaviour_problem(model) if catalog.PROVIDERS[provider].scenarios else None
+    if problem:
+        errors[model_key] = f"Model {model!r}: {problem}."
+        return None
     return info
+
+
+def _behaviour_problem(model: str) -> str | None:
+    """Why a simulator model's behaviour suffix (`@text;tps=40`) would fail its calls, if so."""
+    _, spec = split_model(model)
+    if spec is None:
+        return None
+    try:
+        scenario = parse_scenario(spec)
+        for key in NUMERIC_PARAMETERS & scenario.params.keys():
+            scenario.number(key, 0)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _check_fallback(p: dict[str, Any], errors: dict[str, str]) -> None:

@@ -55,6 +55,11 @@ DEMO_KNOWLEDGE = [
 ]
 
 
+# The offline simulator at a pace a person can watch (and stop): the first words after
+# 300 ms, then about 40 tokens a second.
+DEMO_SIMULATOR_MODEL = "sim-gpt@offline;ttft_ms=300;tps=40"
+
+
 def demo_model() -> tuple[str, str]:
     """A real provider when its key is configured, else the offline simulator."""
     keys = settings.PARLEY_PROVIDER_API_KEYS
@@ -62,7 +67,7 @@ def demo_model() -> tuple[str, str]:
         return "openai", "gpt-4o-mini"
     if keys.get("anthropic"):
         return "anthropic", "claude-haiku-4-5"
-    return "simulator", "sim-gpt"
+    return "simulator", DEMO_SIMULATOR_MODEL
 
 
 class Command(BaseCommand):
