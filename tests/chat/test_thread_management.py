@@ -201,7 +201,7 @@ def test_pinned_threads_come_first_newest_pin_first(client, tenant_a):
     client.post(reverse("thread-pin", args=[second.pk]))
     assert titles(client) == ["Second", "First", "Newest"]
     page = client.get(reverse("thread-list")).content.decode()
-    assert page.count("Pinned: ") == 2
+    assert page.count('<span class="pin-mark">Pinned</span>') == 2
 
     client.post(reverse("thread-unpin", args=[second.pk]))
     assert titles(client) == ["First", "Newest", "Second"]
