@@ -101,6 +101,15 @@ async function rename() {
   say("Title saved.");
 }
 
+// Stop from the button or the Escape key: focus stays in the message box, ready for the next.
+export function stopAnswer() {
+  if (stop.hidden) return false;
+  sendFrame({ type: "run.stop" });
+  say("Stopping.");
+  prompt.focus({ preventScroll: true });
+  return true;
+}
+
 export function listen() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -119,10 +128,7 @@ export function listen() {
     if (problem.textContent) showProblem("");
   });
 
-  stop.addEventListener("click", () => {
-    sendFrame({ type: "run.stop" });
-    say("Stopping.");
-  });
+  stop.addEventListener("click", stopAnswer);
 
   list.addEventListener("click", async (event) => {
     const button = event.target.closest("button");

@@ -12,6 +12,7 @@ import {
   settleToolChip,
   showRendered,
   showThreadTitle,
+  stampQuestion,
 } from "./render.js";
 import { state } from "./state.js";
 
@@ -61,11 +62,12 @@ function onMessageCreated(message) {
   if (pending && message.client_id === pending.clientId) {
     pending.element.id = "m-" + message.id;
     pending.element.dataset.messageId = message.id;
+    stampQuestion(pending.element, message.created_at);
     state.pending = null;
     return;
   }
   if (document.getElementById("m-" + message.id)) return;
-  appendQuestion(message.content, message.id);
+  appendQuestion(message.content, message.id, message.created_at);
 }
 
 function onMessageReplaced(messageId) {

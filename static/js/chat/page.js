@@ -47,11 +47,13 @@ export function showProblem(text) {
 }
 
 export function setBusy(busy) {
+  // Read before Stop is hidden: a hidden button loses focus to the page's body.
+  const onStop = document.activeElement === stop;
   send.disabled = busy;
   prompt.readOnly = busy;
   prompt.setAttribute("aria-busy", busy ? "true" : "false");
   stop.hidden = !busy;
-  if (!busy && document.activeElement === stop) prompt.focus();
+  if (!busy && (onStop || document.activeElement === document.body)) prompt.focus({ preventScroll: true });
 }
 
 export function element(tag, className, text) {

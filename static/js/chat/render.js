@@ -2,7 +2,42 @@
 // output is untrusted until the server's sanitized rendering replaces it.
 import { element, empty, keepInView, knowledgeUrl, list, nearBottom, threadId, titleInput } from "./page.js";
 
-export function appendQuestion(text, id) {
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const two = (n) => String(n).padStart(2, "0");
+
+// "6 Dec 2026, 14:05" in the reader's time zone: the same on every locale.
+export function formatTime(date) {
+  return date.getDate() + " " + MONTHS[date.getMonth()] + " " + date.getFullYear() + ", " + two(date.getHours()) + ":" + two(date.getMinutes());
+}
+
+function zoneName() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  } catch (error) {
+    return "local time";
+  }
+}
+
+// The server writes times in UTC; show them in the reader's own zone.
+export function localizeTimes(scope) {
+  scope.querySelectorAll("time.message-time[datetime]").forEach((node) => {
+    const date = new Date(node.getAttribute("datetime"));
+    if (Number.isNaN(date.getTime())) return;
+    node.textContent = formatTime(date);
+    node.title = date.toISOString().slice(0, 16).replace("T", " ") + " UTC · shown in " + zoneName();
+  });
+}
+
+// A question's time arrives with message.created, once the server has saved it.
+export function stampQuestion(article, createdAt) {
+  if (!createdAt || article.querySelector("time.message-time")) return;
+  const time = element("time", "message-time muted small");
+  time.setAttribute("datetime", createdAt);
+  article.append(time);
+  localizeTimes(article);
+}
+
+export function appendQuestion(text, id, createdAt) {
   const article = element("article", "message user");
   if (id) {
     article.id = "m-" + id;
@@ -10,6 +45,7 @@ export function appendQuestion(text, id) {
   }
   article.setAttribute("aria-label", "You said");
   article.append(element("div", "bubble", text));
+  stampQuestion(article, createdAt);
   empty.hidden = true;
   list.insertBefore(article, empty);
   window.scrollTo(0, document.body.scrollHeight);
@@ -103,8 +139,9 @@ export function showThreadTitle(thread) {
   if (link) link.textContent = thread.title;
 }
 
-// Copy buttons for code blocks; what they do is in actions.js.
+// Copy buttons for code blocks (what they do is in actions.js), and times in the reader's zone.
 export function decorate(scope) {
+  localizeTimes(scope);
   scope.querySelectorAll("pre.codeblock").forEach((block) => {
     if (block.previousElementSibling && block.previousElementSibling.classList.contains("code-bar")) return;
     const bar = element("div", "code-bar");
