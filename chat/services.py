@@ -15,7 +15,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import ToolCall
+from agents.models import KnowledgeSource, ToolCall
 from billing.models import AICall
 from chat import selectors
 from chat.models import AIThread, Message, RunEvent, ThreadShare
@@ -289,8 +289,9 @@ class ThreadDeleted:
 def thread_delete(*, thread: AIThread, actor: User) -> ThreadDeleted:
     """Delete a thread and everything it said; keep what the group was charged.
 
-    Retention: the messages, the run log (RunEvent), its shares and its tool calls'
-    arguments and results go with the thread. The ledger stays: billing's AICall rows
+    Retention: the messages, the run log (RunEvent), its shares, its tool calls'
+    arguments and results, and the files attached in it (their chunks and vectors) go
+    with the thread. The ledger stays: billing's AICall rows
     are what the group paid, so their `thread` becomes NULL (billing's SET_NULL) and the
     Event written here keeps the thread's id and title with the ids of those rows. The
     audit trail is append-only and keeps every earlier Event.
@@ -309,6 +310,8 @@ def thread_delete(*, thread: AIThread, actor: User) -> ThreadDeleted:
     run_events, _ = RunEvent.objects.filter(thread=thread).delete()
     ThreadShare.objects.filter(thread=thread).delete()
     ToolCall.objects.filter(thread=thread).delete()
+    _, removed = KnowledgeSource.objects.filter(thread_id=thread.pk).delete()
+    attachments = removed.get(KnowledgeSource._meta.label, 0)
     event_record(
         group=thread.group,
         type=EventType.THREAD_DELETED,
@@ -320,6 +323,7 @@ def thread_delete(*, thread: AIThread, actor: User) -> ThreadDeleted:
             "author_id": thread.user_id,
             "messages": messages,
             "run_events": run_events,
+            "attachments": attachments,
             "ledger_call_ids": [str(pk) for pk, _ in ledger],
             "ledger_cost": str(sum((cost for _, cost in ledger), Decimal(0))),
         },

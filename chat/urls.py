@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import views
+from chat import attachments, views
 
 urlpatterns = [
     path("threads/", views.thread_list, name="thread-list"),
@@ -8,6 +8,7 @@ urlpatterns = [
     path("threads/<int:pk>/", views.thread_detail, name="thread-detail"),
     path("threads/<int:pk>/title/", views.thread_rename, name="thread-rename"),
     path("threads/<int:pk>/delete/", views.thread_delete, name="thread-delete"),
+    path("threads/<int:pk>/attachments/", attachments.attachment_add, name="thread-attach"),
     path("threads/<int:pk>/archive/", views.thread_archive, name="thread-archive"),
     path("threads/<int:pk>/unarchive/", views.thread_unarchive, name="thread-unarchive"),
     path("threads/<int:pk>/pin/", views.thread_pin, name="thread-pin"),

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agents import catalog
@@ -61,9 +62,17 @@ def _store(
     url: str = "",
     content_type: str = "",
     queue: bool = True,
+    thread_id: int | None = None,
 ) -> tuple[KnowledgeSource, bool]:
+    """The source with these bytes: the one already there (in the group's shared knowledge,
+    or attached in the same conversation), else a new one, queued for ingestion."""
     with group_scope(group):
-        existing = KnowledgeSource.objects.filter(content_hash=digest).first()
+        scope = Q(thread_id=None) | Q(thread_id=thread_id) if thread_id else Q(thread_id=None)
+        existing = (
+            KnowledgeSource.objects.filter(scope, content_hash=digest)
+            .order_by(F("thread_id").asc(nulls_first=True))  # the shared copy first
+            .first()
+        )
     if existing is not None:
         return existing, False
     source = KnowledgeSource.objects.create(
@@ -77,6 +86,7 @@ def _store(
         size_bytes=len(raw),
         content_hash=digest,
         created_by=actor if actor and actor.is_authenticated else None,
+        thread_id=thread_id,
     )
     event_record(
         group=group,
@@ -89,6 +99,7 @@ def _store(
             "url": url,
             "bytes": len(raw),
             "sha256": digest,
+            **({"thread_id": thread_id} if thread_id is not None else {}),
         },
     )
     if queue:
@@ -128,9 +139,15 @@ def check_files(files: Sequence[UploadedFile]) -> None:
 
 @transaction.atomic
 def source_add_files(
-    *, group: Group, files: Sequence[UploadedFile], actor: User | None, queue: bool = True
+    *,
+    group: Group,
+    files: Sequence[UploadedFile],
+    actor: User | None,
+    queue: bool = True,
+    thread_id: int | None = None,
 ) -> list[tuple[KnowledgeSource, bool]]:
     """Add uploaded files; a file whose content is already there is returned, not added twice.
+    With `thread_id`, they are attached in that conversation only (KnowledgeSource.thread_id).
 
     Every file is checked before any is stored, so a bad one refuses the whole
     upload with a message per file instead of importing half of it. `queue=False`
@@ -155,6 +172,7 @@ def source_add_files(
                 filename=upload.name,
                 content_type=upload.content_type or "",
                 queue=queue,
+                thread_id=thread_id,
             )
         )
     embedding_indexes_sync(group=group, queue=queue)

@@ -35,7 +35,7 @@ SOURCES_PER_PAGE = 50
 
 def _source(request: HttpRequest, pk: int) -> KnowledgeSource:
     """The active group's source; another group's id is a 404, like a missing one."""
-    source = selectors.knowledge_source(group=member_group(request), pk=pk)
+    source = selectors.knowledge_source(group=member_group(request), user=request.user, pk=pk)
     if source is None:
         raise Http404("No such source.")
     return source
@@ -103,7 +103,7 @@ def knowledge_status(request: HttpRequest) -> JsonResponse:
     page (`?ids=1,2,3`), or without ids the ones still being ingested."""
     group = member_group(request)
     ids = _ids(request.GET.get("ids"))
-    sources = selectors.knowledge_source_states(group=group, ids=ids)
+    sources = selectors.knowledge_source_states(group=group, user=request.user, ids=ids)
     return JsonResponse(
         {
             "busy": selectors.knowledge_busy(group=group),
@@ -176,7 +176,7 @@ def knowledge_source_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def knowledge_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One chunk, shown within its source: where a citation [n] in the chat leads."""
     group = member_group(request)
-    chunk = selectors.knowledge_chunk(group=group, pk=pk)
+    chunk = selectors.knowledge_chunk(group=group, user=request.user, pk=pk)
     if chunk is None:
         raise Http404("No such knowledge.")
     neighbours = selectors.source_chunks(group=group, source=chunk.source).filter(

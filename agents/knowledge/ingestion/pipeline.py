@@ -114,6 +114,7 @@ def _chunk(group: Group, source_id: int) -> KnowledgeSource | None:
                 content=d.content,
                 position=n,
                 token_count=d.token_count,
+                thread_id=source.thread_id,
             )
             for n, d in enumerate(drafts)
         )
@@ -225,6 +226,7 @@ def _embed_missing(
                             chunk=c,
                             model=model,
                             embedding=vector,
+                            thread_id=c.thread_id,
                         )
                         for c, vector in zip(batch, result.vectors, strict=True)
                     ],

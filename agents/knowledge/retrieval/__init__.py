@@ -114,6 +114,7 @@ def _search(
     result: EmbeddingResult | None,
     source_ids: Sequence[int] | None,
     mode: str,
+    thread_id: int | None,
 ) -> list[Hit]:
     if call is not None:
         call.usage = Usage(input_tokens=result.input_tokens if result else 0)
@@ -126,6 +127,7 @@ def _search(
         model=embedder.model if embedder else None,
         source_ids=source_ids,
         mode=mode,
+        thread_id=thread_id,
     )
 
 
@@ -139,8 +141,10 @@ def retrieve(
     mode: str = "hybrid",
     who: Who | None = None,
 ) -> list[Hit]:
-    """Search the group's knowledge. A failing embedding model leaves the keyword path alone."""
-    embedder, call = _embedder(group, embedding_model, mode, query, who or Who())
+    """Search the group's knowledge (and the files attached in `who.thread_id`). A failing
+    embedding model leaves the keyword path alone."""
+    who = who or Who()
+    embedder, call = _embedder(group, embedding_model, mode, query, who)
     result = None
     if embedder is not None:
         try:
@@ -148,7 +152,7 @@ def retrieve(
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
             call.fail(failure.code)
-    return _search(group, query, top_k, embedder, call, result, source_ids, mode)
+    return _search(group, query, top_k, embedder, call, result, source_ids, mode, who.thread_id)
 
 
 async def aretrieve(
@@ -162,7 +166,8 @@ async def aretrieve(
     who: Who | None = None,
 ) -> list[Hit]:
     """`retrieve` for the event loop: the model runs off the loop, the database in its thread."""
-    embedder, call = await db_call(_embedder)(group, embedding_model, mode, query, who or Who())
+    who = who or Who()
+    embedder, call = await db_call(_embedder)(group, embedding_model, mode, query, who)
     result = None
     if embedder is not None:
         try:
@@ -170,4 +175,6 @@ async def aretrieve(
         except ProviderError as failure:
             logger.warning("group %s: query embedding failed (%s)", group.pk, failure.code)
             call.fail(failure.code)
-    return await db_call(_search)(group, query, top_k, embedder, call, result, source_ids, mode)
+    return await db_call(_search)(
+        group, query, top_k, embedder, call, result, source_ids, mode, who.thread_id
+    )

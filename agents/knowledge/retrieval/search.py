@@ -128,9 +128,12 @@ def search_chunks(
     mode: str = "hybrid",
     candidates: int | None = None,
     exact: bool = False,
+    thread_id: int | None = None,
 ) -> list[Hit]:
     """The group's best chunks for `query` (and its embedding `vector` under `model`).
 
+    The group's shared knowledge (limited to `source_ids` when given), and the files
+    attached in conversation `thread_id` when given; never another conversation's.
     A path without input (no vector, no words) simply contributes nothing.
     `exact` turns the HNSW index off for the same query (benchmarks measure recall with it).
     """
@@ -148,10 +151,14 @@ def search_chunks(
         "top_k": top_k,
         "rrf_k": settings.PARLEY_RETRIEVAL_RRF_K,
     }
-    only_sources = ""
+    shared = "{alias}.thread_id IS NULL"
     if source_ids:
         params["sources"] = list(source_ids)
-        only_sources = "AND {alias}.source_id = ANY(%(sources)s)"
+        shared += " AND {alias}.source_id = ANY(%(sources)s)"
+    only_sources = f"AND {shared}"
+    if thread_id is not None:
+        params["thread"] = thread_id
+        only_sources = f"AND (({shared}) OR {{alias}}.thread_id = %(thread)s)"
     parts, ranked = [], []
     if use_vector:
         params["vector"] = vector_literal(vector)
