@@ -27,10 +27,12 @@ from agents.tools.registry import TOOLS
 from billing.ratelimits import limit_requests
 from chat import exports, selectors, services
 from chat.access import access_message_by_id, access_share_by_token, access_thread_by_id
+from chat.attachments import attachments_for
 from chat.models import AIThread, Message
 from chat.rendering import render_answer
 from chat.runs import active_run_id
 from ontology.access import is_manager, member_group, member_required
+from ontology.account_pages import default_agent_id
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import Thing
 from ontology.scoping import group_scope
@@ -80,6 +82,7 @@ def thread_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(threads, THREADS_PER_PAGE).get_page(request.GET.get("page"))
     wanted = (("q", query), ("all", everyone and "1"), ("view", archived and "archived"))
     kept = [(name, value) for name, value in wanted if value]
+    agents = list(things_for_group(group=group, type=Thing.Type.AGENT))
     return render(
         request,
         "chat/thread_list.html",
@@ -91,9 +94,18 @@ def thread_list(request: HttpRequest) -> HttpResponse:
             "here": request.get_full_path(),
             "pager_query": urlencode(kept),
             "may_see_everyone": is_manager(group),
-            "agents": things_for_group(group=group, type=Thing.Type.AGENT),
+            "agents": agents,
+            "chosen_agent_id": _chosen_agent(request.user, group, agents),
         },
     )
+
+
+def _chosen_agent(user, group, agents) -> int | None:
+    """The agent a new chat starts with: the person's default in this group (their
+    profile) while it is still one of the group's, else the first."""
+    ids = [agent.pk for agent in agents]
+    default = default_agent_id(user, group)
+    return default if default in ids else (ids[0] if ids else None)
 
 
 @member_required
@@ -144,6 +156,10 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "agent_name": thread.agent.name if thread.agent else "Agent",
             "settled_run_id": _settled_run_id(thread),
             "share": selectors.live_share(thread=thread) if writable else None,
+            "agents": list(things_for_group(group=group, type=Thing.Type.AGENT))
+            if writable
+            else [],
+            "attachments": attachments_for(thread),
         },
     )
 

@@ -257,3 +257,28 @@ def test_an_invitation_expires_after_the_configured_days(alpha, settings):
         invitation = Invitation.objects.get()
     lifetime = invitation.expires_at - invitation.sent_at
     assert timedelta(days=2) - timedelta(seconds=1) < lifetime <= timedelta(days=2)
+
+
+def test_new_chats_start_with_the_default_agent_while_it_is_the_groups(alpha):
+    from ontology import services
+    from ontology.models import Thing
+
+    second = services.thing_create(
+        group=alpha.group,
+        type=Thing.Type.AGENT,
+        name="Second",
+        properties={"provider": "openai", "model": "gpt-4o-mini"},
+        actor=alpha.owner,
+    )
+    client = signed_in(alpha.member)
+    first_choice = client.get(reverse("thread-list"))
+    assert first_choice.context["chosen_agent_id"] == alpha.agent.pk  # the first, by default
+    client.post(
+        reverse("profile"),
+        {"display_name": "Mo", "theme": "system", "default_agent": str(second.pk)},
+    )
+    page = client.get(reverse("thread-list"))
+    assert page.context["chosen_agent_id"] == second.pk
+    assert f'value="{second.pk}" checked' in page.content.decode()
+    services.thing_update(thing=second, actor=alpha.owner, status=Thing.Status.DISABLED)
+    assert client.get(reverse("thread-list")).context["chosen_agent_id"] == alpha.agent.pk
