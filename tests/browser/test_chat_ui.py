@@ -4,7 +4,6 @@ and with the keyboard alone."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
