@@ -23,6 +23,13 @@ import { appendQuestion, showThreadTitle } from "./render.js";
 import { sendFrame } from "./socket.js";
 import { state } from "./state.js";
 
+// The agent picked in the composer answers from now on (the server switches the thread).
+function withAgent(frame) {
+  const picker = document.getElementById("agent-picker");
+  if (picker && picker.value) frame.agent_id = parseInt(picker.value, 10);
+  return frame;
+}
+
 function submit() {
   const text = prompt.value;
   if (send.disabled) return;
@@ -35,7 +42,7 @@ function submit() {
     return;
   }
   const clientId = newId();
-  if (!sendFrame({ type: "message.send", content: text, client_id: clientId })) return;
+  if (!sendFrame(withAgent({ type: "message.send", content: text, client_id: clientId }))) return;
   showProblem("");
   state.pending = { clientId: clientId, text: text, element: appendQuestion(text) };
   prompt.value = "";
@@ -140,7 +147,7 @@ export function listen() {
     } else if (button.classList.contains("copy-answer")) {
       await copyText(article.querySelector(".answer").innerText, button);
     } else if (button.classList.contains("regenerate")) {
-      if (sendFrame({ type: "message.regenerate", message_id: article.dataset.messageId })) {
+      if (sendFrame(withAgent({ type: "message.regenerate", message_id: article.dataset.messageId }))) {
         state.regenerating = article;
         setBusy(true);
       }

@@ -133,6 +133,15 @@ export function showRendered(html, messageId, streamed) {
 
 export function showThreadTitle(thread) {
   if (String(thread.id) !== String(threadId)) return;
+  if (thread.agent) {
+    // Another tab (or this one) switched the agent: say who answers now.
+    document.getElementById("agent-name").textContent = thread.agent.name;
+    const picker = document.getElementById("agent-picker");
+    if (picker) picker.value = String(thread.agent.id);
+    const box = document.getElementById("prompt");
+    if (box) box.placeholder = "Message " + thread.agent.name + "…";
+  }
+  if (thread.title === undefined) return;
   if (document.activeElement !== titleInput) titleInput.value = thread.title;
   document.title = thread.title + " · Parley";
   const link = document.querySelector('.recent a[data-thread-id="' + thread.id + '"]');
