@@ -130,7 +130,9 @@ def test_the_chat_box_upload_takes_the_knowledge_pages_checks(world):
     body = added.json()
     assert [a["title"] for a in body["attachments"]] == ["Trip notes"]
     assert body["attachments"][0]["status"] == "queued"
-    refused = author.post(url, {"file": upload("run.exe", b"MZ...", "application/octet-stream")}, **json)
+    refused = author.post(
+        url, {"file": upload("run.exe", b"MZ...", "application/octet-stream")}, **json
+    )
     assert refused.status_code == 400 and "unsupported type" in refused.json()["error"]
     empty = author.post(url, {}, **json)
     assert empty.status_code == 400 and empty.json()["error"] == "Choose at least one file."
