@@ -29,6 +29,7 @@ from chat.fanout import (
     thread_group,
 )
 from chat.frames import (
+    EditMessage,
     ErrorFrame,
     FrameError,
     Regenerate,
@@ -37,6 +38,7 @@ from chat.frames import (
     SendMessage,
     StopRun,
     StreamResumed,
+    SwitchBranch,
     parse_frame,
     to_wire,
 )
@@ -54,7 +56,8 @@ GAP_WAIT_SECONDS = 0.1
 INBOX_SIZE = 2000  # events waiting for this socket; beyond, they are read back from the log
 RESUME_BURST = 10  # each resume may replay a whole run from the database: bounded per socket
 RESUME_RATE = 0.5  # resumes a second once the burst is spent
-WRITES = (SendMessage, Regenerate, StopRun)  # frames only the thread's author may send
+# Frames only the thread's author may send.
+WRITES = (SendMessage, Regenerate, EditMessage, SwitchBranch, StopRun)
 
 
 class TokenBucket:
@@ -196,6 +199,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                 await self.error(ErrorCode.NOT_RUNNING, sentence_for(ErrorCode.NOT_RUNNING))
         elif isinstance(frame, Regenerate):
             await self.on_regenerate(frame)
+        elif isinstance(frame, EditMessage):
+            await self.on_edit(frame)
+        elif isinstance(frame, SwitchBranch):
+            await self.on_switch(frame)
         elif isinstance(frame, Resume):
             await self.on_resume(frame)
 
@@ -227,6 +234,37 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                 agent_id=frame.agent_id,
             )
         )
+
+    async def on_edit(self, frame: EditMessage) -> None:
+        message = await db_call(selectors.message_in_thread)(
+            thread=self.thread, message_id=frame.message_id
+        )
+        if message is None:
+            await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
+            return
+        await self._start(
+            turns.edit_message(
+                group=self.group,
+                thread=self.thread,
+                user=self.user,
+                message=message,
+                content=frame.content,
+                client_id=frame.client_id,
+                agent_id=frame.agent_id,
+            )
+        )
+
+    async def on_switch(self, frame: SwitchBranch) -> None:
+        message = await db_call(selectors.message_in_thread)(
+            thread=self.thread, message_id=frame.message_id
+        )
+        if message is None:
+            await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
+            return
+        try:
+            await turns.switch_branch(group=self.group, thread=self.thread, message=message)
+        except Busy:
+            await self.error(ErrorCode.BUSY, sentence_for(ErrorCode.BUSY))
 
     async def _start(self, starting) -> None:
         """Start a run (chat.turns); a refusal becomes an error frame."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from chat import services
+from chat import selectors, services
 from chat.models import AIThread, Message
 from ontology.models import Group
 from ontology.scoping import ScopeError, group_scope
@@ -32,15 +32,14 @@ class ThreadConversation:
         return False
 
     def history(self) -> list[tuple[str, str]]:
+        """The shown branch (chat.tree): what the person sees is what the model is sent."""
+        kept = (Message.Status.COMPLETE, Message.Status.STOPPED)
         with group_scope(self.group):
-            return list(
-                Message.objects.filter(
-                    thread=self.thread,
-                    status__in=[Message.Status.COMPLETE, Message.Status.STOPPED],
-                )
-                .exclude(content="")
-                .values_list("role", "content")
-            )
+            return [
+                (message.role, message.content)
+                for message in selectors.thread_messages(thread=self.thread)
+                if message.status in kept and message.content
+            ]
 
     def start_answer(self, *, run_id, message_id) -> Message:
         with group_scope(self.group):

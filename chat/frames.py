@@ -41,16 +41,31 @@ class Regenerate:
 
 
 @dataclass(frozen=True)
+class EditMessage:
+    message_id: uuid.UUID  # the question edited
+    content: str
+    client_id: str
+    agent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SwitchBranch:
+    message_id: uuid.UUID  # the sibling to show
+
+
+@dataclass(frozen=True)
 class Resume:
     after_seq: int
     run_id: uuid.UUID | None = None  # the run `after_seq` counts in; without it, the latest
 
 
-Frame = SendMessage | StopRun | Regenerate | Resume
+Frame = SendMessage | StopRun | Regenerate | EditMessage | SwitchBranch | Resume
 FRAME_TYPES: dict[str, type] = {
     "message.send": SendMessage,
     "run.stop": StopRun,
     "message.regenerate": Regenerate,
+    "message.edit": EditMessage,
+    "branch.switch": SwitchBranch,
     "stream.resume": Resume,
 }
 MAX_FRAME_BYTES = 256_000
@@ -70,7 +85,7 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError(ErrorCode.BAD_FRAME, "Every frame needs a string `type`.")
     kind = data["type"]
-    if kind == "message.send":
+    if kind in ("message.send", "message.edit"):
         content = _field(data, "content", str)
         if not content.strip():
             raise FrameError(ErrorCode.EMPTY, sentence_for(ErrorCode.EMPTY))
@@ -85,21 +100,33 @@ def parse_frame(text: str | None, *, max_chars: int) -> Frame:
             raise FrameError(
                 ErrorCode.BAD_FRAME, "`client_id` must be a string of at most 64 characters."
             )
+        if kind == "message.edit":
+            return EditMessage(
+                message_id=_message_id(data),
+                content=content,
+                client_id=client_id,
+                agent_id=_optional_agent_id(data),
+            )
         return SendMessage(content=content, client_id=client_id, agent_id=_optional_agent_id(data))
+    if kind == "branch.switch":
+        return SwitchBranch(message_id=_message_id(data))
     if kind == "run.stop":
         return StopRun(run_id=_optional_run_id(data))
     if kind == "message.regenerate":
-        try:
-            message_id = uuid.UUID(_field(data, "message_id", str))
-        except ValueError:
-            raise FrameError(ErrorCode.BAD_FRAME, "`message_id` must be a message id.") from None
-        return Regenerate(message_id=message_id, agent_id=_optional_agent_id(data))
+        return Regenerate(message_id=_message_id(data), agent_id=_optional_agent_id(data))
     if kind == "stream.resume":
         after = _field(data, "after_seq", int)
         if isinstance(after, bool) or after < 0:
             raise FrameError(ErrorCode.BAD_FRAME, "`after_seq` must be a number of at least 0.")
         return Resume(after_seq=after, run_id=_optional_run_id(data))
     raise FrameError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}.")
+
+
+def _message_id(data: dict[str, Any]) -> uuid.UUID:
+    try:
+        return uuid.UUID(_field(data, "message_id", str))
+    except ValueError:
+        raise FrameError(ErrorCode.BAD_FRAME, "`message_id` must be a message id.") from None
 
 
 def _optional_agent_id(data: dict[str, Any]) -> int | None:
@@ -145,6 +172,17 @@ class MessageCreated:
 class MessageReplaced:
     type: ClassVar[str] = "message.replaced"
     message_id: str
+
+
+@dataclass(frozen=True)
+class ThreadBranched:
+    """The shown branch changed after message `after` (left out: from the start): tabs drop
+    what they show after it, then get the new branch (`reload`: fetch it; else its
+    messages follow on the socket)."""
+
+    type: ClassVar[str] = "thread.branched"
+    after: str | None
+    reload: bool
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,14 @@ class Message(TenantModel):
     feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The conversation is a tree (chat/tree.py): a question follows the message it was
+    # asked after, an answer its question. An edited question and a regenerated answer
+    # are siblings of the one they replace; `selected_at` says which sibling of a branch
+    # point is shown (the latest chosen), so each branch keeps its own choices.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    selected_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from chat.models import AIThread, Message, RunEvent, ThreadShare
+from chat.tree import Node, Step, active_path
 from ontology.access import is_manager
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import group_scope, scopes_disabled
@@ -105,9 +106,7 @@ def threads_for_list(
     threads = threads.select_related("agent").filter(archived_at__isnull=not archived)
     query = query.strip()
     if query:
-        matching = Message.objects.filter(group=group, content__icontains=query).exclude(
-            status=Message.Status.REPLACED
-        )
+        matching = Message.objects.filter(group=group, content__icontains=query)  # any branch
         threads = threads.filter(Q(title__icontains=query) | Q(pk__in=matching.values("thread_id")))
     if archived:
         return threads.order_by("-archived_at", "-pk")
@@ -125,40 +124,47 @@ def untouched_thread(*, group: Group, user: User, agent: Thing) -> AIThread | No
     )
 
 
-def thread_messages(*, thread: AIThread) -> list[Message]:
-    """What a reader sees: everything but answers set aside by a regenerate."""
-    return list(
-        Message.objects.filter(thread=thread)
-        .exclude(status=Message.Status.REPLACED)
-        .order_by("created_at", "id")
+def thread_path(*, thread: AIThread) -> list[Step]:
+    """The branch of the thread that is shown, root first (chat.tree), without the texts."""
+    rows = Message.objects.filter(thread=thread).values_list(
+        "id", "parent_id", "selected_at", "created_at"
     )
+    return active_path(Node(*row) for row in rows)
+
+
+def thread_messages(*, thread: AIThread, after=None) -> list[Message]:
+    """What a reader sees: the shown branch, root first (after message `after` when
+    given), each message with `.branch`, its place among its siblings (chat.tree.Step)."""
+    steps = thread_path(thread=thread)
+    if after is not None:
+        ids = [step.id for step in steps]
+        steps = steps[ids.index(after) + 1 :] if after in ids else []
+    rows = Message.objects.filter(thread=thread).in_bulk([step.id for step in steps])
+    messages = []
+    for step in steps:
+        message = rows[step.id]
+        message.branch = step
+        messages.append(message)
+    return messages
 
 
 def last_answer_id(*, thread: AIThread):
-    """The id of the thread's last visible message if it is an answer (the one to regenerate)."""
-    last = (
-        Message.objects.filter(thread=thread)
-        .exclude(status=Message.Status.REPLACED)
-        .order_by("-created_at", "-id")
-        .values_list("pk", "role")
-        .first()
-    )
-    return last[0] if last is not None and last[1] == Message.Role.ASSISTANT else None
+    """The id of the shown branch's last message if it is an answer (the one to regenerate)."""
+    steps = thread_path(thread=thread)
+    if not steps:
+        return None
+    role = Message.objects.filter(pk=steps[-1].id).values_list("role", flat=True).first()
+    return steps[-1].id if role == Message.Role.ASSISTANT else None
 
 
 def first_exchange(*, thread: AIThread) -> tuple[str, str] | None:
     """The question and answer that open an untitled thread; None once it has a title."""
     if not AIThread.objects.filter(pk=thread.pk, title="").exists():
         return None
-    first = list(
-        Message.objects.filter(thread=thread)
-        .exclude(status=Message.Status.REPLACED)
-        .order_by("created_at", "id")
-        .values_list("role", "content")[:2]
-    )
-    if not first or first[0][0] != Message.Role.USER:
+    first = thread_messages(thread=thread)[:2]
+    if not first or first[0].role != Message.Role.USER:
         return None
-    return first[0][1], first[1][1] if len(first) > 1 else ""
+    return first[0].content, first[1].content if len(first) > 1 else ""
 
 
 def live_share(*, thread: AIThread) -> ThreadShare | None:

@@ -62,9 +62,16 @@ def _check_agent(group: Group, agent: Thing) -> None:
 
 @transaction.atomic
 def message_create_user(
-    *, thread: AIThread, user: User, content: str, client_id: str = ""
+    *, thread: AIThread, user: User, content: str, client_id: str = "", edits: Message | None = None
 ) -> Message:
+    """A question after the shown branch's last message; or, `edits` given, a new version
+    of that question (its sibling, shown from now on: chat.tree)."""
     ensure_group_allowed(thread.group)
+    if edits is not None:
+        parent_id = edits.parent_id
+    else:
+        path = selectors.thread_path(thread=thread)
+        parent_id = path[-1].id if path else None
     message = Message.objects.create(
         group=thread.group,
         thread=thread,
@@ -72,6 +79,7 @@ def message_create_user(
         user=user,
         content=content,
         client_id=client_id[:64],
+        parent_id=parent_id,
     )
     thread.last_activity_at = message.created_at
     thread.save(update_fields=["last_activity_at"])
@@ -101,7 +109,18 @@ def assistant_message_start(
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         run_id=run_id,
+        parent_id=_question_answered(thread),
     )
+
+
+def _question_answered(thread: AIThread):
+    """The question a new answer answers: the shown branch's last message, or (when that is
+    an answer being regenerated) that answer's question."""
+    path = selectors.thread_path(thread=thread)
+    if not path:
+        return None
+    last = Message.objects.filter(pk=path[-1].id).values_list("role", "parent_id").first()
+    return path[-1].id if last[0] == Message.Role.USER else last[1]
 
 
 EVENT_FOR_STATUS = {
@@ -189,23 +208,15 @@ def thread_hand_off(*, thread: AIThread, reason: str, actor: User | None) -> int
 
 @transaction.atomic
 def message_replace(*, message: Message, actor: User) -> Message:
-    """Set an answer aside for a regenerated one; it stays in the record, out of the history."""
+    """Let a regenerated answer take this one's place: the new answer becomes its sibling
+    (chat.tree) and is shown; this one stays as an alternative (`< 1/2 >`)."""
     ensure_group_allowed(message.group)
-    last = (
-        Message.objects.filter(thread_id=message.thread_id)
-        .exclude(status=Message.Status.REPLACED)
-        .order_by("-created_at", "-id")
-        .first()
-    )
     if (
         message.role != Message.Role.ASSISTANT
-        or last is None
-        or last.pk != message.pk
+        or selectors.last_answer_id(thread=message.thread) != message.pk
         or message.status == Message.Status.STREAMING
     ):
         raise ValidationError({"message_id": "Only the last finished answer can be regenerated."})
-    message.status = Message.Status.REPLACED
-    message.save(update_fields=["status"])
     event_record(
         group=message.group,
         type=EventType.MESSAGE_REPLACED,
@@ -213,6 +224,37 @@ def message_replace(*, message: Message, actor: User) -> Message:
         target=message,
         metadata={"thread_id": message.thread_id},
     )
+    return message
+
+
+@transaction.atomic
+def message_edit(*, message: Message, content: str, user: User, client_id: str = "") -> Message:
+    """Ask an edited version of a question of the shown branch: a new question beside it,
+    shown from now on with its own answer; the original and what followed it stay, one
+    `<` away."""
+    ensure_group_allowed(message.group)
+    shown = {step.id for step in selectors.thread_path(thread=message.thread)}
+    if message.role != Message.Role.USER or message.pk not in shown:
+        raise ValidationError({"message_id": "Only a question of this conversation can be edited."})
+    edited = message_create_user(
+        thread=message.thread, user=user, content=content, client_id=client_id, edits=message
+    )
+    event_record(
+        group=message.group,
+        type=EventType.MESSAGE_EDITED,
+        actor=user,
+        target=edited,
+        metadata={"thread_id": message.thread_id, "edits": str(message.pk)},
+    )
+    return edited
+
+
+def branch_select(*, message: Message) -> Message:
+    """Show the branch through this message: it becomes the chosen one of its siblings (the
+    choices made further down that branch are kept)."""
+    ensure_group_allowed(message.group)
+    message.selected_at = timezone.now()
+    message.save(update_fields=["selected_at"])
     return message
 
 
@@ -303,7 +345,7 @@ def thread_delete(*, thread: AIThread, actor: User) -> ThreadDeleted:
     ensure_group_allowed(thread.group)
     # The row lock orders this delete after any other write that locked the thread.
     AIThread.objects.select_for_update().filter(pk=thread.pk).first()
-    if _is_answering(thread):
+    if thread_is_answering(thread):
         raise ValidationError(sentence_for(ErrorCode.BUSY), code=ErrorCode.BUSY)
     ledger = list(AICall.objects.filter(thread=thread).values_list("pk", "cost"))
     messages, _ = Message.objects.filter(thread=thread).delete()
@@ -335,7 +377,7 @@ def thread_delete(*, thread: AIThread, actor: User) -> ThreadDeleted:
     )
 
 
-def _is_answering(thread: AIThread) -> bool:
+def thread_is_answering(thread: AIThread) -> bool:
     """An answer row still streaming, or a run holding the thread's lock before its row
     exists. chat.runs imports this module, hence the import here."""
     from chat.runs import active_run_id

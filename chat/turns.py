@@ -18,10 +18,11 @@ from django.db import transaction
 from billing.ratelimits import RateLimited, message_rate_limited
 from chat import services
 from chat.fanout import broadcast
-from chat.frames import MessageCreated, MessageReplaced, ThreadUpdated, to_wire
+from chat.frames import MessageCreated, MessageReplaced, ThreadBranched, ThreadUpdated, to_wire
 from chat.models import AIThread, Message
-from chat.runs import registry
+from chat.runs import Busy, registry
 from chat.selectors import message_payload
+from ontology.db_async import db_call
 from ontology.models import Group, Thing, User
 from ontology.scoping import group_scope
 
@@ -64,7 +65,49 @@ async def regenerate(
             switched.extend(_switch_agent(thread, user, agent_id))
             return services.message_replace(message=message, actor=user)
 
-    return await _start(group, thread, user, set_aside, switched=switched)
+    return await _start(group, thread, user, set_aside, switched=switched, replaces=True)
+
+
+async def edit_message(
+    *,
+    group: Group,
+    thread: AIThread,
+    user: User,
+    message: Message,
+    content: str,
+    client_id: str = "",
+    agent_id: int | None = None,
+) -> tuple[uuid.UUID, Message]:
+    """Ask an edited version of a question (a new branch from there, chat.tree) and answer
+    it; (run id, the new question)."""
+    switched: list[Thing] = []
+
+    def save_edit() -> Message:
+        with group_scope(group), transaction.atomic():
+            switched.extend(_switch_agent(thread, user, agent_id))
+            return services.message_edit(
+                message=message, content=content, user=user, client_id=client_id
+            )
+
+    return await _start(
+        group, thread, user, save_edit, client_id=client_id, switched=switched, branches=True
+    )
+
+
+async def switch_branch(*, group: Group, thread: AIThread, message: Message) -> None:
+    """Show the branch through `message` in every tab. Refused (Busy) while an answer is
+    being written: the run is writing into the branch that is shown."""
+
+    def select() -> None:
+        with group_scope(group), transaction.atomic():
+            AIThread.objects.select_for_update().filter(pk=thread.pk).first()
+            if services.thread_is_answering(thread):
+                raise Busy()
+            services.branch_select(message=message)
+
+    await db_call(select)()
+    after = str(message.parent_id) if message.parent_id else None
+    await broadcast(thread.pk, to_wire(ThreadBranched(after=after, reload=True)))
 
 
 def _switch_agent(thread: AIThread, user: User, agent_id: int | None) -> list[Thing]:
@@ -87,6 +130,8 @@ async def _start(
     *,
     client_id: str = "",
     switched: list[Thing] | None = None,
+    replaces: bool = False,
+    branches: bool = False,
 ) -> tuple[uuid.UUID, Message]:
     def admit() -> None:
         """Counted only once the thread is free: a send refused as busy uses none of it."""
@@ -97,7 +142,7 @@ async def _start(
     run_id, message = await registry().start(
         group=group, thread=thread, user=user, admit=admit, before=before
     )
-    if message.status == Message.Status.REPLACED:
+    if replaces:  # tabs drop the answer; the regenerated one streams in its place
         event = to_wire(MessageReplaced(message_id=str(message.pk)))
     else:
         event = to_wire(
@@ -106,5 +151,8 @@ async def _start(
     for agent in switched or ():  # every tab shows who answers now
         update = {"id": thread.pk, "agent": {"id": agent.pk, "name": agent.name}}
         await broadcast(thread.pk, to_wire(ThreadUpdated(thread=update)))
+    if branches:  # tabs drop the edited question and what followed it
+        after = str(message.parent_id) if message.parent_id else None
+        await broadcast(thread.pk, to_wire(ThreadBranched(after=after, reload=False)))
     await broadcast(thread.pk, event)
     return run_id, message

@@ -9,6 +9,7 @@ urlpatterns = [
     path("threads/<int:pk>/title/", views.thread_rename, name="thread-rename"),
     path("threads/<int:pk>/delete/", views.thread_delete, name="thread-delete"),
     path("threads/<int:pk>/attachments/", attachments.attachment_add, name="thread-attach"),
+    path("threads/<int:pk>/path/", views.thread_path_fragment, name="thread-path"),
     path("threads/<int:pk>/archive/", views.thread_archive, name="thread-archive"),
     path("threads/<int:pk>/unarchive/", views.thread_unarchive, name="thread-unarchive"),
     path("threads/<int:pk>/pin/", views.thread_pin, name="thread-pin"),

@@ -16,7 +16,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
@@ -169,12 +169,32 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
     """One message as the history shows it: what the page swaps in when an answer ends."""
     thread, message = _message(request, pk, message_id)
+    for step in selectors.thread_path(thread=thread):
+        if step.id == message.pk:
+            message.branch = step  # its < n/m >, when it is on the shown branch
     item = _present(
         message,
         last_answer=selectors.last_answer_id(thread=thread),
         writable=selectors.may_write(thread=thread, user=request.user),
     )
     return render(request, "chat/_message.html", {"item": item})
+
+
+@member_required
+@require_GET
+def thread_path_fragment(request: HttpRequest, pk: int) -> HttpResponse:
+    """The shown branch after message `?after=` (from the start without it), as the history
+    shows it: what every tab fetches when the branch is switched (`thread.branched`)."""
+    thread = _thread(request, pk)
+    try:
+        after = uuid.UUID(request.GET["after"]) if request.GET.get("after") else None
+    except ValueError:
+        raise Http404("No such message.") from None
+    history = selectors.thread_messages(thread=thread, after=after)
+    writable = selectors.may_write(thread=thread, user=request.user)
+    last_answer = selectors.last_answer_id(thread=thread)
+    items = [_present(m, last_answer=last_answer, writable=writable) for m in history]
+    return render(request, "chat/_messages.html", {"items": items})
 
 
 @member_required

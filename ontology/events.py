@@ -53,6 +53,7 @@ class EventType(StrEnum):
     THREAD_SHARE_REVOKED = "thread.share_revoked"
     MESSAGE_SENT = "message.sent"
     MESSAGE_REPLACED = "message.replaced"
+    MESSAGE_EDITED = "message.edited"
     MESSAGE_FEEDBACK = "message.feedback"
     ANSWER_COMPLETED = "ai_response_completed"
     ANSWER_STOPPED = "ai_response_stopped"

@@ -70,6 +70,7 @@ ROUTES: dict[str, Route] = {
     "thread-detail": Route(Who.THREAD_READER, object="thread"),
     "thread-rename": Route(Who.THREAD_AUTHOR, "POST", "thread"),
     "thread-attach": Route(Who.THREAD_AUTHOR, "POST", "thread"),
+    "thread-path": Route(Who.THREAD_READER, object="thread"),
     "thread-delete": Route(Who.THREAD_AUTHOR, "POST", "thread"),  # GET: its confirmation page
     "thread-archive": Route(Who.THREAD_AUTHOR, "POST", "thread"),
     "thread-unarchive": Route(Who.THREAD_AUTHOR, "POST", "thread"),
@@ -138,6 +139,8 @@ SOCKET_ACTIONS: dict[str, Who] = {
     "stream.resume": Who.THREAD_READER,
     "message.send": Who.THREAD_AUTHOR,
     "message.regenerate": Who.THREAD_AUTHOR,
+    "message.edit": Who.THREAD_AUTHOR,
+    "branch.switch": Who.THREAD_AUTHOR,
     "run.stop": Who.THREAD_AUTHOR,
 }
 
@@ -477,6 +480,8 @@ FRAMES = {
     "stream.resume": {"type": "stream.resume", "after_seq": 0},
     "message.send": {"type": "message.send", "content": "Mine now?"},
     "message.regenerate": {"type": "message.regenerate", "message_id": ""},
+    "message.edit": {"type": "message.edit", "message_id": "", "content": "Mine now?"},
+    "branch.switch": {"type": "branch.switch", "message_id": ""},
     "run.stop": {"type": "run.stop"},
 }
 
@@ -498,7 +503,7 @@ async def test_each_socket_action_is_answered_as_the_matrix_says(visitor):
     writes = [action for action, who in SOCKET_ACTIONS.items() if who == Who.THREAD_AUTHOR]
     for action in writes:
         frame = {**FRAMES[action]}
-        if action == "message.regenerate":
+        if action in ("message.regenerate", "message.edit", "branch.switch"):
             frame["message_id"] = str(answer.pk)
         if visitor != "author":
             await tab.send_to(text_data=json.dumps(frame))

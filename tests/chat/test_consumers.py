@@ -319,7 +319,7 @@ async def test_a_tab_in_another_process_hears_the_question_and_the_whole_answer(
     await tab.disconnect()
 
 
-async def test_regenerate_replaces_the_last_answer(sim):
+async def test_regenerate_answers_again_keeping_the_last_answer_as_an_alternative(sim):
     tenant, thread = await chat_setup()
     tab, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="message.send", content="Hi")
@@ -338,15 +338,16 @@ async def test_regenerate_replaces_the_last_answer(sim):
     def answers():
         with group_scope(tenant.group):
             return {
-                str(pk): status
-                for pk, status in Message.objects.filter(role="assistant").values_list(
-                    "pk", "status"
+                str(pk): (status, parent)
+                for pk, status, parent in Message.objects.filter(role="assistant").values_list(
+                    "pk", "status", "parent_id"
                 )
             }
 
-    statuses = await answers()
-    assert statuses[first[1]["message_id"]] == Message.Status.REPLACED
-    assert statuses[second[0]["message_id"]] == Message.Status.COMPLETE
+    stored = await answers()
+    old, new = stored[first[1]["message_id"]], stored[second[0]["message_id"]]
+    assert old[0] == new[0] == Message.Status.COMPLETE  # both kept: siblings (chat.tree)
+    assert old[1] == new[1] is not None  # answering the same question
     await send(tab, type="message.regenerate", message_id=first[1]["message_id"])
     assert (await frames_until(tab, "error"))[-1]["code"] == "invalid"
     await tab.disconnect()

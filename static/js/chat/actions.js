@@ -117,6 +117,70 @@ export function stopAnswer() {
   return true;
 }
 
+// Editing a question: the bubble becomes a box; saving asks the new version, which starts a
+// new branch from there (the original and its answer stay one `<` away).
+function openEditor(article) {
+  if (article.querySelector(".edit-box")) return;
+  const bubble = article.querySelector(".bubble");
+  const editor = element("div", "question-editor");
+  const label = element("label", "visually-hidden", "Edit your question");
+  const box = element("textarea", "edit-box");
+  box.id = "edit-" + article.dataset.messageId;
+  label.htmlFor = box.id;
+  box.value = bubble.innerText;
+  box.rows = Math.min(8, Math.max(2, box.value.split("\n").length));
+  const save = element("button", "edit-save", "Save and ask");
+  save.type = "button";
+  const cancel = element("button", "ghost edit-cancel", "Cancel");
+  cancel.type = "button";
+  editor.append(label, box, save, cancel);
+  bubble.hidden = true;
+  bubble.after(editor);
+  box.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      saveEdit(article);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      closeEditor(article);
+    }
+  });
+  box.focus();
+}
+
+function closeEditor(article) {
+  const editor = article.querySelector(".question-editor");
+  if (editor) editor.remove();
+  article.querySelector(".bubble").hidden = false;
+  const edit = article.querySelector(".edit-question");
+  if (edit) edit.focus();
+}
+
+function saveEdit(article) {
+  const text = article.querySelector(".edit-box").value;
+  if (send.disabled) {
+    showProblem("Wait for the answer to finish, or stop it, before editing.");
+    return;
+  }
+  if (!text.trim()) {
+    showProblem("Write a question first.");
+    return;
+  }
+  if (text.length > maxChars) {
+    showProblem("Messages can be at most " + maxChars.toLocaleString("en") + " characters.");
+    return;
+  }
+  const clientId = newId();
+  const frame = { type: "message.edit", message_id: article.dataset.messageId, content: text, client_id: clientId };
+  if (!sendFrame(withAgent(frame))) return;
+  closeEditor(article);
+  showProblem("");
+  state.pending = { clientId: clientId, text: text, element: appendQuestion(text) };
+  setBusy(true);
+  prompt.focus();
+}
+
 export function listen() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -151,6 +215,17 @@ export function listen() {
         state.regenerating = article;
         setBusy(true);
       }
+    } else if (button.classList.contains("branch-switch")) {
+      // `< 2/3 >`: show another version of this message (every tab follows).
+      if (button.dataset.messageId && !send.disabled) {
+        sendFrame({ type: "branch.switch", message_id: button.dataset.messageId });
+      }
+    } else if (button.classList.contains("edit-question")) {
+      openEditor(article);
+    } else if (button.classList.contains("edit-save")) {
+      saveEdit(article);
+    } else if (button.classList.contains("edit-cancel")) {
+      closeEditor(article);
     } else if (button.classList.contains("follow-up")) {
       prompt.value = button.dataset.text;
       submit();

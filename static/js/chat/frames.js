@@ -1,6 +1,6 @@
 // Frames from the server (protocol: docs/protocol.md). Each run's events carry a seq, so a frame
 // the page already has (after a reconnect, or from the history) changes nothing.
-import { empty, fragmentUrl, list, prompt, say, setBusy, showProblem, toolLabels } from "./page.js";
+import { empty, fragmentUrl, list, pathUrl, prompt, say, setBusy, showProblem, toolLabels } from "./page.js";
 import {
   appendAnswer,
   appendQuestion,
@@ -8,6 +8,7 @@ import {
   appendText,
   appendToolChip,
   clearAnswer,
+  decorate,
   removeAnswerActions,
   settleToolChip,
   showRendered,
@@ -39,6 +40,8 @@ export function handle(frame) {
       return onError(frame);
     case "thread.updated":
       return showThreadTitle(frame.thread);
+    case "thread.branched":
+      return onBranched(frame);
     default:
       return undefined;
   }
@@ -64,10 +67,56 @@ function onMessageCreated(message) {
     pending.element.dataset.messageId = message.id;
     stampQuestion(pending.element, message.created_at);
     state.pending = null;
+  } else if (!document.getElementById("m-" + message.id)) {
+    appendQuestion(message.content, message.id, message.created_at);
+  }
+  if (state.branchedQuestion) {
+    // An edited question: the server's version of it carries its `< n/m >`.
+    state.branchedQuestion = false;
+    refresh(message.id);
+  }
+}
+
+async function refresh(messageId) {
+  try {
+    const response = await fetch(fragmentUrl(messageId), { headers: { Accept: "text/html" } });
+    if (response.ok) showRendered(await response.text(), messageId, null);
+  } catch (error) {
+    // the question stays as written; a reload shows its versions
+  }
+}
+
+async function onBranched(frame) {
+  // Another version of a message is shown (switched, or a question edited, in any tab):
+  // drop what follows its parent here, but the question being sent and the answer being
+  // written, which belong to the new version.
+  const after = frame.after || null; // none: the branch differs from the first message on
+  let dropping = after === null;
+  for (const article of [...list.querySelectorAll(".message")]) {
+    if (dropping) {
+      const keep = (state.pending && article === state.pending.element) || article.dataset.status === "streaming";
+      if (!keep) article.remove();
+    } else if (article.dataset.messageId === after) {
+      dropping = true;
+    }
+  }
+  if (!frame.reload) {
+    state.branchedQuestion = true;
     return;
   }
-  if (document.getElementById("m-" + message.id)) return;
-  appendQuestion(message.content, message.id, message.created_at);
+  try {
+    const response = await fetch(pathUrl(after), { headers: { Accept: "text/html" } });
+    if (!response.ok) throw new Error(String(response.status));
+    const template = document.createElement("template");
+    template.innerHTML = (await response.text()).trim();
+    const added = [...template.content.children];
+    added.forEach((node) => list.insertBefore(node, empty));
+    added.forEach(decorate);
+    empty.hidden = Boolean(list.querySelector(".message"));
+    say("Showing another version.");
+  } catch (error) {
+    showProblem("Reload the page to see this version.");
+  }
 }
 
 function onMessageReplaced(messageId) {

@@ -11,6 +11,7 @@ export const settledRunId = data.settledRunId || null;
 export const fragmentUrl = (id) => data.fragmentUrl.replace("00000000-0000-0000-0000-000000000000", id);
 export const knowledgeUrl = (id) => data.knowledgeUrl.replace(/\/0\/$/, "/" + encodeURIComponent(id) + "/");
 export const toolLabels = labels ? JSON.parse(labels.textContent) : {};
+export const pathUrl = (after) => data.pathUrl + (after ? "?after=" + encodeURIComponent(after) : "");
 
 export const list = document.getElementById("messages");
 export const empty = document.getElementById("empty-state");
