@@ -144,6 +144,10 @@ def _schemas(max_message_chars: int) -> dict[str, Any]:
                     "enum": ["streaming", "complete", "stopped", "error", "interrupted"],
                 },
                 "client_id": {"type": "string"},
+                "parent_id": {
+                    "type": ["string", "null"],
+                    "description": "The message this one follows (conversations are trees).",
+                },
                 "run_id": {"type": ["string", "null"], "format": "uuid"},
                 "sources": {"type": "array", "items": {"type": "object"}},
                 "usage": _ref("Usage"),

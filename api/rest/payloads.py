@@ -46,6 +46,7 @@ def message_payload(message: Message) -> dict[str, Any]:
     payload = {
         **selectors.message_payload(message),
         "client_id": message.client_id,
+        "parent_id": str(message.parent_id) if message.parent_id else None,
         "run_id": str(message.run_id) if message.run_id else None,
         "sources": message.sources,
         "usage": _usage(message.usage),

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Q
-
 from agents.models import Agent
 from chat import selectors
 from chat.models import AIThread, Message, RunEvent
@@ -33,20 +31,18 @@ def threads_page(
 def messages_page(
     *, thread: AIThread, after: uuid.UUID | None, limit: int
 ) -> tuple[list[Message], str | None] | None:
-    """The thread's visible messages in their stored order (created_at, id) after the
-    message `after`; None when `after` is not a message of this thread."""
-    messages = Message.objects.filter(thread=thread).exclude(status=Message.Status.REPLACED)
+    """The thread's shown branch (chat.tree: what the page shows, what the model is sent),
+    root first, after the message `after`; None when `after` is not on it."""
+    steps = selectors.thread_path(thread=thread)
+    ids = [step.id for step in steps]
     if after is not None:
-        cursor = Message.objects.filter(thread=thread, pk=after).values("created_at", "pk").first()
-        if cursor is None:
+        if after not in ids:
             return None
-        messages = messages.filter(
-            Q(created_at__gt=cursor["created_at"])
-            | Q(created_at=cursor["created_at"], pk__gt=cursor["pk"])
-        )
-    page = list(messages.order_by("created_at", "id")[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
+        ids = ids[ids.index(after) + 1 :]
+    more = len(ids) > limit
+    ids = ids[:limit]
+    rows = Message.objects.filter(thread=thread).in_bulk(ids)
+    page = [rows[pk] for pk in ids]
     return page, (str(page[-1].pk) if more else None)
 
 
