@@ -138,7 +138,7 @@ def test_stop_keeps_the_partial_answer(page, tenant_a):
     assert stopped.locator(".answer").inner_text().strip() == message.content.strip()
 
 
-def test_regenerate_replaces_the_last_answer(page, tenant_a):
+def test_regenerate_shows_the_new_answer_and_keeps_the_old_one(page, tenant_a):
     agent = make_agent(tenant_a, "Writer", "sim-gpt@text;words=6")
     log_in(page, tenant_a.member)
     start_chat(page, agent)
@@ -153,7 +153,8 @@ def test_regenerate_replaces_the_last_answer(page, tenant_a):
     expect(second).to_have_count(1)
 
     answers = stored_messages(tenant_a, Message.Role.ASSISTANT)
-    assert [m.status for m in answers] == [Message.Status.REPLACED, Message.Status.COMPLETE]
+    assert [m.status for m in answers] == [Message.Status.COMPLETE, Message.Status.COMPLETE]
+    assert answers[0].parent_id == answers[1].parent_id  # versions of one answer (chat.tree)
     page.reload()
     expect(page.locator(".message.assistant")).to_have_count(1)
     expect(page.locator(".message.assistant")).to_have_attribute(

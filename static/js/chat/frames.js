@@ -70,11 +70,9 @@ function onMessageCreated(message) {
   } else if (!document.getElementById("m-" + message.id)) {
     appendQuestion(message.content, message.id, message.created_at);
   }
-  if (state.branchedQuestion) {
-    // An edited question: the server's version of it carries its `< n/m >`.
-    state.branchedQuestion = false;
-    refresh(message.id);
-  }
+  // The server's version of the question carries its Edit button and, once edited, its
+  // `< n/m >`.
+  refresh(message.id);
 }
 
 async function refresh(messageId) {
@@ -100,10 +98,7 @@ async function onBranched(frame) {
       dropping = true;
     }
   }
-  if (!frame.reload) {
-    state.branchedQuestion = true;
-    return;
-  }
+  if (!frame.reload) return; // an edit: its question and answer follow on the socket
   try {
     const response = await fetch(pathUrl(after), { headers: { Accept: "text/html" } });
     if (!response.ok) throw new Error(String(response.status));

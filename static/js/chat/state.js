@@ -6,5 +6,4 @@ export const state = {
   regenerating: null, // the answer a regenerate will replace
   settledRun: null, // the run that had ended when the page was rendered: in the history already
   runs: new Map(), // run_id -> {seq, element, finished}
-  branchedQuestion: false, // the next question is an edit: fetch its versions once saved
 };
