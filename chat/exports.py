@@ -1,8 +1,9 @@
 """One thread as a file to keep: Markdown to read, JSON for programs (docs/api.md).
 
 Both hold what a reader of the thread sees (chat.selectors.thread_messages): the
-messages in order, each with its role, time, content and citations. Answers set aside
-by a regenerate are left out, as on the page.
+messages of the branch that is shown (chat.tree), in order, each with its role, time,
+content and citations; other versions of an edited question or a regenerated answer
+are left out, as on the page.
 """
 
 from __future__ import annotations
