@@ -43,6 +43,7 @@ from chat.frames import (
     to_wire,
 )
 from chat.layers import UNREACHABLE
+from chat.models import Message
 from chat.runs import FINAL_EVENTS, Busy, registry
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
@@ -218,12 +219,18 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             )
         )
 
-    async def on_regenerate(self, frame: Regenerate) -> None:
+    async def _named_message(self, message_id) -> Message | None:
+        """The thread's message a frame names; None, the sender told, when there is none."""
         message = await db_call(selectors.message_in_thread)(
-            thread=self.thread, message_id=frame.message_id
+            thread=self.thread, message_id=message_id
         )
         if message is None:
             await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
+        return message
+
+    async def on_regenerate(self, frame: Regenerate) -> None:
+        message = await self._named_message(frame.message_id)
+        if message is None:
             return
         await self._start(
             turns.regenerate(
@@ -236,11 +243,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_edit(self, frame: EditMessage) -> None:
-        message = await db_call(selectors.message_in_thread)(
-            thread=self.thread, message_id=frame.message_id
-        )
+        message = await self._named_message(frame.message_id)
         if message is None:
-            await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
             return
         await self._start(
             turns.edit_message(
@@ -255,11 +259,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_switch(self, frame: SwitchBranch) -> None:
-        message = await db_call(selectors.message_in_thread)(
-            thread=self.thread, message_id=frame.message_id
-        )
+        message = await self._named_message(frame.message_id)
         if message is None:
-            await self.error(ErrorCode.NOT_FOUND, "That message is not in this conversation.")
             return
         try:
             await turns.switch_branch(group=self.group, thread=self.thread, message=message)

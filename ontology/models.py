@@ -17,19 +17,22 @@ class User(AbstractUser):
 
     display_name = models.CharField(max_length=150, blank=True)
     preferences = models.JSONField(default=dict, blank=True)
-    # Part of every session's check (get_session_auth_hash): raising it signs the person
+    # Part of every session's check (_get_session_auth_hash): raising it signs the person
     # out everywhere else (ontology/accounts.py), as a password change does.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
 
-    def get_session_auth_hash(self) -> str:
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        """Django's check of a session (also under SECRET_KEY_FALLBACKS), with the
+        generation in it once raised."""
         if not self.session_generation:  # as Django's, so no session ends on upgrading
-            return super().get_session_auth_hash()
+            return super()._get_session_auth_hash(secret=secret)
         return salted_hmac(
             "parley.User.get_session_auth_hash",
             f"{self.password}:{self.session_generation}",
+            secret=secret,
             algorithm="sha256",
         ).hexdigest()
 

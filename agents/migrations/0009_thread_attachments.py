@@ -5,43 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agents', '0008_tool_call_started'),
-        ('ontology', '0004_invitations_and_session_generation'),
+        ("agents", "0008_tool_call_started"),
+        ("ontology", "0004_invitations_and_session_generation"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='knowledgesource',
-            name='knowledge_source_unique_content',
+            model_name="knowledgesource",
+            name="knowledge_source_unique_content",
         ),
         migrations.AddField(
-            model_name='knowledge',
-            name='thread_id',
+            model_name="knowledge",
+            name="thread_id",
             field=models.BigIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='knowledgeembedding',
-            name='thread_id',
+            model_name="knowledgeembedding",
+            name="thread_id",
             field=models.BigIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='knowledgesource',
-            name='thread_id',
+            model_name="knowledgesource",
+            name="thread_id",
             field=models.BigIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.AddIndex(
-            model_name='knowledgesource',
-            index=models.Index(condition=models.Q(('thread_id__isnull', False)), fields=['thread_id'], name='knowledge_source_thread'),
+            model_name="knowledgesource",
+            index=models.Index(
+                condition=models.Q(("thread_id__isnull", False)),
+                fields=["thread_id"],
+                name="knowledge_source_thread",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='knowledgesource',
-            constraint=models.UniqueConstraint(condition=models.Q(('thread_id__isnull', True)), fields=('group', 'content_hash'), name='knowledge_source_unique_content'),
+            model_name="knowledgesource",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("thread_id__isnull", True)),
+                fields=("group", "content_hash"),
+                name="knowledge_source_unique_content",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='knowledgesource',
-            constraint=models.UniqueConstraint(condition=models.Q(('thread_id__isnull', False)), fields=('group', 'thread_id', 'content_hash'), name='knowledge_source_unique_attachment'),
+            model_name="knowledgesource",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("thread_id__isnull", False)),
+                fields=("group", "thread_id", "content_hash"),
+                name="knowledge_source_unique_attachment",
+            ),
         ),
     ]
