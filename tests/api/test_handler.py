@@ -11,7 +11,11 @@ from channels.testing import HttpCommunicator
 from api.handler import APIHandler, ByPath
 from tests.api.test_openai_requests import bearer
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clear_cache")]
+# A request starts this process's runs registry (chat.runs): close it with the loop.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("clear_cache", "close_runs"),
+]
 
 HOST = [(b"host", b"testserver")]
 
