@@ -169,12 +169,16 @@ def thread_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def message_fragment(request: HttpRequest, pk: int, message_id: uuid.UUID) -> HttpResponse:
     """One message as the history shows it: what the page swaps in when an answer ends."""
     thread, message = _message(request, pk, message_id)
-    for step in selectors.thread_path(thread=thread):
+    steps = selectors.thread_path(thread=thread)
+    for step in steps:
         if step.id == message.pk:
             message.branch = step  # its < n/m >, when it is on the shown branch
+    is_last_answer = (
+        bool(steps) and steps[-1].id == message.pk and message.role == Message.Role.ASSISTANT
+    )
     item = _present(
         message,
-        last_answer=selectors.last_answer_id(thread=thread),
+        last_answer=message.pk if is_last_answer else None,
         writable=selectors.may_write(thread=thread, user=request.user),
     )
     return render(request, "chat/_message.html", {"item": item})
@@ -192,7 +196,8 @@ def thread_path_fragment(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such message.") from None
     history = selectors.thread_messages(thread=thread, after=after)
     writable = selectors.may_write(thread=thread, user=request.user)
-    last_answer = selectors.last_answer_id(thread=thread)
+    last = history[-1] if history else None  # the branch's end, when anything follows `after`
+    last_answer = last.pk if last is not None and last.role == Message.Role.ASSISTANT else None
     items = [_present(m, last_answer=last_answer, writable=writable) for m in history]
     return render(request, "chat/_messages.html", {"items": items})
 

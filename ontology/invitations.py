@@ -19,6 +19,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -47,8 +48,7 @@ def _clean_email(email: str) -> str:
         validate_email(email)
     except ValidationError:
         raise ValidationError({"email": "Enter a valid email address."}) from None
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    return BaseUserManager.normalize_email(email)  # the domain in lower case
 
 
 def _clean_role(role: str) -> str:
