@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -22,7 +23,7 @@ from agents.providers.base import (
     UsageReport,
 )
 from agents.providers.errors import classified
-from agents.providers.sse import paced, sse_events
+from agents.providers.sse import body_ended, paced, sse_events, watch_body_end
 
 _STOP_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
 
@@ -85,14 +86,17 @@ class AnthropicWire:
             "stream": True,
             "timeout": request.timeout,
         }
-        async for event in paced(self._reads(kwargs)):
+        ended = body_ended()
+        async for event in paced(self._reads(kwargs, ended), ended=ended):
             yield event
 
-    async def _reads(self, kwargs: dict[str, Any]) -> AsyncIterator[list[StreamEvent]]:
+    async def _reads(
+        self, kwargs: dict[str, Any], ended: asyncio.Future
+    ) -> AsyncIterator[list[StreamEvent]]:
         """Each network read's events (see sse.paced)."""
         tools: dict[int, dict[str, str]] = {}
         stop_reason = "stop"
-        async for batch in classified(self._events(kwargs)):
+        async for batch in classified(self._events(kwargs, ended)):
             out: list[StreamEvent] = []
             for event in batch:
                 kind = event.get("type")
@@ -128,7 +132,9 @@ class AnthropicWire:
                     out.append(Finished(stop_reason))
             yield out
 
-    async def _events(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def _events(
+        self, kwargs: dict[str, Any], ended: asyncio.Future
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The stream's events as plain dicts, a list per read from the network (see sse.py).
 
         An `error` event inside the 200 stream raises the SDK's status error, as its own
@@ -136,6 +142,7 @@ class AnthropicWire:
         """
         opening = self.client.messages.with_streaming_response.create(**kwargs)
         async with opening as response:
+            watch_body_end(response.http_response, ended)
             reads = response.http_response.aiter_bytes()
             async for datas in sse_events(reads):
                 batch = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -21,7 +22,7 @@ from agents.providers.base import (
     UsageReport,
 )
 from agents.providers.errors import classified, provider_error_from
-from agents.providers.sse import paced, sse_events
+from agents.providers.sse import body_ended, paced, sse_events, watch_body_end
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -120,16 +121,21 @@ class OpenAIWire:
                 }
                 for tool in request.tools
             ]
-        async for event in paced(self._reads(kwargs)):
+        ended = body_ended()
+        async for event in paced(self._reads(kwargs, ended), ended=ended):
             yield event
 
-    async def _reads(self, kwargs: dict[str, Any]) -> AsyncIterator[list[StreamEvent]]:
+    async def _reads(
+        self, kwargs: dict[str, Any], ended: asyncio.Future
+    ) -> AsyncIterator[list[StreamEvent]]:
         """Each network read's events (see sse.paced)."""
         calls: dict[int, dict[str, str]] = {}
-        async for batch in classified(self._chunks(kwargs)):
+        async for batch in classified(self._chunks(kwargs, ended)):
             yield [event for chunk in batch for event in _events(chunk, calls)]
 
-    async def _chunks(self, kwargs: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def _chunks(
+        self, kwargs: dict[str, Any], ended: asyncio.Future
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The stream's chunks as plain dicts, a list per read from the network.
 
         The SDK sends the request (auth, retries, status errors); the chunks are read from
@@ -138,6 +144,7 @@ class OpenAIWire:
         """
         opening = self.client.chat.completions.with_streaming_response.create(**kwargs)
         async with opening as response:
+            watch_body_end(response.http_response, ended)
             reads = response.http_response.aiter_bytes()
             async for events in sse_events(reads):
                 chunks = []

@@ -38,6 +38,23 @@ async def test_a_paced_answer_streams_in_frames_with_the_first_token_alone(
     assert 3 <= len(deltas) <= tokens // 2  # 100 ms a token, 250 ms a frame
 
 
+@pytest.mark.parametrize(("provider", "model"), WIRES)
+async def test_the_end_of_an_answer_is_not_held_for_the_interval(
+    sim, conversation, settings, provider, model
+):
+    """After the first read the next is held for the frame interval, but not past the end
+    of the response's body: with a minute-long interval, an answer whose tokens come 20 ms
+    apart (so several reads) still ends as soon as its last token is here."""
+    settings.PARLEY_STREAM_FRAME_MS = 60_000
+    convo = await conversation(agent_props(provider, f"{model}@text;words=8;tps=50;ttft_ms=0"))
+    _, result, sink = await asyncio.wait_for(run_agent(convo), timeout=20)
+
+    deltas = [d["text"] for d in sink.of("delta")]
+    message = await reload_message(convo, result.message_id)
+    assert (message.status, message.content) == (Message.Status.COMPLETE, "".join(deltas))
+    assert len(deltas) == 2  # the first token alone, then the rest at the body's end
+
+
 async def test_frames_off_send_each_read_as_it_comes(sim, conversation, settings):
     settings.PARLEY_STREAM_FRAME_MS = 0
     convo = await conversation(agent_props("simulator", "sim-gpt@text;words=10;tps=12;ttft_ms=0"))
