@@ -3,6 +3,7 @@
     make bench                    (all benchmarks)
     python -m config.devservers exec -- .venv/bin/python bench/streams.py [--clients 200]
         [--words 300] [--tps 50] [--ramp 3] [--procs 1] [--web-processes N] [--no-slow-client]
+        [--idle 0] [--idle-batch 50] [--floor]
 
 Setup: migrate, one enterprise group with one user per client (each with its own
 thread and a session made with Django's session engine), the provider simulator
@@ -27,6 +28,25 @@ CPU is utime+stime from /proc/<pid>/stat, beside the simulator's, the bench's ow
 PostgreSQL's (its server and every backend, ended ones included); the client loop's
 own lag is measured too, to tell a slow platform from a saturated bench.
 
+Idle sockets (--idle N, default 0; the issue's "500 idle plus 200 streaming"): before
+the streaming clients open, N more WebSockets open, each to a thread of its own of the
+same tenant (one more user's session), in batches of --idle-batch (the next batch once
+the last is open), and stay open and silent through the platform phase, answering
+daphne's pings; they are held by a worker process so they cost the client loop nothing.
+Their open times are reported apart; the bench checks in channels_redis' group sets that
+each joined its thread's group, and at the end that none was closed. daphne's RSS
+(summed over its processes) is read before they open and once they have settled: the
+difference over N is its RSS per idle socket, beside the streaming peak. With --floor
+as many idle sockets are held against the floor's daphne, so the comparison is fair.
+
+The report ends with issue 16's targets for the platform phase, each PASS or MISS: added
+TTFT p99 <= 50 ms, run.started p99 <= 20 ms (send to that frame), WebSocket open p99
+<= 150 ms (streaming and idle sockets), 0 lost or duplicated deltas, no idle socket lost,
+and with --floor daphne's CPU <= 1.3x the floor's; then the 1-minute load average before
+and after, with a warning when it was above 0.5 at the start. The bench raises its
+open-files soft limit to the hard one before starting daphne (which inherits it) and
+prints both limits.
+
 Phase 3, slow client (skip with --no-slow-client): one client asks an agent
 whose answer is long and unpaced, reads a few deltas, then stops reading its
 socket (small SO_RCVBUF, transport paused) while every other client runs a
@@ -35,7 +55,8 @@ queues, and when daphne drops the connection (the ping timeout); then it
 reconnects, sends `stream.resume {after_seq}` and checks that what it had plus
 what the resume sent is exactly the stored answer.
 
-Exit code 1 when any delta was lost or duplicated, or a text does not match.
+Exit code 1 when any delta was lost or duplicated, a text does not match, or an idle
+socket did not open, did not join its group or was closed.
 """
 
 from __future__ import annotations
@@ -57,7 +78,13 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from bench.streamslib.accounting import Sampler, loadavg, postmaster_pid, rss_total  # noqa: E402
+from bench.streamslib.accounting import (  # noqa: E402
+    Sampler,
+    load_one_minute,
+    loadavg,
+    postmaster_pid,
+    rss_total,
+)
 from bench.streamslib.checks import failures  # noqa: E402
 from bench.streamslib.cli import parse_args  # noqa: E402
 from bench.streamslib.phases import (  # noqa: E402
@@ -69,19 +96,34 @@ from bench.streamslib.phases import (  # noqa: E402
     warm_up,
 )
 from bench.streamslib.report import print_figures, print_platform, print_slow_client  # noqa: E402
-from bench.streamslib.servers import daphne_process, simulator_process  # noqa: E402
+from bench.streamslib.servers import (  # noqa: E402
+    daphne_process,
+    open_files_limit,
+    raise_open_files_limit,
+    simulator_process,
+)
 from bench.streamslib.tenant import setup_tenant  # noqa: E402
 from bench.streamslib.workload import agent_model  # noqa: E402
 
 
 def main(args: argparse.Namespace) -> int:
+    load_before = load_one_minute()
+    nofile = raise_open_files_limit()  # before any server or worker starts: they inherit it
+    idle = f", {args.idle} idle sockets (batches of {args.idle_batch})" if args.idle else ""
     print(
-        f"streams bench: {args.clients} clients, {agent_model(args.words, args.tps)}, "
+        f"streams bench: {args.clients} clients{idle}, {agent_model(args.words, args.tps)}, "
         f"ramp {args.ramp:g} s, {args.procs} client process(es), {args.web_processes} daphne "
         f"process(es); load average before: {loadavg()}"
     )
+    if load_before > 0.5:
+        print(f"WARNING: 1-min load average {load_before:.2f} > 0.5 at the start: a busy machine")
     tenant = setup_tenant(
-        args.clients, words=args.words, tps=args.tps, slow_words=args.slow_words, warmup=args.warmup
+        args.clients,
+        idle=args.idle,
+        words=args.words,
+        tps=args.tps,
+        slow_words=args.slow_words,
+        warmup=args.warmup,
     )
     log = Path(tempfile.mkstemp(prefix="daphne-", suffix=".log")[1])
     with (
@@ -99,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
             postgres=postmaster_pid(settings.DATABASES["default"]["PORT"]),
         )
         sampler.start()
+        report_open_files(nofile, daphne_pids, args)
         bench = Bench(args, tenant, sim_url, sim_pid, port, daphne_pids, sampler)
         warm_up(bench)
         baseline = baseline_phase(bench)
@@ -110,7 +153,9 @@ def main(args: argparse.Namespace) -> int:
         vmhwm = rss_total(daphne_pids, "VmHWM")
         sampler.stop()
 
-    bad = failures(checks)
+    bad = failures(checks) + sum(
+        phase["idle"].failures for phase in (floor, platform) if phase and phase.get("idle")
+    )
     if slow is not None:
         print_slow_client(slow, args)
         bad += slow.failures
@@ -123,12 +168,24 @@ def main(args: argparse.Namespace) -> int:
         slow=slow,
         vmhwm=vmhwm,
         bad=bad,
+        load_before=load_before,
     )
     if bad:
         print(f"daphne log: {log}")
         return 1
     log.unlink(missing_ok=True)
     return 0
+
+
+def report_open_files(bench_limit: int, daphne_pids: tuple[int, ...], args) -> None:
+    """The open-files limits of the bench and daphne, against the sockets this run holds
+    (each daphne socket also has its run's connection to the simulator)."""
+    needed = 2 * (args.clients + args.idle) + 200
+    daphne = min(open_files_limit(pid) for pid in daphne_pids)
+    print(f"open files limit: bench {bench_limit}, daphne {daphne} (this run needs ~{needed})")
+    for name, limit in (("bench", bench_limit), ("daphne", daphne)):
+        if 0 <= limit < needed:
+            print(f"WARNING: {name}'s open files limit {limit} < {needed}: sockets will fail")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,10 @@ def loadavg() -> str:
         return " ".join(load.read().split()[:3])
 
 
+def load_one_minute() -> float:
+    return float(loadavg().split()[0])
+
+
 class Sampler:
     """Samples daphne's RSS every 50 ms in a thread; a phase reads its peak and CPU."""
 

@@ -21,6 +21,16 @@ def parse_args(description: str) -> argparse.Namespace:
         help="daphne processes on one socket, as `make run` starts (PARLEY_WEB_PROCESSES, "
         "else one per core)",
     )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="authenticated WebSockets, each to a thread of its own, opened before the streams "
+        "and silent through the platform phase (and as many against the floor)",
+    )
+    parser.add_argument(
+        "--idle-batch", type=int, default=50, help="idle sockets opened at once (default: 50)"
+    )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--slow-words", type=int, default=12_000)
     parser.add_argument("--ping-interval", type=int, default=20, help="daphne's default: 20")

@@ -16,6 +16,7 @@ from django.db import connections
 from bench.streamslib.accounting import Sampler
 from bench.streamslib.checks import check_streams, failures, stored_answers
 from bench.streamslib.clients import Job, run_clients, run_job_in_process
+from bench.streamslib.idle import idle_sockets
 from bench.streamslib.servers import daphne_process, profiler
 from bench.streamslib.slow_client import slow_client
 from bench.streamslib.summary import summarize
@@ -49,6 +50,11 @@ class Bench:
     def clients(self) -> Clients:
         pairs = zip(self.tenant.threads, self.tenant.cookies, strict=True)
         return [(i, str(thread), cookie) for i, (thread, cookie) in enumerate(pairs)]
+
+    @property
+    def idle_targets(self) -> list[tuple[str, str]]:
+        """(thread id, session cookie) of each idle socket."""
+        return [(str(thread), self.tenant.idle_cookie) for thread in self.tenant.idle_threads]
 
     def job(
         self, kind: str, url: str, clients: Clients, ramp: float, round_: int, origin: str = ""
@@ -121,11 +127,24 @@ def floor_phase(bench: Bench) -> dict:
         sampler = Sampler({"daphne": pids, "simulator": (bench.sim_pid,), "bench": (os.getpid(),)})
         sampler.start()
         run_clients(bench.job("ws", url, clients[: args.warmup], 0.5, 0, origin), 1)
-        phase = sampler.phase()
-        with profiler(pids[0], args.py_spy_floor):
-            job = bench.job("ws", url, clients, args.ramp, 1, origin)
-            streams, lags = run_clients(job, args.procs)
-        summary = summarize("floor: daphne + Channels + SDK wire only", streams, lags, phase.end())
+        with idle_sockets(
+            url=url,
+            origin=origin,
+            targets=bench.idle_targets,
+            batch=args.idle_batch,
+            daphne_pids=pids,
+            parley=False,
+        ) as idle:
+            phase = sampler.phase()
+            if idle:
+                idle.streams_start()
+            with profiler(pids[0], args.py_spy_floor):
+                job = bench.job("ws", url, clients, args.ramp, 1, origin)
+                streams, lags = run_clients(job, args.procs)
+            accounting = phase.end()
+            idle_result = idle.check() if idle else None
+        summary = summarize("floor: daphne + Channels + SDK wire only", streams, lags, accounting)
+        summary["idle"] = idle_result
         sampler.stop()
     bad = [s.index for s in streams if s.error or s.seqs != list(range(1, len(s.seqs) + 1))]
     summary["errors"] += [f"client {index}: seq gap or error" for index in bad]
@@ -134,13 +153,27 @@ def floor_phase(bench: Bench) -> dict:
 
 
 def platform_phase(bench: Bench) -> tuple[dict, dict]:
-    """Every client's turn through daphne; its summary, and its streams' checks."""
+    """Every client's turn through daphne, with the idle sockets open throughout; its
+    summary (the idle sockets' figures under "idle"), and its streams' checks."""
     args = bench.args
-    phase = bench.sampler.phase()
-    with profiler(bench.daphne_pids[0], args.py_spy):
-        job = bench.job("ws", bench.ws_url, bench.clients, args.ramp, 1)
-        streams, lags = run_clients(job, args.procs)
-    platform = summarize("platform: WebSocket through daphne", streams, lags, phase.end())
+    with idle_sockets(
+        url=bench.ws_url,
+        origin=bench.origin,
+        targets=bench.idle_targets,
+        batch=args.idle_batch,
+        daphne_pids=bench.daphne_pids,
+        parley=True,
+    ) as idle:
+        phase = bench.sampler.phase()
+        if idle:
+            idle.streams_start()
+        with profiler(bench.daphne_pids[0], args.py_spy):
+            job = bench.job("ws", bench.ws_url, bench.clients, args.ramp, 1)
+            streams, lags = run_clients(job, args.procs)
+        accounting = phase.end()
+        idle_result = idle.check() if idle else None
+    platform = summarize("platform: WebSocket through daphne", streams, lags, accounting)
+    platform["idle"] = idle_result
     stored = stored_answers(bench.tenant.group, [s.message_id for s in streams if s.message_id])
     return platform, check_streams(streams, stored)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench.streamslib.accounting import loadavg
+from bench.streamslib.accounting import load_one_minute
+from bench.streamslib.idle import IdleResult
 from bench.streamslib.phases import SlowClientPhase
 from bench.streamslib.slow_client import SLOW_DELTAS_READ
 from bench.streamslib.summary import percentile
@@ -48,8 +49,30 @@ def print_phase(summary: dict) -> None:
             f"  daphne RSS {phase['rss_start'] / 1024:.0f} -> peak "
             f"{phase['rss_peak'] / 1024:.0f} MiB (end {phase['rss_end'] / 1024:.0f} MiB)"
         )
+    if summary.get("idle"):
+        print_idle(summary["idle"], phase)
     for error in sorted(set(summary["errors"]))[:5]:
         print(f"  error: {error}")
+
+
+def print_idle(idle: IdleResult, phase: dict | None) -> None:
+    joined = "" if idle.joined is None else f", {idle.joined} joined their threads' groups"
+    print(
+        f"  idle sockets: {len(idle.opened)}/{idle.sockets} opened in batches of {idle.batch} "
+        f"over {idle.open_wall:.1f} s{joined}"
+    )
+    print(line(f"idle WebSocket open (batches of {idle.batch})", idle.opened))
+    peak = f", streaming peak {phase['rss_peak'] / 1024:.0f} MiB" if phase else ""
+    print(
+        f"  daphne RSS before the idle sockets {idle.rss_before / 1024:.0f} MiB, with them "
+        f"{idle.rss_after / 1024:.0f} MiB ({idle.rss_per_socket:+.1f} KiB per idle socket){peak}"
+    )
+    print(
+        f"  idle sockets closed by the end: {len(idle.closed)}; frames they received "
+        f"{idle.frames}; their worker's CPU while the streams ran {idle.holder_cpu:.2f} s"
+    )
+    for problem in (idle.open_errors + idle.closed)[:5]:
+        print(f"  ! {problem}")
 
 
 def print_problems(checks: dict) -> None:
@@ -128,6 +151,7 @@ def print_figures(
     slow: SlowClientPhase | None,
     vmhwm: int,
     bad: int,
+    load_before: float,
 ) -> None:
     added_ttft = added(platform["ttft"], baseline["ttft"])
     added_gap = added(platform["gaps"], baseline["gaps"])
@@ -149,6 +173,12 @@ def print_figures(
         ("daphne VmHWM (whole run)", f"{vmhwm / 1024:.0f} MiB"),
         ("client loop lag p99 (platform phase)", f"{percentile(platform['lag'], 0.99):.1f} ms"),
     ]
+    idle = platform.get("idle")
+    if idle:
+        rows += [
+            ("idle sockets open at the end", f"{idle.open_at_end}/{idle.sockets}"),
+            ("daphne RSS per idle socket", f"{idle.rss_per_socket:.1f} KiB"),
+        ]
     if slow is not None and "error" not in slow.client:
         dropped = slow.client["disconnected_after"]
         rows += [
@@ -162,12 +192,66 @@ def print_figures(
             ("floor: added TTFT p50 / p99", f"{floor_ttft[0]:.1f} / {floor_ttft[1]:.1f} ms"),
             ("floor: daphne CPU; platform / floor", f"{floor_cpu:.1f} s; {cpu / floor_cpu:.2f}x"),
         ]
+        if floor.get("idle"):
+            per_socket = floor["idle"].rss_per_socket
+            rows.append(("floor: daphne RSS per idle socket", f"{per_socket:.1f} KiB"))
     print()
     print(f"{'figure':<44} {'value':>12}")
     for label, value in rows:
         print(f"{label:<44} {value:>12}")
-    met = added_ttft[1] <= 100 and bad == 0
+    print_targets(clients, added_ttft[1], platform, floor, checks, load_before)
+    if bad:
+        print(f"FAILED: {bad} lost, duplicated, mismatched or failed stream(s) or idle socket(s)")
+
+
+def target(label: str, value: float, limit: float, unit: str) -> str:
+    verdict = "PASS" if value <= limit else "MISS"  # a NaN (nothing measured) is a MISS
+    return verdict_line(label, f"{value:.1f} {unit}", f"<= {limit:g} {unit}", verdict)
+
+
+def verdict_line(label: str, value: str, wanted: str, verdict: str) -> str:
+    return f"  {label:<30} {value:>12}  {wanted:<10} {verdict}"
+
+
+def print_targets(
+    clients: int,
+    added_ttft_p99: float,
+    platform: dict,
+    floor: dict | None,
+    checks: dict,
+    load_before: float,
+) -> None:
+    """The platform phase against issue 16's targets for 200 streams (with 500 idle)."""
+    idle = platform.get("idle")
+    shape = f"{clients} streams" + (f" + {idle.sockets} idle sockets" if idle else "")
+    print()
+    print(f"targets (issue 16), platform phase, {shape}:")
+    print(target("added TTFT p99", added_ttft_p99, 50, "ms"))
+    print(target("run.started p99", percentile(platform["started"], 0.99), 20, "ms"))
+    print(target("WebSocket open p99 (streams)", percentile(platform["connect"], 0.99), 150, "ms"))
+    if idle:
+        print(target("WebSocket open p99 (idle)", percentile(idle.opened, 0.99), 150, "ms"))
+    lost = checks["lost"] + checks["duplicated"]
     print(
-        f"target: {clients} streams, p99 added TTFT <= 100 ms, 0 lost deltas -> "
-        f"{'met' if met else 'NOT met'}; load average after: {loadavg()}"
+        verdict_line(
+            "lost / duplicated deltas",
+            f"{checks['lost']} / {checks['duplicated']}",
+            "0",
+            "PASS" if lost == 0 else "MISS",
+        )
     )
+    if idle:
+        verdict = "PASS" if idle.failures == 0 else "MISS"
+        print(verdict_line("idle sockets failed or closed", str(idle.failures), "0", verdict))
+    if floor:
+        ratio = platform["phase"]["cpu"]["daphne"] / max(floor["phase"]["cpu"]["daphne"], 1e-9)
+        print(target("daphne CPU / floor's", ratio, 1.3, "x"))
+    else:
+        print(verdict_line("daphne CPU / floor's", "no --floor", "<= 1.3 x", "-"))
+    after = load_one_minute()
+    print(f"  load average (1 min): before {load_before:.2f}, after {after:.2f}")
+    if load_before > 0.5:
+        print(
+            f"  WARNING: the machine was busy when the run started (1-min load {load_before:.2f}"
+            " > 0.5): the figures may be someone else's"
+        )

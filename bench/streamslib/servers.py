@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -15,6 +16,30 @@ from pathlib import Path
 from config.devservers import daphne_commands, listening_socket
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def raise_open_files_limit() -> int:
+    """RLIMIT_NOFILE's soft limit up to its hard one, in the bench before it starts any
+    server or worker: they inherit it, so daphne too can hold 700+ sockets (each also
+    has a connection to the simulator). The soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = hard
+    if hard == resource.RLIM_INFINITY:  # the kernel's ceiling, then
+        ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def open_files_limit(pid: int) -> int:
+    """A running process's soft limit on open files (/proc/<pid>/limits); -1 for unlimited."""
+    with open(f"/proc/{pid}/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                soft = line.split()[3]
+                return -1 if soft == "unlimited" else int(soft)
+    return 0
 
 
 def free_port() -> int:

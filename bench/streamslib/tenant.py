@@ -1,4 +1,5 @@
-"""The bench's tenant: one enterprise group, one user, thread and session per client."""
+"""The bench's tenant: one enterprise group, one user, thread and session per client, and
+one user with a thread per idle socket."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class Tenant:
     slow_thread: int
     slow_cookie: str
     warmup_threads: list[int]
+    idle_threads: list[int]  # one per idle socket: no run ever streams on them
+    idle_cookie: str
 
 
 def session_cookie(user: User) -> str:
@@ -38,7 +41,9 @@ def session_cookie(user: User) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
 
 
-def setup_tenant(clients: int, *, words: int, tps: float, slow_words: int, warmup: int) -> Tenant:
+def setup_tenant(
+    clients: int, *, idle: int, words: int, tps: float, slow_words: int, warmup: int
+) -> Tenant:
     stamp = f"{int(time.time())}-{os.getpid()}"
     owner = User.objects.create_user(f"owner-{stamp}@bench.example", f"owner-{stamp}@bench.example")
     group = services.group_create(
@@ -74,7 +79,7 @@ def setup_tenant(clients: int, *, words: int, tps: float, slow_words: int, warmu
                 email=f"c{i}-{stamp}@bench.example",
                 password=make_password(None),
             )
-            for i in range(clients + 1)
+            for i in range(clients + 2)
         ]
     )
     threads, cookies = [], []
@@ -90,4 +95,18 @@ def setup_tenant(clients: int, *, words: int, tps: float, slow_words: int, warmu
             chat_services.thread_create(group=group, agent=agent, user=slow_user).pk
             for _ in range(warmup)
         ]
-    return Tenant(group, threads, cookies, slow.pk, session_cookie(slow_user), warm)
+        idle_user = users[clients + 1]
+        idle_threads = [
+            chat_services.thread_create(group=group, agent=agent, user=idle_user).pk
+            for _ in range(idle)
+        ]
+    return Tenant(
+        group,
+        threads,
+        cookies,
+        slow.pk,
+        session_cookie(slow_user),
+        warm,
+        idle_threads,
+        session_cookie(idle_user),
+    )
