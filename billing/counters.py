@@ -10,7 +10,9 @@ against the same limit, exactly.
 from __future__ import annotations
 
 import re
+import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -46,16 +48,28 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 # Counts each window in order and stops at the first one over its limit, so a request the
-# person's own limit refuses never uses up the group's.
+# person's own limit refuses never uses up the group's. Then reads the version keys (after
+# the counters in KEYS), setting a missing one to the fresh value it is given: callers
+# cache something in their process and check its version in this same round trip.
 _COUNT = """
+local counters = tonumber(ARGV[1])
 local counts = {}
-for i, key in ipairs(KEYS) do
-  local count = redis.call('INCR', key)
-  if count == 1 then redis.call('EXPIRE', key, tonumber(ARGV[2 * i])) end
+for i = 1, counters do
+  local count = redis.call('INCR', KEYS[i])
+  if count == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 + 2 * i])) end
   counts[i] = count
-  if count > tonumber(ARGV[2 * i - 1]) then break end
+  if count > tonumber(ARGV[1 + 2 * i]) then break end
 end
-return counts
+local versions = {}
+for i = counters + 1, #KEYS do
+  local version = redis.call('GET', KEYS[i])
+  if not version then
+    version = ARGV[2]
+    redis.call('SET', KEYS[i], version)
+  end
+  versions[#versions + 1] = version
+end
+return {counts, versions}
 """
 _scripts: dict[int, object] = {}
 
@@ -63,20 +77,30 @@ _scripts: dict[int, object] = {}
 def count_hits(hits: list[tuple[str, str]]) -> list[Count]:
     """Count one hit on each (name, rate) in its current window, in order, up to the first
     that is over its limit; the counts made (the last is the one over, if any)."""
+    return count_and_read(hits)[0]
+
+
+def count_and_read(
+    hits: list[tuple[str, str]], versions: Sequence[str] = ()
+) -> tuple[list[Count], list[str]]:
+    """count_hits, and in the same round trip the values of the `versions` keys (full Redis
+    keys; a missing one is set to a fresh random value, so a version, once read, changes only
+    when someone deletes it). Raises redis' errors when Redis cannot be reached."""
     now = time.time()
     client = cache.redis_client()
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts.setdefault(id(client), client.register_script(_COUNT))
-    keys, arguments, ends = [], [], []
+    keys, arguments, ends = [], [len(hits), secrets.token_hex(16)], []
     for name, rate in hits:
         limit, period = parse_rate(rate)
         start = int(now // period) * period
         keys.append(cache.make_key(f"rl:{quote(name, safe=':@.-_')}:{start}"))
         arguments += [limit, period + 1]
         ends.append((limit, start + period))
-    counts = script(keys=keys, args=arguments)
-    return [
+    counts, read = script(keys=keys + list(versions), args=arguments)
+    made = [
         Count(count=int(count), limit=limit, time_left=max(1, int(end - now) + 1))
         for count, (limit, end) in zip(counts, ends, strict=False)
     ]
+    return made, [value.decode() if isinstance(value, bytes) else value for value in read]

@@ -21,7 +21,8 @@ per group at the rates of the group's plan (billing.Plan): `message_rate_limited
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -30,7 +31,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_ip
 
-from billing.counters import Count, count_hits
+from billing.counters import Count, count_and_read, count_hits
 from billing.selectors import current_plan
 from ontology.errors import ErrorCode
 from ontology.events import EventType
@@ -100,16 +101,26 @@ def _audit_groups(request: HttpRequest) -> list[Group]:
     return list(groups_for_user(user=target)) if target is not None else []
 
 
-def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
-    """Count this request in the bucket; the 429 response when it is over a limit."""
+@dataclass(frozen=True)
+class Counted:
+    """A request counted in a bucket: the seconds to wait if it is over a limit, and the
+    version keys read in the same round trip (billing.counters.count_and_read)."""
+
+    retry_after: int | None
+    versions: list[str]
+
+
+def count_request(request: HttpRequest, bucket: str, *, versions: Sequence[str] = ()) -> Counted:
+    """Count this request in the bucket (auditing the first refusal of a window) and read
+    `versions` in the same round trip. Raises redis' errors when Redis cannot be reached."""
     keyed = []
     for key, rate in settings.PARLEY_HTTP_RATE_LIMITS[bucket].items():
         value = _counter_value(request, key)
         if value is not None:
             keyed.append((key, f"http:{bucket}:{key}:{value}", rate))
-    if not keyed:
-        return None
-    counts = count_hits([(name, rate) for _, name, rate in keyed])
+    if not keyed and not versions:
+        return Counted(None, [])
+    counts, read = count_and_read([(name, rate) for _, name, rate in keyed], versions)
     for (key, _, _), usage in zip(keyed, counts, strict=False):
         if not usage.over:
             continue
@@ -127,8 +138,14 @@ def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
             groups=_audit_groups(request) if signed_out else (),
             ip=_get_ip(request) if signed_out else "",
         )
-        return too_many_requests(request, retry_after)
-    return None
+        return Counted(retry_after, read)
+    return Counted(None, read)
+
+
+def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
+    """Count this request in the bucket; the 429 response when it is over a limit."""
+    retry_after = count_request(request, bucket).retry_after
+    return None if retry_after is None else too_many_requests(request, retry_after)
 
 
 def limit_requests(bucket: str, *, methods: Iterable[str] = UNSAFE_METHODS) -> Callable:
