@@ -3,8 +3,10 @@
 A secret looks like `prl_` + 40 base62 characters, so secret scanners can find a leaked
 one; only its SHA-256 is stored (a 238-bit random secret needs no slow hash). A token
 works while it is not revoked or expired, its user is active and still a member of its
-group: every use checks all four, so any of them ends it at once. Open sockets hear of a
-revocation, a removed membership or a deactivated user on the channel layer
+group: every use checks all four, so any of them ends it at once (a process that keeps
+what it read, ontology.token_cache, checks the token's version in Redis on every use, and
+each of these changes bumps it: `bump_token_versions`, `forget_admissions`). Open sockets
+hear of a revocation, a removed membership or a deactivated user on the channel layer
 (`token_channel_group`) and close with 4401.
 """
 
@@ -31,6 +33,7 @@ from ontology.events import EventType
 from ontology.models import ApiToken, Group, Membership, User
 from ontology.scoping import group_scope, scopes_disabled
 from ontology.services import event_record
+from ontology.versions import bump_token_versions
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,7 @@ def token_revoke(*, token: ApiToken, actor: User | None) -> ApiToken:
                 metadata={"user_id": token.user_id},
             )
             close_token_sockets([token.pk])
+            bump_token_versions([token.digest])
     return token
 
 
@@ -163,6 +167,20 @@ def tokens_of(*, user: User | int, group: Group | int | None = None) -> list[int
         if group is not None:
             tokens = tokens.filter(group=group)
         return list(tokens.values_list("pk", flat=True))
+
+
+def forget_admissions(*, user: User | int | None = None, group: Group | int | None = None) -> None:
+    """Once this commits, no process admits the user's tokens (in one group, or in all), or
+    the group's, from its cache (ontology.token_cache): the next use asks the database."""
+    if user is None and group is None:
+        raise ValueError("Name the user or the group whose tokens changed.")
+    with scopes_disabled():
+        tokens = ApiToken.objects.all()
+        if user is not None:
+            tokens = tokens.filter(user=user)
+        if group is not None:
+            tokens = tokens.filter(group=group)
+        bump_token_versions(list(tokens.values_list("digest", flat=True)))
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -223,7 +241,7 @@ _STILL_LIVE = "SELECT 1 " + _LIVE + "AND t.id = %(id)s"
 JSON_FIELDS = {"scopes", "properties", "preferences"}
 
 
-def _instance(model, fields: tuple[str, ...], values: tuple) -> Any:
+def _instance(model, fields: tuple[str, ...], values: tuple | list) -> Any:
     values = [
         json.loads(value) if name in JSON_FIELDS and isinstance(value, str) else value
         for name, value in zip(fields, values, strict=True)
@@ -231,10 +249,21 @@ def _instance(model, fields: tuple[str, ...], values: tuple) -> Any:
     return model.from_db(connection.alias, fields, values)
 
 
+def access_of(role: str, token: tuple, group: tuple, user: tuple) -> TokenAccess:
+    """A TokenAccess built from column values (in the order of the three tuples above)."""
+    token = _instance(ApiToken, TOKEN_FIELDS, token)
+    group = _instance(Group, GROUP_FIELDS, group)
+    user = _instance(User, USER_FIELDS, user)
+    group.role = role
+    token.group, token.user = group, user
+    return TokenAccess(token=token, user=user, group=group)
+
+
 def authenticate(secret: str | None) -> TokenAccess | None:
     """The access a secret grants, or None (unknown, revoked, expired, user inactive or no
     longer a member: all alike). One query; the first use is audited. The user's password
-    hash is not read (it is loaded if anything asks for it)."""
+    hash is not read (it is loaded if anything asks for it). Always asks the database:
+    ontology.token_cache keeps what it answered."""
     if not secret or not SECRET_PATTERN.match(secret):
         return None
     now = timezone.now()
@@ -243,15 +272,10 @@ def authenticate(secret: str | None) -> TokenAccess | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    role, rest = row[0], row[1:]
-    split, second = len(TOKEN_FIELDS), len(TOKEN_FIELDS) + len(GROUP_FIELDS)
-    token = _instance(ApiToken, TOKEN_FIELDS, rest[:split])
-    group = _instance(Group, GROUP_FIELDS, rest[split:second])
-    user = _instance(User, USER_FIELDS, rest[second:])
-    group.role = role
-    token.group, token.user = group, user
-    _record_use(token, now)
-    return TokenAccess(token=token, user=user, group=group)
+    split, second = 1 + len(TOKEN_FIELDS), 1 + len(TOKEN_FIELDS) + len(GROUP_FIELDS)
+    access = access_of(row[0], row[1:split], row[split:second], row[second:])
+    _record_use(access.token, now)
+    return access
 
 
 def _record_use(token: ApiToken, now: datetime) -> None:

@@ -31,3 +31,29 @@ def bump_group_version(group_id: int) -> None:
     key = _KEY.format(group_id=group_id)
     # robust: a Redis hiccup must not turn a committed change into an error page.
     transaction.on_commit(lambda: cache.delete(key), robust=True)
+
+
+# --- API tokens: one version per token, named by its digest ---------------------------------
+#
+# Each process keeps the tokens it admitted (ontology.token_cache) and checks the token's
+# version before using one. The key is named by the token's digest, which a request
+# carries, so a process can read it before it has read the token from the database (read
+# the version first, then the rows: a change committed in between leaves a stale version,
+# never stale rows under a fresh one). The value is random and only ever set where missing,
+# in the same Lua call as the request's rate-limit counts (billing.counters); a bump deletes
+# it. Values are raw strings, not the cache's pickles: read them with the raw client only.
+
+_ADMISSION_KEY = "token-version:{digest}"
+
+
+def token_version_key(digest: str) -> str:
+    """The token's version key, as stored in Redis (with the cache's prefix)."""
+    return cache.make_key(_ADMISSION_KEY.format(digest=digest))
+
+
+def bump_token_versions(digests: list[str]) -> None:
+    """Stop every process's cached admission of these tokens once this commits."""
+    if not digests:
+        return
+    keys = [_ADMISSION_KEY.format(digest=digest) for digest in digests]
+    transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
