@@ -30,6 +30,8 @@ from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from config.cache import DRIVER_INFO
+
 logger = logging.getLogger(__name__)
 
 BLOCKING_READ_SECONDS = 2
@@ -67,6 +69,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             host.pop("address"),
             max_connections=settings.PARLEY_CHANNEL_LAYER_CONNECTIONS,
             timeout=POOL_WAIT_SECONDS,
+            driver_info=DRIVER_INFO,
             **host,
         )
 

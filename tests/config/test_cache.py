@@ -44,3 +44,19 @@ def test_every_cache_call_uses_the_same_redis_client():
     cache.set("client-test", 1, 30)
     assert cache._cache.get_client(None, write=True) is first
     assert cache._cache.get_client(None) is first  # one server: reads use the same pool
+
+
+def test_new_connections_name_redis_py_without_reading_package_metadata():
+    """Both pools hand every new connection the one DriverInfo made at import, so redis-py
+    does not look its version up in the installed packages for each (CLIENT SETINFO still
+    names it)."""
+    from channels.layers import get_channel_layer
+
+    from config.cache import DRIVER_INFO
+
+    cache_pool = cache.redis_client().connection_pool
+    layer_pool = get_channel_layer().create_pool(0)
+    for pool in (cache_pool, layer_pool):
+        connection = pool.make_connection()
+        assert connection.driver_info is DRIVER_INFO
+    assert DRIVER_INFO.lib_version and DRIVER_INFO.name == "redis-py"
