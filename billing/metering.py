@@ -11,6 +11,11 @@ the block is metered as a failure with its `code`. A caller that must write the 
 inside its own transaction calls `call.record(...)` there; leaving then writes nothing
 more. `async with metered(...)` is the same on the event loop: its two database steps
 run on the request pool (ontology.db_async).
+
+A call whose caller writes more at once right after it (an agent run's last call, then
+its answer) may `call.defer()` inside the block: leaving then writes nothing, and the
+row, priced then, is written with the hold settled by `settle(...)` inside the caller's
+own transaction: one trip to the database and one transaction fewer per turn.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+
+from django.db import transaction
 
 from billing.models import AICall
 from billing.pricing import Prices
@@ -69,7 +76,10 @@ class MeteredCall:
         self.reservation: uuid.UUID | None = None
         self.entry: LedgerEntry | None = None
         self.written = False
+        self.deferred: Callable[[], Prices] | None = None  # the prices, once left deferred
+        self._defer = False
         self._started = time.monotonic()
+        self._ended: float | None = None
         self._first_token: float | None = None
 
     def fail(self, code: str) -> None:
@@ -77,6 +87,10 @@ class MeteredCall:
 
     def stop(self) -> None:
         self.status = AICall.Status.STOPPED
+
+    def defer(self) -> None:
+        """Leave the ledger row to the caller's `settle(...)`, in its own transaction."""
+        self._defer = True
 
     def first_token(self) -> None:
         if self._first_token is None:
@@ -95,7 +109,7 @@ class MeteredCall:
 
     def ledger_entry(self, *, prices: Prices) -> LedgerEntry:
         """The call's row as it stands now (kept on the call for a later retry of the write)."""
-        now = time.monotonic()
+        now = self._ended or time.monotonic()
         self.entry = LedgerEntry(
             id=self.id,
             group_id=self.group.pk,
@@ -121,21 +135,41 @@ class MeteredCall:
         """Write the ledger row and settle the hold (a replayed row is skipped)."""
         entry = self.entry if self.entry is not None else self.ledger_entry(prices=prices)
         ai_calls_record(entries=[entry], settle=[self.reservation] if self.reservation else [])
-        self.written = True
+        _written_on_commit([self])
         return entry
 
 
+def price_deferred(calls: list[MeteredCall]) -> None:
+    """Make the rows of the calls left deferred (sync: a price may be read from the
+    database), so the caller can count them before `settle` writes them."""
+    for call in calls:
+        if call.deferred is not None and call.entry is None:
+            call.ledger_entry(prices=call.deferred())
+
+
 def settle(calls: list[MeteredCall], *, group: Group) -> None:
-    """Write the rows whose write failed and give back every hold still open (a call that
-    broke off before its row): what a run does last, so nothing stays held or unmetered."""
+    """Write the rows left deferred or whose write failed, and give back every hold still
+    open (a call that broke off before its row): what a run does last, inside its own
+    transaction when it has one, so nothing stays held or unmetered."""
+    price_deferred(calls)
     pending = [c for c in calls if c.entry is not None and not c.written]
     unsettled = [c.reservation for c in calls if c.reservation and not c.written]
     if pending:
         ai_calls_record(entries=[c.entry for c in pending], settle=unsettled)
-        for call in pending:
-            call.written = True
+        _written_on_commit(pending)
     elif unsettled:
         budget_release(group=group, reservation_ids=unsettled)
+
+
+def _written_on_commit(calls: list[MeteredCall]) -> None:
+    """Mark the rows written once they are: inside a caller's transaction that then rolls
+    back (an answer the database refused), they are still to write."""
+
+    def written() -> None:
+        for call in calls:
+            call.written = True
+
+    transaction.on_commit(written)
 
 
 def unbudgeted(group: Group) -> bool:
@@ -150,10 +184,15 @@ def _enter(call: MeteredCall, hold: Hold | None) -> None:
         call.hold(prices=hold[0], worst=hold[1])
 
 
-def _leave(call: MeteredCall, prices: Callable[[], Prices], error: BaseException | None) -> None:
-    """Record the call unless the block did; a failing write is logged, the entry kept."""
+def _note_error(call: MeteredCall, error: BaseException | None) -> None:
+    """An exception inside the block is metered as a failure with its `code`."""
     if error is not None and call.status == AICall.Status.OK:
         call.fail(getattr(error, "code", "internal"))
+
+
+def _leave(call: MeteredCall, prices: Callable[[], Prices], error: BaseException | None) -> None:
+    """Record the call unless the block did; a failing write is logged, the entry kept."""
+    _note_error(call, error)
     if call.written:
         return
     try:
@@ -185,4 +224,9 @@ class metered:
         return self.call
 
     async def __aexit__(self, kind, error, traceback) -> None:
-        await db_call(_leave)(self.call, self.prices, error)
+        call = self.call
+        if call._defer and not call.written:
+            _note_error(call, error)
+            call._ended, call.deferred = time.monotonic(), self.prices
+            return
+        await db_call(_leave)(call, self.prices, error)

@@ -161,7 +161,8 @@ def ai_calls_record(*, entries: list[LedgerEntry], settle: Iterable[uuid.UUID] =
     """Write the calls' ledger rows, count them in their month, and settle their reservations.
 
     A row whose id is already there is skipped and counted nowhere: a replay never
-    charges twice. Returns how many rows were new.
+    charges twice. Returns how many rows were new. Inside a caller's transaction (a run's
+    answer) it is part of it, with no savepoint: a failure here fails the whole.
     """
     settle = [reservation for reservation in settle if reservation is not None]
     by_group: dict[int, list[LedgerEntry]] = defaultdict(list)
@@ -170,7 +171,7 @@ def ai_calls_record(*, entries: list[LedgerEntry], settle: Iterable[uuid.UUID] =
     now = timezone.now()
     month = month_start(timezone.localdate(now))
     written = 0
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         for group_id in sorted(by_group):  # one lock order, so two writers never deadlock
             group_entries = by_group[group_id]
             with _scope_of(group_id):

@@ -71,10 +71,10 @@ from agents.providers import (
 from agents.text import storable_text
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
-from billing.metering import Hold, MeteredCall, metered, settle
+from billing.metering import Hold, MeteredCall, metered, price_deferred, settle
 from billing.models import AICall
 from billing.pricing import Prices
-from billing.services import LedgerEntry, QuotaExceeded, Usage
+from billing.services import LedgerEntry, QuotaExceeded
 from ontology.db_async import db_call
 from ontology.errors import sentence_for
 from ontology.models import Group, User
@@ -327,6 +327,8 @@ class AgentRun:
                     call.stop()
                 elif result.error is not None:
                     call.fail(result.error.code)
+                if result.error is None and not result.tool_calls:
+                    call.defer()  # the turn ends here: its row goes with the answer
         except QuotaExceeded as refusal:
             result.refused = refusal.code
         return result
@@ -426,6 +428,16 @@ class AgentRun:
     @property
     def _entries(self) -> list[LedgerEntry]:
         return [call.entry for call in self._calls if call.entry is not None]
+
+    def _usage(self) -> dict[str, Any]:
+        """The run's calls so far, as the answer keeps them (their rows made: see `_finish`)."""
+        entries = self._entries
+        return {
+            "input": sum(e.usage.input_tokens for e in entries),
+            "output": sum(e.usage.output_tokens for e in entries),
+            "cost": str(sum((e.cost for e in entries), Decimal(0))),
+            "calls": len(entries),
+        }
 
     def _settle_all(self) -> None:
         """Write the rows whose write failed (a replayed row is skipped) and give back every
@@ -560,17 +572,6 @@ class AgentRun:
         """Save the answer and tell every tab how the run ended. An answer the database will
         not take as it ended is saved as failed, its text kept: the run ends now either way,
         never left streaming for the sweep."""
-        totals = Usage(
-            input_tokens=sum(e.usage.input_tokens for e in self._entries),
-            output_tokens=sum(e.usage.output_tokens for e in self._entries),
-        )
-        cost = sum((e.cost for e in self._entries), Decimal(0))
-        usage = {
-            "input": totals.input_tokens,
-            "output": totals.output_tokens,
-            "cost": str(cost),
-            "calls": len(self._entries),
-        }
         content = "".join(self._text)
         try:
             message = await self._write_placeholder()
@@ -580,6 +581,7 @@ class AgentRun:
             return await self._fail_before_start("internal")
 
         def write(status: str, error_code: str) -> None:
+            price_deferred(self._calls)  # the last call's row is written with the answer
             self.conversation.finish_answer(
                 message,
                 status=status,
@@ -587,7 +589,7 @@ class AgentRun:
                 actor=self.user,
                 tool_calls=self._tool_log,
                 sources=self._sources,
-                usage=usage,
+                usage=self._usage(),
                 error_code=error_code,
                 ledger_write=self._settle_all,
             )
@@ -599,12 +601,13 @@ class AgentRun:
             status, error_code = AnswerStatus.ERROR, "internal"
             await db_call(self._save_failed)(write, message, content)
         self.ended = True
+        usage = self._usage()
         if status == AnswerStatus.COMPLETE:
             await self.emit(
                 RunCompleted(
                     message_id=str(message.pk),
-                    usage={"input": totals.input_tokens, "output": totals.output_tokens},
-                    cost=str(cost),
+                    usage={"input": usage["input"], "output": usage["output"]},
+                    cost=usage["cost"],
                 )
             )
         elif status == AnswerStatus.STOPPED:
@@ -622,9 +625,9 @@ class AgentRun:
             message.pk,
             status,
             content,
-            totals.input_tokens,
-            totals.output_tokens,
-            cost,
+            usage["input"],
+            usage["output"],
+            Decimal(usage["cost"]),
             error_code,
         )
 

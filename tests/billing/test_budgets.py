@@ -170,6 +170,30 @@ async def test_a_run_settles_its_reservation_to_the_real_cost(sim):
     assert usage.tokens == result.input_tokens + result.output_tokens
 
 
+async def test_a_turns_last_call_is_written_in_the_answers_own_transaction(sim):
+    """The row of the call that ends a turn, its settled hold and the finished answer commit
+    together (PostgreSQL's xmin names the transaction that wrote a row): one trip to the
+    database for all three, and never an answer without its cost or the reverse."""
+    tenant, (thread,) = await database_sync_to_async(chat)("one-write", "sim-gpt@text;words=12")
+    result, _ = await run(tenant, thread)
+    assert result.status == "complete"
+
+    @database_sync_to_async
+    def writers():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT xmin::text FROM billing_aicall WHERE run_id = %s", [result.run_id]
+            )
+            calls = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SELECT xmin::text FROM chat_message WHERE id = %s", [result.message_id])
+            (answer,) = cursor.fetchone()
+        return calls, answer, open_reservations(tenant.group)
+
+    calls, answer, held = await writers()
+    assert calls == [answer]
+    assert held == 0
+
+
 async def test_failed_calls_release_their_reservation_and_count_what_they_used(sim):
     tenant, (thread,) = await database_sync_to_async(chat)("failing", "sim-gpt@server_error")
     result, _ = await run(tenant, thread)
