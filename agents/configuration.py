@@ -71,6 +71,17 @@ def group_configuration(group: Group) -> GroupConfiguration:
     return loaded
 
 
+def cached_configuration(group_id: int, version: str) -> GroupConfiguration | None:
+    """The configuration this process holds for the group if it is of `version` (read by
+    the caller, e.g. ontology.versions.agroup_version from the event loop); no I/O."""
+    with _lock:
+        cached = _cache.get(group_id)
+        if cached is None or cached.version != version:
+            return None
+        _cache.move_to_end(group_id)
+        return cached
+
+
 def forget_cached_configurations() -> None:
     """Drop this process's cache (tests; or an operator after editing rows by hand)."""
     with _lock:

@@ -16,14 +16,20 @@ which needs Redis, fails as it always did).
 Sync views run inside `group_scope(group)`; async views get it around their own code,
 but a streamed body runs after they return, so it reopens the scope where it reads.
 
+For an async view a cached token is admitted in the event loop (its count and version in
+one call of redis-py's asyncio client, ontology.async_redis): no trip to a database
+thread. Any other token takes one trip, where the database decides as above.
+
 An async view may name its own admission (`then`: read its body, look up what it names,
-count what it counts): it runs right after the token's, on the same database thread, so
-the request reaches the view after one trip to that thread rather than one per check.
+count what it counts). An async `then` runs in the event loop after the token's and
+leaves it only for what is not cached; a sync one runs on the database thread, in the
+same trip as the token's when there is one, so the request reaches the view after one
+trip to that thread rather than one per check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
@@ -33,7 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
 from api.errors import api_error
-from billing.ratelimits import Counted, count_request
+from billing.ratelimits import Counted, acount_request, count_request
 from ontology import token_cache
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode
@@ -47,15 +53,18 @@ CHAT = "chat"
 
 
 def _authenticated(
-    request: HttpRequest, secret: str | None, scope: str
+    request: HttpRequest, secret: str | None, scope: str, counted: Counted | None = None
 ) -> tuple[TokenAccess | None, Counted | None]:
     """The secret's access, and the request's count in the "api" bucket if it was made on
     the way. A token this process admitted before (ontology.token_cache) is counted first,
     in the call that also reads its version: it stands, with no query, if that version is
-    unchanged. Otherwise, and without Redis, the database decides."""
+    unchanged. Otherwise, and without Redis, the database decides. `counted`: the count
+    the event loop made (with the cached entry's version, which had changed)."""
     if secret is None:
         return None, None
     digest = digest_of(secret)
+    if counted is not None:
+        return token_cache.admit(secret, digest, version=counted.versions[0]), counted
     cached = token_cache.cached(digest)
     if cached is None or not cached.access.allows(scope):
         return token_cache.admit(secret, digest), None
@@ -79,10 +88,10 @@ def _fill(request: HttpRequest, access: TokenAccess) -> None:
     request.token = access.token
 
 
-def _admit(request: HttpRequest, scope: str, errors: ErrorResponse) -> HttpResponse | None:
-    """Authenticate and rate-limit; the refusal, or None with the request filled in."""
-    secret = bearer_secret(request.headers.get("Authorization"))
-    access, counted = _authenticated(request, secret, scope)
+def _refused(
+    request: HttpRequest, access: TokenAccess | None, scope: str, errors: ErrorResponse
+) -> HttpResponse | None:
+    """401 without access, 403 without the scope; else None, with the request filled in."""
     if access is None:
         response = errors(ErrorCode.UNAUTHENTICATED, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="parley"'
@@ -94,48 +103,106 @@ def _admit(request: HttpRequest, scope: str, errors: ErrorResponse) -> HttpRespo
             f"This API token lacks the '{scope}' scope.",
             status=403,
         )
-    if counted is None:
-        counted = count_request(request, "api")
-    if counted.retry_after is not None:
-        retry_after = counted.retry_after
-        return errors(
-            ErrorCode.RATE_LIMITED,
-            f"Too many requests. Please wait {retry_after} seconds and try again.",
-            status=429,
-            retry_after=retry_after,
-        )
     return None
 
 
+def _over_limit(counted: Counted, errors: ErrorResponse) -> HttpResponse | None:
+    if counted.retry_after is None:
+        return None
+    retry_after = counted.retry_after
+    return errors(
+        ErrorCode.RATE_LIMITED,
+        f"Too many requests. Please wait {retry_after} seconds and try again.",
+        status=429,
+        retry_after=retry_after,
+    )
+
+
+def _admit(
+    request: HttpRequest, scope: str, errors: ErrorResponse, counted: Counted | None = None
+) -> HttpResponse | None:
+    """Authenticate and rate-limit; the refusal, or None with the request filled in."""
+    secret = bearer_secret(request.headers.get("Authorization"))
+    access, counted = _authenticated(request, secret, scope, counted)
+    refusal = _refused(request, access, scope, errors)
+    if refusal is not None:
+        return refusal
+    if counted is None:
+        counted = count_request(request, "api")
+    return _over_limit(counted, errors)
+
+
+async def _admit_in_loop(
+    request: HttpRequest, scope: str, errors: ErrorResponse, on_thread: Callable
+) -> tuple[HttpResponse | None, bool]:
+    """_admit from the event loop: a token this process holds, and whose version the
+    counting call confirms, is admitted here; the rest runs `on_thread(request, counted)`
+    on a database thread. The refusal or None, and whether `on_thread` ran."""
+    secret = bearer_secret(request.headers.get("Authorization"))
+    if secret is None:
+        return _refused(request, None, scope, errors), False
+    digest = digest_of(secret)
+    cached = token_cache.cached(digest)
+    if cached is None or not cached.access.allows(scope):
+        return await db_call(on_thread)(request, None), True
+    _fill(request, cached.access)
+    try:
+        counted = await acount_request(request, "api", versions=[cached.key])
+    except RedisError:
+        token_cache.forget(digest)
+        return await db_call(on_thread)(request, None), True
+    if counted.versions != [cached.version]:
+        return await db_call(on_thread)(request, counted), True
+    return _over_limit(counted, errors), False
+
+
 Admission = Callable[[HttpRequest], HttpResponse | None]
+AsyncAdmission = Callable[[HttpRequest], Awaitable[HttpResponse | None]]
 
 
 def token_required(
-    scope: str, *, errors: ErrorResponse = api_error, then: Admission | None = None
+    scope: str,
+    *,
+    errors: ErrorResponse = api_error,
+    then: Admission | AsyncAdmission | None = None,
 ) -> Callable:
     """Decorate a sync or async view: it is reached with a valid token holding `scope`
-    (and, when `then` is given, once `then(request)` has let it through: sync, run inside
-    the group's scope, a response to refuse with or None)."""
+    (and, when `then` is given, once `then(request)` has let it through: run inside the
+    group's scope, a response to refuse with or None). A sync `then` runs on the database
+    thread of the token's admission; an async one (async views only) in the event loop."""
+    then_in_loop = then is not None and iscoroutinefunction(then)
 
-    def admit(request: HttpRequest) -> HttpResponse | None:
-        refusal = _admit(request, scope, errors)
-        if refusal is None and then is not None:
+    def admit(request: HttpRequest, counted: Counted | None = None) -> HttpResponse | None:
+        refusal = _admit(request, scope, errors, counted)
+        if refusal is None and then is not None and not then_in_loop:
             with group_scope(request.group):
                 refusal = then(request)
         return refusal
+
+    def then_on_thread(request: HttpRequest) -> HttpResponse | None:
+        with group_scope(request.group):
+            return then(request)
 
     def decorator(view: Callable) -> Callable:
         if iscoroutinefunction(view):
 
             @wraps(view)
             async def async_wrapped(request: HttpRequest, *args: Any, **kwargs: Any):
-                refusal = await db_call(admit)(request)
+                refusal, ran = await _admit_in_loop(request, scope, errors, admit)
+                if refusal is None and then_in_loop:
+                    with group_scope(request.group):
+                        refusal = await then(request)
+                elif refusal is None and then is not None and not ran:
+                    refusal = await db_call(then_on_thread)(request)
                 if refusal is not None:
                     return refusal
                 with group_scope(request.group):
                     return await view(request, *args, **kwargs)
 
             return csrf_exempt(async_wrapped)
+
+        if then_in_loop:
+            raise TypeError("An async `then` needs an async view.")
 
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any):

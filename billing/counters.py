@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.core.cache import cache
+
+from ontology import async_redis
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
@@ -72,6 +75,7 @@ end
 return {counts, versions}
 """
 _scripts: dict[int, object] = {}
+_async_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def count_hits(hits: list[tuple[str, str]]) -> list[Count]:
@@ -86,11 +90,28 @@ def count_and_read(
     """count_hits, and in the same round trip the values of the `versions` keys (full Redis
     keys; a missing one is set to a fresh random value, so a version, once read, changes only
     when someone deletes it). Raises redis' errors when Redis cannot be reached."""
-    now = time.time()
     client = cache.redis_client()
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts.setdefault(id(client), client.register_script(_COUNT))
+    now, keys, arguments, ends = _call(hits, versions)
+    return _answer(now, ends, script(keys=keys, args=arguments))
+
+
+async def acount_and_read(
+    hits: list[tuple[str, str]], versions: Sequence[str] = ()
+) -> tuple[list[Count], list[str]]:
+    """count_and_read from the event loop (ontology.async_redis), without blocking it."""
+    client = async_redis.client()
+    script = _async_scripts.get(client)
+    if script is None:
+        script = _async_scripts.setdefault(client, client.register_script(_COUNT))
+    now, keys, arguments, ends = _call(hits, versions)
+    return _answer(now, ends, await script(keys=keys, args=arguments))
+
+
+def _call(hits: list[tuple[str, str]], versions: Sequence[str]) -> tuple:
+    now = time.time()
     keys, arguments, ends = [], [len(hits), secrets.token_hex(16)], []
     for name, rate in hits:
         limit, period = parse_rate(rate)
@@ -98,7 +119,11 @@ def count_and_read(
         keys.append(cache.make_key(f"rl:{quote(name, safe=':@.-_')}:{start}"))
         arguments += [limit, period + 1]
         ends.append((limit, start + period))
-    counts, read = script(keys=keys + list(versions), args=arguments)
+    return now, keys + list(versions), arguments, ends
+
+
+def _answer(now: float, ends: list, answer: list) -> tuple[list[Count], list[str]]:
+    counts, read = answer
     made = [
         Count(count=int(count), limit=limit, time_left=max(1, int(end - now) + 1))
         for count, (limit, end) in zip(counts, ends, strict=False)

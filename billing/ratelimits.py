@@ -31,8 +31,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_ip
 
-from billing.counters import Count, count_and_read, count_hits
-from billing.selectors import current_plan
+from billing.counters import Count, acount_and_read, count_and_read, count_hits
+from billing.selectors import cached_plan, current_plan
+from ontology.db_async import db_call
 from ontology.errors import ErrorCode
 from ontology.events import EventType
 from ontology.models import Group, User
@@ -110,36 +111,69 @@ class Counted:
     versions: list[str]
 
 
-def count_request(request: HttpRequest, bucket: str, *, versions: Sequence[str] = ()) -> Counted:
-    """Count this request in the bucket (auditing the first refusal of a window) and read
-    `versions` in the same round trip. Raises redis' errors when Redis cannot be reached."""
+def _keyed(request: HttpRequest, bucket: str) -> list[tuple[str, str, str]]:
+    """(key, counter name, rate) of each of the bucket's keys that apply to the request."""
     keyed = []
     for key, rate in settings.PARLEY_HTTP_RATE_LIMITS[bucket].items():
         value = _counter_value(request, key)
         if value is not None:
             keyed.append((key, f"http:{bucket}:{key}:{value}", rate))
+    return keyed
+
+
+def _over(keyed: list, counts: list[Count]) -> tuple[str, Count] | None:
+    for (key, _, _), usage in zip(keyed, counts, strict=False):
+        if usage.over:
+            return key, usage
+    return None
+
+
+def _record_request_hit(request: HttpRequest, bucket: str, key: str, usage: Count) -> None:
+    user = request.user if request.user.is_authenticated else None
+    group = getattr(request, "group", None)
+    signed_out = group is None and user is None
+    record_limit_hit(
+        usage,
+        group=group,
+        user=user,
+        bucket=bucket,
+        scope=key,
+        retry_after=usage.time_left,
+        groups=_audit_groups(request) if signed_out else (),
+        ip=_get_ip(request) if signed_out else "",
+    )
+
+
+def count_request(request: HttpRequest, bucket: str, *, versions: Sequence[str] = ()) -> Counted:
+    """Count this request in the bucket (auditing the first refusal of a window) and read
+    `versions` in the same round trip. Raises redis' errors when Redis cannot be reached."""
+    keyed = _keyed(request, bucket)
     if not keyed and not versions:
         return Counted(None, [])
     counts, read = count_and_read([(name, rate) for _, name, rate in keyed], versions)
-    for (key, _, _), usage in zip(keyed, counts, strict=False):
-        if not usage.over:
-            continue
-        retry_after = usage.time_left
-        user = request.user if request.user.is_authenticated else None
-        group = getattr(request, "group", None)
-        signed_out = group is None and user is None
-        record_limit_hit(
-            usage,
-            group=group,
-            user=user,
-            bucket=bucket,
-            scope=key,
-            retry_after=retry_after,
-            groups=_audit_groups(request) if signed_out else (),
-            ip=_get_ip(request) if signed_out else "",
-        )
-        return Counted(retry_after, read)
-    return Counted(None, read)
+    over = _over(keyed, counts)
+    if over is None:
+        return Counted(None, read)
+    key, usage = over
+    _record_request_hit(request, bucket, key, usage)
+    return Counted(usage.time_left, read)
+
+
+async def acount_request(
+    request: HttpRequest, bucket: str, *, versions: Sequence[str] = ()
+) -> Counted:
+    """count_request from the event loop: only the audit of a first refusal leaves it."""
+    keyed = _keyed(request, bucket)
+    if not keyed and not versions:
+        return Counted(None, [])
+    counts, read = await acount_and_read([(name, rate) for _, name, rate in keyed], versions)
+    over = _over(keyed, counts)
+    if over is None:
+        return Counted(None, read)
+    key, usage = over
+    if usage.first_over:
+        await db_call(_record_request_hit)(request, bucket, key, usage)
+    return Counted(usage.time_left, read)
 
 
 def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
@@ -197,24 +231,57 @@ class RateLimited(Exception):
 
 
 def message_rates(group: Group) -> dict[str, str]:
-    plan = current_plan(group)
+    return _rates_of(current_plan(group))
+
+
+def _rates_of(plan) -> dict[str, str]:
     return {"user": plan.message_rate_user, "group": plan.message_rate_group}
 
 
 def message_rate_limited(*, user: User, group: Group) -> int | None:
     """Count one message; seconds to wait when the user or the group is over its limit."""
-    rates = message_rates(group)
+    hits = _message_hits(user=user, group=group, rates=message_rates(group))
+    return _message_refusal(user=user, group=group, counts=count_hits(hits))
+
+
+async def amessage_rate_limited(*, user: User, group: Group) -> int | None:
+    """message_rate_limited from the event loop: it leaves it only to read a plan this
+    process has not read lately, or to audit a first refusal."""
+    plan = cached_plan(group) or await db_call(current_plan)(group)
+    hits = _message_hits(user=user, group=group, rates=_rates_of(plan))
+    counts, _ = await acount_and_read(hits)
+    over = _message_over(user=user, group=group, counts=counts)
+    if over is None:
+        return None
+    if over[1].first_over:
+        await db_call(_message_refusal)(user=user, group=group, counts=counts)
+    return over[1].time_left
+
+
+def _message_hits(*, user: User, group: Group, rates: dict[str, str]) -> list[tuple[str, str]]:
     scopes = (("user", user.pk), ("group", group.pk))
-    counts = count_hits([(f"messages:{scope}:{value}", rates[scope]) for scope, value in scopes])
-    for (scope, _), usage in zip(scopes, counts, strict=False):
+    return [(f"messages:{scope}:{value}", rates[scope]) for scope, value in scopes]
+
+
+def _message_over(*, user: User, group: Group, counts: list[Count]) -> tuple[str, Count] | None:
+    for scope, usage in zip(("user", "group"), counts, strict=False):
         if usage.over:
-            record_limit_hit(
-                usage,
-                group=group,
-                user=user,
-                bucket="messages",
-                scope=scope,
-                retry_after=usage.time_left,
-            )
-            return usage.time_left
+            return scope, usage
     return None
+
+
+def _message_refusal(*, user: User, group: Group, counts: list[Count]) -> int | None:
+    """The wait when a count is over its limit (its first refusal audited), or None."""
+    over = _message_over(user=user, group=group, counts=counts)
+    if over is None:
+        return None
+    scope, usage = over
+    record_limit_hit(
+        usage,
+        group=group,
+        user=user,
+        bucket="messages",
+        scope=scope,
+        retry_after=usage.time_left,
+    )
+    return usage.time_left

@@ -11,10 +11,14 @@ from __future__ import annotations
 import uuid
 
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisSerializer
 from django.db import transaction
+
+from ontology import async_redis
 
 _KEY = "config-version:{group_id}"
 _TIMEOUT = None  # never expires by itself
+_serializer = RedisSerializer()  # how the cache stores what it is given (a pickle)
 
 
 def group_version(group_id: int) -> str:
@@ -24,6 +28,13 @@ def group_version(group_id: int) -> str:
         cache.add(key, uuid.uuid4().hex, timeout=_TIMEOUT)
         token = cache.get(key)
     return token
+
+
+async def agroup_version(group_id: int) -> str | None:
+    """group_version from the event loop (ontology.async_redis), or None when the group has
+    none yet (group_version makes it). Raises redis' errors."""
+    value = await async_redis.client().get(cache.make_key(_KEY.format(group_id=group_id)))
+    return None if value is None else _serializer.loads(value)
 
 
 def bump_group_version(group_id: int) -> None:

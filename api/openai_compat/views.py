@@ -12,7 +12,12 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.configuration import AgentConfig, GroupConfiguration, group_configuration
+from agents.configuration import (
+    AgentConfig,
+    GroupConfiguration,
+    cached_configuration,
+    group_configuration,
+)
 from api.auth import CHAT, READ, token_required
 from api.errors import openai_error
 from api.keepalive import with_keep_alive
@@ -27,11 +32,13 @@ from api.openai_compat.bodies import (
 from api.openai_compat.chunks import Shape
 from api.openai_compat.conversation import RequestConversation
 from api.openai_compat.runs import RequestTurn, ThreadTurn
-from billing.ratelimits import RateLimited, message_rate_limited
+from billing.ratelimits import RateLimited, amessage_rate_limited
 from chat import selectors as chat_selectors
 from chat.runs import Busy
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode
+from ontology.models import Group
+from ontology.versions import agroup_version
 
 THREAD_HEADER = "X-Parley-Thread"
 
@@ -82,24 +89,32 @@ class Completion:
     configuration: GroupConfiguration
 
 
-def admit_completion(request: HttpRequest) -> HttpResponse | None:
-    """Read the body, find the agent its model names and (stateless) count the message,
-    on the token's admission thread (api.auth): sets `request.completion`, or refuses.
-    A thread's turn is counted by chat.turns, as the browser's are."""
+async def admit_completion(request: HttpRequest) -> HttpResponse | None:
+    """Read the body, find the agent its model names and (stateless) count the message, in
+    the event loop after the token's admission (api.auth): sets `request.completion`, or
+    refuses. A thread's turn is counted by chat.turns, as the browser's are."""
     try:
         asked = completion_request(request)
     except InvalidBody as error:
         return _invalid(error)
-    configuration = group_configuration(request.group)
+    configuration = await _configuration(request.group)
     agent = catalog.agent_for_model(configuration, asked.model)
     if agent is None:
         return _unknown_model(asked.model)
     if THREAD_HEADER not in request.headers:
-        retry_after = message_rate_limited(user=request.user, group=request.group)
+        retry_after = await amessage_rate_limited(user=request.user, group=request.group)
         if retry_after is not None:
             return _rate_limited(retry_after)
     request.completion = Completion(asked, agent, configuration)
     return None
+
+
+async def _configuration(group: Group) -> GroupConfiguration:
+    """The group's agents and keys: this process's copy when the group's version (read from
+    the event loop) says it is current, else loaded on a database thread."""
+    version = await agroup_version(group.pk)
+    cached = cached_configuration(group.pk, version) if version is not None else None
+    return cached or await db_call(group_configuration)(group)
 
 
 @require_POST

@@ -4,25 +4,31 @@ bumps the token's version in Redis when it commits (these tests commit: transact
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from channels.db import database_sync_to_async
 from django.db import connection
+from django.db.backends.signals import connection_created
 from django.http import HttpRequest, JsonResponse
-from django.test import RequestFactory, override_settings
+from django.test import AsyncClient, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from api.auth import CHAT, READ, token_required
+from api.openai_compat.catalog import model_id
 from billing.counters import count_and_read
 from ontology import services, token_cache, tokens
+from ontology.db_async import io_call
 from ontology.models import ApiToken, Event, Membership
 from ontology.scoping import group_scope, scopes_disabled
 from ontology.versions import token_version_key
-from tests.conftest import make_tenant
+from tests.conftest import make_tenant, set_plan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clear_cache")]
 
@@ -229,3 +235,111 @@ def test_without_redis_a_valid_cached_token_is_not_admitted_from_the_cache(tenan
         call(secret)
     assert any("ontology_apitoken" in query["sql"] for query in queries.captured_queries)
     assert call(secret).status_code == 200  # Redis back: admitted again
+
+
+# --- From the event loop: the OpenAI endpoint's admission ---------------------------------
+
+
+class ConnectionsOpened:
+    """Counts database connections opened on any thread. The request pool's threads give
+    theirs back after each call (the pool, CONN_MAX_AGE=0), so any query a request makes
+    there opens one; none opened means no query ran anywhere."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> ConnectionsOpened:
+        connection_created.connect(self._opened, dispatch_uid=id(self))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        connection_created.disconnect(dispatch_uid=id(self))
+
+    def _opened(self, sender, connection, **kwargs) -> None:
+        self.count += 1
+
+
+async def complete(secret: str, model: str):
+    body = {"model": model, "messages": [{"role": "user", "content": "Hi"}]}
+    return await AsyncClient().post(
+        "/v1/chat/completions",
+        json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+
+
+@database_sync_to_async
+def chat_token(tenant) -> str:
+    return tokens.token_create(
+        group=tenant.group, user=tenant.member, name="bot", scopes=["chat"], actor=None
+    )[1]
+
+
+async def test_a_cached_completion_admission_runs_no_query(tenant):
+    secret = await chat_token(tenant)
+    with ConnectionsOpened() as cold:
+        first = await complete(secret, "no-such-model-1")
+    assert first.status_code == 404 and cold.count >= 1  # token and agents read
+    with ConnectionsOpened() as warm:
+        second = await complete(secret, "no-such-model-1")
+    assert second.status_code == 404 and warm.count == 0
+
+
+async def test_a_message_refused_from_the_loop_is_audited_once_and_runs_no_query(tenant):
+    await database_sync_to_async(set_plan)("free", message_rate_user="0/m")
+    secret = await chat_token(tenant)
+    model = model_id(agent_id=tenant.agent.pk, name=tenant.agent.name)
+    first = await complete(secret, model)
+    assert first.status_code == 429
+    with ConnectionsOpened() as warm:
+        second = await complete(secret, model)
+    assert second.status_code == 429 and int(second["Retry-After"]) >= 1
+    assert warm.count == 0
+
+    @database_sync_to_async
+    def hits():
+        with group_scope(tenant.group):
+            return list(Event.objects.filter(type="rate_limit.hit").values_list("metadata"))
+
+    ((metadata,),) = await hits()
+    assert (metadata["bucket"], metadata["scope"]) == ("messages", "user")
+
+
+async def test_a_token_revoked_in_another_process_is_refused_by_the_loop(tenant):
+    secret = await chat_token(tenant)
+    assert (await complete(secret, "no-such-model")).status_code == 404
+
+    @database_sync_to_async
+    def revoke():
+        with scopes_disabled():
+            token = ApiToken.objects.get(digest=tokens.digest_of(secret))
+        tokens.token_revoke(token=token, actor=None)
+
+    await revoke()  # what reaches this process is the bumped version in Redis
+    assert token_cache.cached(tokens.digest_of(secret)) is not None
+    assert (await complete(secret, "no-such-model")).status_code == 401
+
+
+async def test_a_cached_admission_needs_no_database_thread(tenant, settings):
+    """Every thread of the request pool is held while the request runs: admitted in the
+    event loop, it is answered all the same (a trip to a thread would wait for ever)."""
+    secret = await chat_token(tenant)
+    assert (await complete(secret, "no-such-model")).status_code == 404  # now cached
+    loop, release, all_held = asyncio.get_running_loop(), threading.Event(), asyncio.Event()
+    holding = []
+
+    def hold() -> None:
+        holding.append(threading.current_thread())
+        if len(holding) == settings.PARLEY_DB_THREADS:
+            loop.call_soon_threadsafe(all_held.set)
+        release.wait()
+
+    held = [asyncio.ensure_future(io_call(hold)()) for _ in range(settings.PARLEY_DB_THREADS)]
+    await all_held.wait()
+    try:
+        response = await asyncio.wait_for(complete(secret, "no-such-model"), timeout=10)
+        assert response.status_code == 404
+    finally:
+        release.set()
+        await asyncio.gather(*held)
