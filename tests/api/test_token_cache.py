@@ -343,3 +343,19 @@ async def test_a_cached_admission_needs_no_database_thread(tenant, settings):
     finally:
         release.set()
         await asyncio.gather(*held)
+
+
+async def test_without_redis_the_loop_admits_nothing_from_its_cache(tenant):
+    secret = await chat_token(tenant)
+    assert (await complete(secret, "no-such-model")).status_code == 404  # now cached
+
+    @database_sync_to_async
+    def revoke():
+        with scopes_disabled():
+            token = ApiToken.objects.get(digest=tokens.digest_of(secret))
+        tokens.token_revoke(token=token, actor=None)  # its bump is lost with Redis
+
+    with override_settings(CACHES=UNREACHABLE):
+        await revoke()
+        response = await complete(secret, "no-such-model")
+    assert response.status_code == 401
