@@ -133,11 +133,17 @@ def _admit(
 
 
 async def _admit_in_loop(
-    request: HttpRequest, scope: str, errors: ErrorResponse, on_thread: Callable
+    request: HttpRequest,
+    scope: str,
+    errors: ErrorResponse,
+    on_thread: Callable,
+    peek: Peek | None,
 ) -> tuple[HttpResponse | None, bool]:
     """_admit from the event loop: a token this process holds, and whose version the
-    counting call confirms, is admitted here; the rest runs `on_thread(request, counted)`
-    on a database thread. The refusal or None, and whether `on_thread` ran."""
+    counting call confirms, is admitted here (with `request.peeked`: the raw values of the
+    keys `peek(request)` names, read in that call); the rest runs
+    `on_thread(request, counted)` on a database thread. The refusal or None, and whether
+    `on_thread` ran."""
     secret = bearer_secret(request.headers.get("Authorization"))
     if secret is None:
         return _refused(request, None, scope, errors), False
@@ -146,18 +152,21 @@ async def _admit_in_loop(
     if cached is None or not cached.access.allows(scope):
         return await db_call(on_thread)(request, None), True
     _fill(request, cached.access)
+    peeking = peek(request) if peek is not None else []
     try:
-        counted = await acount_request(request, "api", versions=[cached.key])
+        counted = await acount_request(request, "api", versions=[cached.key], peek=peeking)
     except RedisError:
         token_cache.forget(digest)
         return await db_call(on_thread)(request, None), True
     if counted.versions != [cached.version]:
         return await db_call(on_thread)(request, counted), True
+    request.peeked = dict(zip(peeking, counted.peeked, strict=True))
     return _over_limit(counted, errors), False
 
 
 Admission = Callable[[HttpRequest], HttpResponse | None]
 AsyncAdmission = Callable[[HttpRequest], Awaitable[HttpResponse | None]]
+Peek = Callable[[HttpRequest], list[str]]
 
 
 def token_required(
@@ -165,11 +174,15 @@ def token_required(
     *,
     errors: ErrorResponse = api_error,
     then: Admission | AsyncAdmission | None = None,
+    peek: Peek | None = None,
 ) -> Callable:
     """Decorate a sync or async view: it is reached with a valid token holding `scope`
     (and, when `then` is given, once `then(request)` has let it through: run inside the
     group's scope, a response to refuse with or None). A sync `then` runs on the database
-    thread of the token's admission; an async one (async views only) in the event loop."""
+    thread of the token's admission; an async one (async views only) in the event loop.
+    `peek(request)` (async views): Redis keys an async `then` wants read with the token's
+    check; when the loop admitted the token, `request.peeked` maps each to its raw value
+    (None: missing), else it is not set and `then` reads them itself."""
     then_in_loop = then is not None and iscoroutinefunction(then)
 
     def admit(request: HttpRequest, counted: Counted | None = None) -> HttpResponse | None:
@@ -188,7 +201,7 @@ def token_required(
 
             @wraps(view)
             async def async_wrapped(request: HttpRequest, *args: Any, **kwargs: Any):
-                refusal, ran = await _admit_in_loop(request, scope, errors, admit)
+                refusal, ran = await _admit_in_loop(request, scope, errors, admit, peek)
                 if refusal is None and then_in_loop:
                     with group_scope(request.group):
                         refusal = await then(request)

@@ -14,7 +14,7 @@ import secrets
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from django.core.cache import cache
@@ -53,79 +53,97 @@ def parse_rate(rate: str) -> tuple[int, int]:
 # Counts each window in order and stops at the first one over its limit, so a request the
 # person's own limit refuses never uses up the group's. Then reads the version keys (after
 # the counters in KEYS), setting a missing one to the fresh value it is given: callers
-# cache something in their process and check its version in this same round trip.
+# cache something in their process and check its version in this same round trip. Then
+# the keys to peek at (the rest of KEYS), as they are (false: missing).
 _COUNT = """
-local counters = tonumber(ARGV[1])
+local counters, versions = tonumber(ARGV[1]), tonumber(ARGV[3])
 local counts = {}
 for i = 1, counters do
   local count = redis.call('INCR', KEYS[i])
-  if count == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 + 2 * i])) end
+  if count == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3 + 2 * i])) end
   counts[i] = count
-  if count > tonumber(ARGV[1 + 2 * i]) then break end
+  if count > tonumber(ARGV[2 + 2 * i]) then break end
 end
-local versions = {}
-for i = counters + 1, #KEYS do
+local read = {}
+for i = counters + 1, counters + versions do
   local version = redis.call('GET', KEYS[i])
   if not version then
     version = ARGV[2]
     redis.call('SET', KEYS[i], version)
   end
-  versions[#versions + 1] = version
+  read[#read + 1] = version
 end
-return {counts, versions}
+local peeked = {}
+for i = counters + versions + 1, #KEYS do
+  peeked[#peeked + 1] = redis.call('GET', KEYS[i])
+end
+return {counts, read, peeked}
 """
 _scripts: dict[int, object] = {}
 _async_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What one counting call made and read."""
+
+    counts: list[Count]
+    versions: list[str]  # of the `versions` keys, in order
+    peeked: list[bytes | None] = field(default_factory=list)  # the `peek` keys' raw values
+
+
 def count_hits(hits: list[tuple[str, str]]) -> list[Count]:
     """Count one hit on each (name, rate) in its current window, in order, up to the first
     that is over its limit; the counts made (the last is the one over, if any)."""
-    return count_and_read(hits)[0]
+    return count_and_read(hits).counts
 
 
 def count_and_read(
-    hits: list[tuple[str, str]], versions: Sequence[str] = ()
-) -> tuple[list[Count], list[str]]:
+    hits: list[tuple[str, str]], versions: Sequence[str] = (), peek: Sequence[str] = ()
+) -> Tally:
     """count_hits, and in the same round trip the values of the `versions` keys (full Redis
     keys; a missing one is set to a fresh random value, so a version, once read, changes only
-    when someone deletes it). Raises redis' errors when Redis cannot be reached."""
+    when someone deletes it) and of the `peek` keys (full keys, read as they are). Raises
+    redis' errors when Redis cannot be reached."""
     client = cache.redis_client()
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts.setdefault(id(client), client.register_script(_COUNT))
-    now, keys, arguments, ends = _call(hits, versions)
+    now, keys, arguments, ends = _call(hits, versions, peek)
     return _answer(now, ends, script(keys=keys, args=arguments))
 
 
 async def acount_and_read(
-    hits: list[tuple[str, str]], versions: Sequence[str] = ()
-) -> tuple[list[Count], list[str]]:
+    hits: list[tuple[str, str]], versions: Sequence[str] = (), peek: Sequence[str] = ()
+) -> Tally:
     """count_and_read from the event loop (ontology.async_redis), without blocking it."""
     client = async_redis.client()
     script = _async_scripts.get(client)
     if script is None:
         script = _async_scripts.setdefault(client, client.register_script(_COUNT))
-    now, keys, arguments, ends = _call(hits, versions)
+    now, keys, arguments, ends = _call(hits, versions, peek)
     return _answer(now, ends, await script(keys=keys, args=arguments))
 
 
-def _call(hits: list[tuple[str, str]], versions: Sequence[str]) -> tuple:
+def _call(hits: list[tuple[str, str]], versions: Sequence[str], peek: Sequence[str]) -> tuple:
     now = time.time()
-    keys, arguments, ends = [], [len(hits), secrets.token_hex(16)], []
+    keys, arguments, ends = [], [len(hits), secrets.token_hex(16), len(versions)], []
     for name, rate in hits:
         limit, period = parse_rate(rate)
         start = int(now // period) * period
         keys.append(cache.make_key(f"rl:{quote(name, safe=':@.-_')}:{start}"))
         arguments += [limit, period + 1]
         ends.append((limit, start + period))
-    return now, keys + list(versions), arguments, ends
+    return now, [*keys, *versions, *peek], arguments, ends
 
 
-def _answer(now: float, ends: list, answer: list) -> tuple[list[Count], list[str]]:
-    counts, read = answer
-    made = [
-        Count(count=int(count), limit=limit, time_left=max(1, int(end - now) + 1))
-        for count, (limit, end) in zip(counts, ends, strict=False)
-    ]
-    return made, [value.decode() if isinstance(value, bytes) else value for value in read]
+def _answer(now: float, ends: list, answer: list) -> Tally:
+    counts, read, peeked = answer
+    return Tally(
+        counts=[
+            Count(count=int(count), limit=limit, time_left=max(1, int(end - now) + 1))
+            for count, (limit, end) in zip(counts, ends, strict=False)
+        ],
+        versions=[value.decode() if isinstance(value, bytes) else value for value in read],
+        peeked=list(peeked),
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
@@ -31,7 +31,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_ip
 
-from billing.counters import Count, acount_and_read, count_and_read, count_hits
+from billing.counters import Count, Tally, acount_and_read, count_and_read, count_hits
 from billing.selectors import cached_plan, current_plan
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode
@@ -104,11 +104,12 @@ def _audit_groups(request: HttpRequest) -> list[Group]:
 
 @dataclass(frozen=True)
 class Counted:
-    """A request counted in a bucket: the seconds to wait if it is over a limit, and the
-    version keys read in the same round trip (billing.counters.count_and_read)."""
+    """A request counted in a bucket: the seconds to wait if it is over a limit, and what
+    was read in the same round trip (billing.counters.count_and_read)."""
 
     retry_after: int | None
     versions: list[str]
+    peeked: list[bytes | None] = field(default_factory=list)
 
 
 def _keyed(request: HttpRequest, bucket: str) -> list[tuple[str, str, str]]:
@@ -144,36 +145,47 @@ def _record_request_hit(request: HttpRequest, bucket: str, key: str, usage: Coun
     )
 
 
-def count_request(request: HttpRequest, bucket: str, *, versions: Sequence[str] = ()) -> Counted:
+def count_request(
+    request: HttpRequest,
+    bucket: str,
+    *,
+    versions: Sequence[str] = (),
+    peek: Sequence[str] = (),
+) -> Counted:
     """Count this request in the bucket (auditing the first refusal of a window) and read
-    `versions` in the same round trip. Raises redis' errors when Redis cannot be reached."""
+    `versions` and `peek` in the same round trip (count_and_read). Raises redis' errors when
+    Redis cannot be reached."""
     keyed = _keyed(request, bucket)
-    if not keyed and not versions:
+    if not (keyed or versions or peek):
         return Counted(None, [])
-    counts, read = count_and_read([(name, rate) for _, name, rate in keyed], versions)
-    over = _over(keyed, counts)
-    if over is None:
-        return Counted(None, read)
-    key, usage = over
-    _record_request_hit(request, bucket, key, usage)
-    return Counted(usage.time_left, read)
+    tally = count_and_read([(name, rate) for _, name, rate in keyed], versions, peek)
+    over = _over(keyed, tally.counts)
+    if over is not None:
+        _record_request_hit(request, bucket, *over)
+    return _counted(over, tally)
 
 
 async def acount_request(
-    request: HttpRequest, bucket: str, *, versions: Sequence[str] = ()
+    request: HttpRequest,
+    bucket: str,
+    *,
+    versions: Sequence[str] = (),
+    peek: Sequence[str] = (),
 ) -> Counted:
     """count_request from the event loop: only the audit of a first refusal leaves it."""
     keyed = _keyed(request, bucket)
-    if not keyed and not versions:
+    if not (keyed or versions or peek):
         return Counted(None, [])
-    counts, read = await acount_and_read([(name, rate) for _, name, rate in keyed], versions)
-    over = _over(keyed, counts)
-    if over is None:
-        return Counted(None, read)
-    key, usage = over
-    if usage.first_over:
-        await db_call(_record_request_hit)(request, bucket, key, usage)
-    return Counted(usage.time_left, read)
+    tally = await acount_and_read([(name, rate) for _, name, rate in keyed], versions, peek)
+    over = _over(keyed, tally.counts)
+    if over is not None and over[1].first_over:
+        await db_call(_record_request_hit)(request, bucket, *over)
+    return _counted(over, tally)
+
+
+def _counted(over: tuple[str, Count] | None, tally: Tally) -> Counted:
+    retry_after = None if over is None else over[1].time_left
+    return Counted(retry_after, tally.versions, tally.peeked)
 
 
 def check_limits(request: HttpRequest, bucket: str) -> HttpResponse | None:
@@ -249,7 +261,7 @@ async def amessage_rate_limited(*, user: User, group: Group) -> int | None:
     process has not read lately, or to audit a first refusal."""
     plan = cached_plan(group) or await db_call(current_plan)(group)
     hits = _message_hits(user=user, group=group, rates=_rates_of(plan))
-    counts, _ = await acount_and_read(hits)
+    counts = (await acount_and_read(hits)).counts
     over = _message_over(user=user, group=group, counts=counts)
     if over is None:
         return None

@@ -30,11 +30,22 @@ def group_version(group_id: int) -> str:
     return token
 
 
+def group_version_key(group_id: int) -> str:
+    """The group's version key as stored in Redis (with the cache's prefix), for reading it
+    with other keys in one round trip; group_version_of reads its raw value."""
+    return cache.make_key(_KEY.format(group_id=group_id))
+
+
+def group_version_of(raw: bytes | None) -> str | None:
+    """A version from the raw value of group_version_key (None: the group has none yet;
+    group_version makes it)."""
+    return None if raw is None else _serializer.loads(raw)
+
+
 async def agroup_version(group_id: int) -> str | None:
     """group_version from the event loop (ontology.async_redis), or None when the group has
     none yet (group_version makes it). Raises redis' errors."""
-    value = await async_redis.client().get(cache.make_key(_KEY.format(group_id=group_id)))
-    return None if value is None else _serializer.loads(value)
+    return group_version_of(await async_redis.client().get(group_version_key(group_id)))
 
 
 def bump_group_version(group_id: int) -> None:

@@ -37,8 +37,7 @@ from chat import selectors as chat_selectors
 from chat.runs import Busy
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode
-from ontology.models import Group
-from ontology.versions import agroup_version
+from ontology.versions import agroup_version, group_version_key, group_version_of
 
 THREAD_HEADER = "X-Parley-Thread"
 
@@ -97,7 +96,7 @@ async def admit_completion(request: HttpRequest) -> HttpResponse | None:
         asked = completion_request(request)
     except InvalidBody as error:
         return _invalid(error)
-    configuration = await _configuration(request.group)
+    configuration = await _configuration(request)
     agent = catalog.agent_for_model(configuration, asked.model)
     if agent is None:
         return _unknown_model(asked.model)
@@ -109,16 +108,26 @@ async def admit_completion(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-async def _configuration(group: Group) -> GroupConfiguration:
-    """The group's agents and keys: this process's copy when the group's version (read from
-    the event loop) says it is current, else loaded on a database thread."""
-    version = await agroup_version(group.pk)
+def _configuration_key(request: HttpRequest) -> list[str]:
+    return [group_version_key(request.group.pk)]
+
+
+async def _configuration(request: HttpRequest) -> GroupConfiguration:
+    """The group's agents and keys: this process's copy when the group's version (read with
+    the token's check, else from the event loop now) says it is current, else loaded on a
+    database thread."""
+    group = request.group
+    peeked = getattr(request, "peeked", None)
+    if peeked is not None:
+        version = group_version_of(peeked[group_version_key(group.pk)])
+    else:
+        version = await agroup_version(group.pk)
     cached = cached_configuration(group.pk, version) if version is not None else None
     return cached or await db_call(group_configuration)(group)
 
 
 @require_POST
-@token_required(CHAT, errors=openai_error, then=admit_completion)
+@token_required(CHAT, errors=openai_error, then=admit_completion, peek=_configuration_key)
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     group, user = request.group, request.user
     asked, agent = request.completion.asked, request.completion.agent

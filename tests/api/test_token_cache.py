@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.core.cache import cache
 from django.db import connection
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, JsonResponse
@@ -200,11 +201,11 @@ def test_a_view_changing_its_objects_does_not_change_the_cache(tenant):
 def test_the_version_is_read_with_the_counts_and_kept_until_bumped(tenant):
     token, secret = warmed(tenant)
     key = token_version_key(tokens.digest_of(secret))
-    _, (first,) = count_and_read([], [key])
-    _, (again,) = count_and_read([("test:counter", "10/m")], [key])
+    (first,) = count_and_read([], [key]).versions
+    (again,) = count_and_read([("test:counter", "10/m")], [key]).versions
     assert first == again
     tokens.token_revoke(token=token, actor=None)
-    _, (after,) = count_and_read([], [key])
+    (after,) = count_and_read([], [key]).versions
     assert after != first
 
 
@@ -359,3 +360,27 @@ async def test_without_redis_the_loop_admits_nothing_from_its_cache(tenant):
         await revoke()
         response = await complete(secret, "no-such-model")
     assert response.status_code == 401
+
+
+def redis_calls() -> dict[str, int]:
+    """Commands the test Redis has run so far, by name (but these INFO calls)."""
+    stats = cache.redis_client().info("commandstats")
+    return {name: stat["calls"] for name, stat in stats.items() if name != "cmdstat_info"}
+
+
+async def test_a_cached_completion_admission_is_one_redis_call(tenant):
+    """The token's version, its request counts and the group's configuration version are
+    read in one Lua call (refused for its model, the request counts no message)."""
+    secret = await chat_token(tenant)
+    assert (await complete(secret, "no-such-model")).status_code == 404  # now cached
+    before = await database_sync_to_async(redis_calls)()
+    assert (await complete(secret, "no-such-model")).status_code == 404
+    after = await database_sync_to_async(redis_calls)()
+    ran = {name: calls - before.get(name, 0) for name, calls in after.items()}
+    # Redis counts the script's own commands too: the user's and the group's counters, the
+    # token's version and the group's configuration version.
+    assert {name: calls for name, calls in ran.items() if calls} == {
+        "cmdstat_evalsha": 1,
+        "cmdstat_incr": 2,
+        "cmdstat_get": 2,
+    }
