@@ -41,9 +41,3 @@ def client() -> Redis:
     if found is None:
         found = per_loop[key] = Redis.from_url(url, **options)
     return found
-
-
-async def close_clients() -> None:
-    """Close this event loop's clients (before the loop ends: tests, a worker shutting down)."""
-    for found in _clients.pop(asyncio.get_running_loop(), {}).values():
-        await found.aclose()
