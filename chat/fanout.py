@@ -88,13 +88,17 @@ async def join_groups(layer, channel: str, *groups: str) -> bool:
     return True
 
 
-async def broadcast(thread_id: int, event: dict[str, Any]) -> None:
+async def broadcast(thread_id: int, event: dict[str, Any], *, from_worker: bool = False) -> None:
     """A one-off event (a new question, a title): local tabs at once, other processes'
     tabs too when there are any (one look at the group is cheaper than a group send). With
-    Redis away, other processes' tabs miss it (they see it on their next load)."""
-    local_fanout().publish(thread_id, event)
+    Redis away, other processes' tabs miss it (they see it on their next load).
+
+    A Celery worker has no tabs of its own (`from_worker`): it sends to every tab through
+    the channel layer, naming no origin, so no process takes it for one of its own."""
+    if not from_worker:
+        local_fanout().publish(thread_id, event)
     try:
-        await RemotePublisher(thread_id).send([event])
+        await RemotePublisher(thread_id, everywhere=from_worker).send([event])
     except UNREACHABLE as error:
         logger.warning("thread %s: %s not sent to other processes (%s)", thread_id, event, error)
 
@@ -102,10 +106,11 @@ async def broadcast(thread_id: int, event: dict[str, Any]) -> None:
 class RemotePublisher:
     """Sends a run's events to tabs in other processes, batched, and only when there are any."""
 
-    def __init__(self, thread_id: int) -> None:
+    def __init__(self, thread_id: int, *, everywhere: bool = False) -> None:
+        """`everywhere`: for every tab, this process's own too (see `broadcast`)."""
         self.thread_id = thread_id
         self.layer = get_channel_layer()
-        self.origin = process_origin(self.layer)
+        self.origin = None if everywhere else process_origin(self.layer)
         self._checked_at = float("-inf")
         self._remote = True
         self._away_until = float("-inf")
@@ -170,5 +175,7 @@ class RemotePublisher:
         except Exception:
             logger.debug("cannot list the group's channels; publishing to all", exc_info=True)
             return True
+        if self.origin is None:
+            return bool(members)
         mine = f"specific.{self.origin}!"
         return any(not member.decode().startswith(mine) for member in members)

@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -35,14 +36,12 @@ from django.utils import timezone
 from agents.engine import AgentRun
 from agents.engine.events import RunFailed, wire
 from agents.engine.interrupted import LostRun, meter_interrupted_run
-from agents.engine.titles import generate_title
-from chat import selectors, services
 from chat.conversation import ThreadConversation
-from chat.fanout import RemotePublisher, broadcast, local_fanout
-from chat.frames import ThreadUpdated, to_wire
+from chat.fanout import RemotePublisher, local_fanout
 from chat.layers import UNREACHABLE
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log, write_rows
+from chat.titles import name_thread, title_later
 from ontology.db_async import db_call, io_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
@@ -360,20 +359,15 @@ class RunRegistry:
 
     async def _name_thread(self, run: AgentRun, thread: AIThread) -> None:
         """Title an untitled thread after its first answer, finished or stopped (the question
-        is worth a name either way); every open tab hears of it."""
-        try:
-            title = await propose_title(group=run.group, thread=thread, user=run.user)
-
-            def save() -> bool:
-                with group_scope(run.group):
-                    return services.thread_title_generated(thread=thread, title=title)
-
-            if not title or not await db_call(save)():
+        is worth a name either way): on a worker (chat/titles.py), or here when the broker
+        will not take the task."""
+        if settings.PARLEY_TITLES_ON_WORKER:
+            try:
+                await io_call(title_later)(group=run.group, thread=thread, user=run.user)
                 return
-        except Exception:
-            logger.exception("could not title thread %s", thread.pk)
-            return
-        await broadcast(thread.pk, to_wire(ThreadUpdated(thread={"id": thread.pk, "title": title})))
+            except Exception:
+                logger.warning("thread %s: titled here, the broker refused the task", thread.pk)
+        await name_thread(group=run.group, thread=thread, user=run.user)
 
     async def _heartbeat(self, run: AgentRun, thread_id: int, ended: asyncio.Event) -> None:
         """Keep the run's lock in Redis (its answer's row is kept fresh by the pulse)."""
@@ -529,27 +523,6 @@ class RunRegistry:
             self.swept.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
-
-
-async def propose_title(*, group: Group, thread: AIThread, user: User | None) -> str:
-    """A title for an untitled thread's first exchange ("" when titled or nothing to name)."""
-
-    def read() -> tuple[str, str] | None:
-        with group_scope(group):
-            return selectors.first_exchange(thread=thread)
-
-    exchange = await db_call(read)()
-    if exchange is None:
-        return ""
-    question, answer = exchange
-    return await generate_title(
-        group=group,
-        thread_id=thread.pk,
-        agent_id=thread.agent_id,
-        question=question,
-        answer=answer,
-        user=user,
-    )
 
 
 def _release_lock(thread_id: int, lock: str) -> None:

@@ -286,6 +286,9 @@ PARLEY_ENCRYPTION_KEY = env_str("PARLEY_ENCRYPTION_KEY", "")
 PARLEY_MAX_MESSAGE_CHARS = env_int("PARLEY_MAX_MESSAGE_CHARS", 32_000)
 # Thread titles: "provider/model" for the title call; empty uses the thread's agent's model.
 PARLEY_TITLE_MODEL = env_str("PARLEY_TITLE_MODEL", "")
+# Titles are made on a Celery worker (queue "default"), not in the web process streaming
+# answers; 0 makes them in the run's own process, as when the broker refuses the task.
+PARLEY_TITLES_ON_WORKER = env_bool("PARLEY_TITLES_ON_WORKER", True)
 PARLEY_MESSAGE_RATE_LIMITS = {
     "free": {
         "user": env_str("PARLEY_RATE_FREE_USER", "10/m"),
@@ -412,7 +415,14 @@ PARLEY_KNOWLEDGE_MAX_TEXT_CHARS = env_int(
 # URL sources are fetched by the ingestion job; off keeps them stored but unfetched.
 PARLEY_KNOWLEDGE_FETCH_URLS = env_bool("PARLEY_KNOWLEDGE_FETCH_URLS", True)
 PARLEY_KNOWLEDGE_FETCH_TIMEOUT = env_float("PARLEY_KNOWLEDGE_FETCH_TIMEOUT", 20.0)
-# Hybrid search: candidates per path, HNSW search breadth, reciprocal-rank-fusion constant.
+# Hybrid search: candidates per path, HNSW search breadth, and the fusion of the two paths,
+# score = weight / (k + rank) summed over paths. k=1 with the keyword path at a quarter of
+# the vector's weight never lets keywords overturn the vector's first hit, and matching any
+# word lets them reorder and add below it: the best measured on both labelled sets
+# (docs/benchmarks.md, "Retrieval quality"); plain RRF (k=60, equal weights) was worse.
 PARLEY_RETRIEVAL_CANDIDATES = env_int("PARLEY_RETRIEVAL_CANDIDATES", 40)
 PARLEY_RETRIEVAL_EF_SEARCH = env_int("PARLEY_RETRIEVAL_EF_SEARCH", 100)
-PARLEY_RETRIEVAL_RRF_K = env_int("PARLEY_RETRIEVAL_RRF_K", 60)
+PARLEY_RETRIEVAL_RRF_K = env_int("PARLEY_RETRIEVAL_RRF_K", 1)
+PARLEY_RETRIEVAL_VECTOR_WEIGHT = env_float("PARLEY_RETRIEVAL_VECTOR_WEIGHT", 1.0)
+PARLEY_RETRIEVAL_KEYWORD_WEIGHT = env_float("PARLEY_RETRIEVAL_KEYWORD_WEIGHT", 0.25)
+PARLEY_RETRIEVAL_KEYWORD_ANY_WORD = env_bool("PARLEY_RETRIEVAL_KEYWORD_ANY_WORD", True)

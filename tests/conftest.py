@@ -69,6 +69,9 @@ def _test_settings(settings):
     }
     # Password hashing is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A test's runs title their threads in the test's own process, so no title outlives the
+    # test on the shared worker; tests/chat/test_titles_on_worker.py covers the worker.
+    settings.PARLEY_TITLES_ON_WORKER = False
 
 
 @pytest.fixture
@@ -163,7 +166,7 @@ def celery_worker(django_db_setup, django_db_blocker):
             pool="threads",
             concurrency=4,
             perform_ping_check=False,
-            queues=["tools", "embeddings"],
+            queues=["default", "tools", "embeddings"],
             shutdown_timeout=30,
         ) as worker,
     ):

@@ -86,6 +86,8 @@ def daphne_servers(
         # Mail the servers send (invitations, resets) is kept for the tests to read.
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "DJANGO_EMAIL_FILE_PATH": str(MAIL_DIR),
+        # Titles in the server's own process: none is left on the shared worker after a test.
+        "PARLEY_TITLES_ON_WORKER": "0",
         **(env or {}),
     }
     servers: list[tuple[str, subprocess.Popen, Path]] = []

@@ -20,7 +20,7 @@ from billing.services import QuotaExceeded, ai_calls_record, budget_reserve
 from chat import services as chat_services
 from chat.conversation import ThreadConversation
 from chat.models import Message
-from chat.runs import propose_title
+from chat.titles import propose_title
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope

@@ -28,9 +28,9 @@ from chat.runs import (
     _lock_holder,
     active_run_id,
     mark_interrupted_runs,
-    propose_title,
     registry,
 )
+from chat.titles import propose_title
 from ontology import services
 from ontology.models import Event, Thing
 from ontology.scoping import group_scope
