@@ -4,7 +4,8 @@ Django's cache is sync: called from a coroutine it blocks the loop, and its asyn
 only move the call to a thread. redis-py's asyncio client talks to the same server without
 either, so a request whose token and configuration are cached in the process is admitted
 without leaving the loop (api.auth). One client per event loop (a connection belongs to
-the loop that opened it) and per cache location, with the cache's timeouts; keys are made
+the loop that opened it) and per cache location, with the cache's timeouts and its
+`DRIVER_INFO` (config.cache: no package metadata read per connection); keys are made
 with the cache's `make_key`, so both clients see the same data.
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from redis.asyncio import Redis
+
+from config.cache import DRIVER_INFO
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Redis]] = (
     weakref.WeakKeyDictionary()
@@ -39,5 +42,5 @@ def client() -> Redis:
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     found = per_loop.get(key)
     if found is None:
-        found = per_loop[key] = Redis.from_url(url, **options)
+        found = per_loop[key] = Redis.from_url(url, driver_info=DRIVER_INFO, **options)
     return found

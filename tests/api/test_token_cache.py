@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from api.auth import CHAT, READ, token_required
 from api.openai_compat.catalog import model_id
 from billing.counters import count_and_read
+from billing.selectors import forget_plans
 from ontology import services, token_cache, tokens
 from ontology.db_async import io_call
 from ontology.models import ApiToken, Event, Membership
@@ -287,8 +288,17 @@ async def test_a_cached_completion_admission_runs_no_query(tenant):
     assert second.status_code == 404 and warm.count == 0
 
 
+@pytest.fixture
+def no_messages():
+    """The free plan allows no message. The process keeps plans it read (billing.selectors)
+    and the test database's flush sends no signal, so it forgets this one afterwards."""
+    set_plan("free", message_rate_user="0/m")
+    yield
+    forget_plans()
+
+
+@pytest.mark.usefixtures("no_messages")
 async def test_a_message_refused_from_the_loop_is_audited_once_and_runs_no_query(tenant):
-    await database_sync_to_async(set_plan)("free", message_rate_user="0/m")
     secret = await chat_token(tenant)
     model = model_id(agent_id=tenant.agent.pk, name=tenant.agent.name)
     first = await complete(secret, model)
