@@ -6,9 +6,11 @@
         [--idle 0] [--idle-batch 50] [--floor]
 
 Setup: migrate, one enterprise group with one user per client (each with its own
-thread and a session made with Django's session engine), the provider simulator
-and daphne each in their own process, as `make run` starts them (daphne gets
-raised message rate limits and explicit --ping-interval/--ping-timeout).
+thread and a session made with Django's session engine), the provider simulator,
+daphne and a Celery worker each in their own process, as `make run` starts them
+(daphne gets raised message rate limits and explicit --ping-interval/--ping-timeout;
+the worker makes each thread's title after its first answer, and its CPU is reported
+as "celery").
 
 Phase 1, baseline: the same number of concurrent streams straight to the
 simulator over raw HTTP (aiohttp, SSE parsed by hand), same model and pacing,
@@ -97,6 +99,7 @@ from bench.streamslib.phases import (  # noqa: E402
 )
 from bench.streamslib.report import print_figures, print_platform, print_slow_client  # noqa: E402
 from bench.streamslib.servers import (  # noqa: E402
+    celery_worker_process,
     daphne_process,
     open_files_limit,
     raise_open_files_limit,
@@ -135,9 +138,15 @@ def main(args: argparse.Namespace) -> int:
             ping_timeout=args.ping_timeout,
             log=log,
         ) as (port, daphne_pids),
+        celery_worker_process(sim_url, log.with_suffix(".worker.log")) as worker_pid,
     ):
         sampler = Sampler(
-            {"daphne": daphne_pids, "simulator": (sim_pid,), "bench": (os.getpid(),)},
+            {
+                "daphne": daphne_pids,
+                "simulator": (sim_pid,),
+                "bench": (os.getpid(),),
+                "celery": (worker_pid,),
+            },
             postgres=postmaster_pid(settings.DATABASES["default"]["PORT"]),
         )
         sampler.start()

@@ -38,7 +38,7 @@ def print_phase(summary: dict) -> None:
     phase = summary["phase"]
     if phase:
         cpu = phase["cpu"]
-        named = [name for name in ("simulator", "bench", "postgres") if name in cpu]
+        named = [name for name in ("simulator", "bench", "postgres", "celery") if name in cpu]
         others = "; ".join(f"{name} {100 * cpu[name] / phase['wall']:.0f}%" for name in named)
         print(
             f"  daphne CPU {cpu['daphne']:.1f} s = {100 * cpu['daphne'] / phase['wall']:.0f}% "

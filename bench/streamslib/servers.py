@@ -151,6 +151,31 @@ def daphne_process(
 
 
 @contextlib.contextmanager
+def celery_worker_process(simulator_url: str, log: Path) -> Iterator[int]:
+    """The Celery worker `make run` starts (it makes the threads' titles), on one process
+    with threads so its CPU is one process's; yields its pid."""
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+    command += ["-Q", "default,tools,embeddings", "--pool", "threads", "--concurrency", "4"]
+    command += ["--loglevel", "WARNING"]
+    with log.open("w") as out:
+        process = subprocess.Popen(  # noqa: S603
+            command,
+            cwd=ROOT,
+            env=daphne_env(simulator_url, None),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
 def profiler(pid: int, output: str | None) -> Iterator[None]:
     """py-spy on daphne for one phase (pip install py-spy; a dev tool, not a dependency)."""
     if not output:
