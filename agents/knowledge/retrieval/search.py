@@ -1,13 +1,14 @@
-"""Hybrid search: pgvector cosine (HNSW) and Postgres full text, fused by reciprocal rank.
+"""Hybrid search: pgvector cosine (HNSW) and Postgres full text, fused by weighted reciprocal rank.
 
 Both paths are filtered to the group (and to chosen sources) inside the query.
 The vector path uses the model's own partial HNSW index with pgvector 0.8's
 iterative scan, so a narrow filter still yields enough candidates. The text
-path matches the question as a web search (websearch_to_tsquery: all words,
-"phrases", -exclusions). Rows are fused with RRF: score = sum over paths of
-1 / (k + rank). Without a vector path (keyword mode, or no model ready yet)
-the text path matches any word instead, ranking full matches first, so a
-natural-language question still finds something.
+path ranks chunks matching any word of the question, those matching it as a
+web search (websearch_to_tsquery: all words, "phrases", -exclusions) first;
+PARLEY_RETRIEVAL_KEYWORD_ANY_WORD off makes it keep only those beside a vector
+path. Rows are fused by score = sum over paths of weight / (k + rank) (Fusion).
+Without a vector path (keyword mode, or no model ready yet) the text path's
+order is the answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,38 @@ from ontology.models import Group
 from ontology.scoping import ensure_group_allowed
 
 MODES = ("hybrid", "vector", "keyword")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the two paths' ranks are combined: score = sum of weight / (rrf_k + rank).
+
+    Equal weights with k=60 are plain RRF, where ranks barely differ (1/61 against
+    1/62), so a wrong chunk that a paraphrased question's words happen to match
+    outvotes the vector path's right answer: hybrid scored below vector alone on a
+    labelled set (issue 16). The defaults (k=1, keyword weight 0.25) keep the vector's
+    first hit first whenever keyword_weight < vector_weight / (k + 2), and let the
+    keyword path reorder and add chunks below it. Measured in docs/benchmarks.md,
+    "Retrieval quality" (`manage.py eval_retrieval --fusion`).
+    """
+
+    vector_weight: float
+    keyword_weight: float
+    rrf_k: int
+    keyword_any: bool = False  # beside a vector path, match any word (not all of them)
+
+    @classmethod
+    def from_settings(cls) -> Fusion:
+        return cls(
+            vector_weight=settings.PARLEY_RETRIEVAL_VECTOR_WEIGHT,
+            keyword_weight=settings.PARLEY_RETRIEVAL_KEYWORD_WEIGHT,
+            rrf_k=settings.PARLEY_RETRIEVAL_RRF_K,
+            keyword_any=settings.PARLEY_RETRIEVAL_KEYWORD_ANY_WORD,
+        )
+
+    def __post_init__(self):
+        if self.vector_weight < 0 or self.keyword_weight < 0 or self.rrf_k < 0:
+            raise ValueError("Fusion weights and k must not be negative.")
 
 
 @dataclass(frozen=True)
@@ -93,16 +126,16 @@ def _keyword_path(match: str, only_sources: str) -> str:
 
 
 def _fused(parts: list[str], ranked: list[str]) -> str:
-    """Reciprocal-rank fusion of the paths' ranks, then the best chunks of the group."""
+    """Weighted reciprocal-rank fusion of the paths' ranks, then the best chunks of the group."""
     union = " UNION ALL ".join(
-        f"SELECT chunk_id, rank, '{name}' AS path FROM {name}"  # noqa: S608
+        f"SELECT chunk_id, rank, '{name}' AS path, %({name}_weight)s::float8 AS weight FROM {name}"  # noqa: S608
         for name in ranked
     )
     return f"""
         WITH {",".join(parts)},
         fused AS (
             SELECT chunk_id,
-                   sum(1.0 / (%(rrf_k)s + rank)) AS score,
+                   sum(weight / (%(rrf_k)s + rank)) AS score,
                    min(rank) FILTER (WHERE path = 'vector_ranked') AS vector_rank,
                    min(rank) FILTER (WHERE path = 'keyword_ranked') AS keyword_rank
             FROM ({union}) ranks
@@ -129,6 +162,7 @@ def search_chunks(
     candidates: int | None = None,
     exact: bool = False,
     thread_id: int | None = None,
+    fusion: Fusion | None = None,
 ) -> list[Hit]:
     """The group's best chunks for `query` (and its embedding `vector` under `model`).
 
@@ -136,6 +170,7 @@ def search_chunks(
     attached in conversation `thread_id` when given; never another conversation's.
     A path without input (no vector, no words) simply contributes nothing.
     `exact` turns the HNSW index off for the same query (benchmarks measure recall with it).
+    `fusion` defaults to the settings' (eval_retrieval compares others).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -145,11 +180,15 @@ def search_chunks(
     words = any_word_query(query) if mode != "vector" else ""
     if not use_vector and not words:
         return []
+    fusion = fusion or Fusion.from_settings()
     params: dict = {
         "group": group.pk,
         "candidates": candidates,
         "top_k": top_k,
-        "rrf_k": settings.PARLEY_RETRIEVAL_RRF_K,
+        "rrf_k": fusion.rrf_k,
+        # A path searched alone keeps its own order whatever its weight.
+        "vector_ranked_weight": fusion.vector_weight if words else 1.0,
+        "keyword_ranked_weight": fusion.keyword_weight if use_vector else 1.0,
     }
     shared = "{alias}.thread_id IS NULL"
     if source_ids:
@@ -166,7 +205,8 @@ def search_chunks(
         ranked.append("vector_ranked")
     if words:
         params["words"], params["text"] = words, query
-        parts.append(_keyword_path("web" if use_vector else "any_words", only_sources))
+        match = "web" if use_vector and not fusion.keyword_any else "any_words"
+        parts.append(_keyword_path(match, only_sources))
         ranked.append("keyword_ranked")
     with transaction.atomic(), connection.cursor() as cursor:
         if use_vector:

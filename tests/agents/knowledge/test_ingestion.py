@@ -458,6 +458,7 @@ def test_eval_retrieval_reports_recall_and_mrr_for_each_path(tenant_a, tmp_path)
     assert report["hybrid"]["questions"] >= 20
     for metrics in report.values():
         assert 0 <= metrics["mrr"] <= metrics["recall@5"] <= 1
-    # Paraphrased questions: meaning beats words, and fusing keeps the best of both.
+    # Paraphrased questions: meaning beats words, and fusing is never worse than either.
     assert report["vector"]["recall@5"] > report["keyword"]["recall@5"]
-    assert report["hybrid"]["recall@5"] >= 0.8
+    for metric in ("recall@5", "mrr"):
+        assert report["hybrid"][metric] >= max(report["vector"][metric], report["keyword"][metric])

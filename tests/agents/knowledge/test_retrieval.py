@@ -8,8 +8,16 @@ from django.db import connection
 
 from agents import catalog, knowledge
 from agents.knowledge.ingestion.extract import extract_text
-from agents.knowledge.retrieval import chunk_text, retrieve, search_chunks, serving_model
+from agents.knowledge.retrieval import (
+    chunk_text,
+    embedder_for,
+    embedding_text,
+    retrieve,
+    search_chunks,
+    serving_model,
+)
 from agents.knowledge.retrieval.indexes import index_name, query_cast, vector_expression
+from agents.knowledge.retrieval.search import Fusion
 from agents.models import EmbeddingIndex, Knowledge, KnowledgeEmbedding
 from billing.models import AICall, BudgetReservation
 from ontology.models import Event
@@ -102,6 +110,63 @@ def test_keyword_search_needs_no_embeddings_and_honours_phrases(tenant_a):
     assert {h.title for h in hits} == {"Bikes", "Pets"}  # any word matches
 
 
+# Says "bring" and "work" three times over, and nothing about animals.
+ERRANDS = "Bring your badge to work; bring your own mug to work, and bring lunch to work too."
+
+
+def test_weighted_fusion_keeps_the_vectors_right_answer_over_a_keyword_match(tenant_a):
+    """The failure behind issue 16: the words of a paraphrased question match a wrong
+    chunk, and plain RRF lets that keyword rank outvote the vector path's right answer."""
+    ingest_text(tenant_a.group, "Pets", PETS)
+    ingest_text(tenant_a.group, "Errands", ERRANDS)
+    question = "May I bring my puppy to work?"
+    model = "all-MiniLM-L6-v2"
+    (vector,) = embedder_for(group=tenant_a.group, model=model).embed([question]).vectors
+    common = {"group": tenant_a.group, "query": question, "top_k": 2, "vector": vector}
+
+    def titles(mode, fusion=None):
+        return [h.title for h in search_chunks(**common, model=model, mode=mode, fusion=fusion)]
+
+    assert titles("vector") == ["Pets", "Errands"]
+    assert titles("keyword") == ["Errands"]  # the puppy chunk has none of the words
+    plain_rrf = Fusion(vector_weight=1, keyword_weight=1, rrf_k=60, keyword_any=True)
+    assert titles("hybrid", plain_rrf) == ["Errands", "Pets"]
+    # The defaults: the keyword path reorders below the vector's first choice, never over it.
+    hits = search_chunks(**common, model=model)
+    assert [h.title for h in hits] == ["Pets", "Errands"]
+    assert (hits[1].vector_rank, hits[1].keyword_rank) == (2, 1)  # it did take part
+
+
+def test_a_path_searched_alone_keeps_its_order_whatever_the_weights(tenant_a):
+    ingest_text(tenant_a.group, "Bikes", BIKES)
+    ingest_text(tenant_a.group, "Pets", PETS)
+    silent = Fusion(vector_weight=0, keyword_weight=0, rrf_k=1)
+    hits = search_chunks(
+        group=tenant_a.group, query="garage door code", top_k=5, mode="keyword", fusion=silent
+    )
+    assert [h.title for h in hits] == ["Bikes"] and hits[0].score > 0
+    with pytest.raises(ValueError):
+        Fusion(vector_weight=1, keyword_weight=-1, rrf_k=60)
+
+
+def test_a_chunk_is_indexed_and_embedded_with_its_title_and_heading_path(tenant_a):
+    ingest_text(tenant_a.group, "Handbook", HANDBOOK)
+    # "Equipment" is only a heading and "handbook" only a title: the full text index has both.
+    hits = search_chunks(group=tenant_a.group, query="equipment", top_k=5, mode="keyword")
+    assert [h.section for h in hits] == ["Employee handbook > Equipment"]
+    hits = search_chunks(group=tenant_a.group, query="handbook", top_k=5, mode="keyword")
+    assert len(hits) == 3
+    with group_scope(tenant_a.group):
+        stored = KnowledgeEmbedding.objects.get(chunk__section="Employee handbook > Equipment")
+        chunk = stored.chunk
+    text = embedding_text(title=chunk.title, section=chunk.section, content=chunk.content)
+    assert text.startswith("Handbook > Employee handbook > Equipment\n\n")
+    embedder = embedder_for(group=tenant_a.group, model=stored.model)
+    with_path, bare = embedder.embed([text, chunk.content]).vectors
+    assert list(stored.embedding) == pytest.approx(with_path, abs=1e-5)
+    assert list(stored.embedding) != pytest.approx(bare, abs=1e-3)
+
+
 def test_a_tenant_never_retrieves_another_tenants_chunks_even_nearer_ones(tenant_a, tenant_b):
     ingest_text(tenant_a.group, "Alpha pets", PETS)
     question = "Are dogs welcome in the office on Fridays?"
@@ -140,14 +205,18 @@ def test_vector_queries_use_the_models_own_hnsw_index(tenant_a):
     model = "all-MiniLM-L6-v2"
     vector = "[" + ",".join(["0.05"] * 384) + "]"
     with connection.cursor() as cursor:
+        # Off, so the plan does not hang on the statistics earlier tests' ingestion left
+        # (test_eval_retrieval ingests 69 documents): the question is whether the index fits.
         cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_bitmapscan = off")
         order = f"{vector_expression(model)} <=> %s::{query_cast(model)}"
         where = "WHERE model = 'all-MiniLM-L6-v2' AND group_id = %s"
         sql = "EXPLAIN SELECT id FROM agents_knowledgeembedding " + where  # noqa: S608
         cursor.execute(sql + f" ORDER BY {order} LIMIT 5", [tenant_a.group.pk, vector])
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("RESET enable_seqscan")
-    assert index_name(model) in plan
+        cursor.execute("RESET enable_bitmapscan")
+    assert index_name(model) in plan, plan
     for info in catalog.embedding_models():
         with connection.cursor() as cursor:
             cursor.execute(
