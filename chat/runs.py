@@ -247,7 +247,8 @@ class RunRegistry:
     ) -> tuple[uuid.UUID, Any]:
         """Start a run on the thread, in one trip to a worker thread: the thread's lock, then
         `admit` (sync, e.g. the rate limit; it raises to refuse, and a busy thread never
-        reaches it), then `before` (sync, e.g. saving the question; its result is returned).
+        reaches it), then `before` (sync, e.g. saving the question; its result is returned),
+        then the run's own set-up (its agent and the history it sends).
 
         Raises Busy when another run holds the thread, in this process or another.
         """
@@ -271,10 +272,12 @@ class RunRegistry:
                     raise Busy  # Redis lost the lock of a run that still streams
                 if admit is not None:
                     admit()
-                return before() if before else None
+                prepared = before() if before else None
             except BaseException:
                 _release_lock(thread.pk, lock)
                 raise
+            run.prepare_now()  # the agent and history, on this same trip (the question is in)
+            return prepared
 
         prepared = await db_call(claim)()
         self.runs[thread.pk] = run

@@ -143,6 +143,7 @@ class AgentRun:
         self.message_id = uuid.uuid4()
         self._placeholder: asyncio.Task | None = None
         self.setup: Setup | None = None
+        self._setup_error: Exception | None = None
         self.ended = False  # its final event was emitted
         self.finish_reason = ""  # the last provider call's ("stop", "length", ...), for the API
 
@@ -162,9 +163,22 @@ class AgentRun:
 
     # --- the loop ----------------------------------------------------------------
 
+    def prepare_now(self) -> None:
+        """Set up on the caller's database thread (sync), right after the caller's own
+        writes, so `execute` needs no trip of its own before `run.started`; what fails here
+        fails the run in `execute`, as it would there."""
+        try:
+            self.setup = self._prepare()
+        except Exception as error:
+            self.setup, self._setup_error = None, error
+
     async def execute(self) -> RunResult:
         try:
-            if self._configuration is not None and self.conversation.history_in_memory:
+            if self._setup_error is not None:
+                raise self._setup_error
+            if self.setup is not None:  # set up by prepare_now
+                pass
+            elif self._configuration is not None and self.conversation.history_in_memory:
                 self.setup = self._prepare()
             else:
                 self.setup = await db_call(self._prepare)()
