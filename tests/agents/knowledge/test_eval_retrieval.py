@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ontology.models import Group
+from tests.agents.conftest import ingest_text
 
 BENCH = Path(__file__).resolve().parents[3] / "bench"
 
@@ -73,10 +74,19 @@ def test_bad_configurations_are_refused(tenant_a, args, message):
         _run("--sample", str(BENCH / "retrieval_eval"), *args)
 
 
-def test_a_groups_own_knowledge_is_measured_as_it_was_ingested(tenant_a):
-    questions = str(BENCH / "retrieval_eval" / "questions.jsonl")
+def test_a_groups_own_knowledge_is_measured_as_it_was_ingested(tenant_a, tmp_path):
+    ingest_text(tenant_a.group, "Pets", "Dogs are welcome in the office on Fridays.")
+    ingest_text(tenant_a.group, "Bikes", "Bicycles are parked in the basement garage.")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "Can my puppy come in?", "relevant": ["pets"]}))
+    report = json.loads(
+        _run(str(questions), "--group", tenant_a.group.slug, "--json").strip().splitlines()[-1]
+    )
+    assert report["vector"] == {"recall@5": 1.0, "mrr": 1.0, "questions": 1}
+    assert report["hybrid"]["mrr"] == 1.0
+    # Its chunks are the group's own: they are not re-chunked or stripped for a measurement.
     with pytest.raises(CommandError, match="need --corpus or --sample"):
-        _run(questions, "--group", tenant_a.group.slug, "--chunk-tokens", "120")
+        _run(str(questions), "--group", tenant_a.group.slug, "--chunk-tokens", "120")
 
 
 def test_hybrid_is_never_worse_than_either_path_on_the_public_set(tenant_a):
