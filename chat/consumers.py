@@ -14,10 +14,12 @@ import math
 import time
 from typing import Any
 
+from channels.auth import UserLazyObject, get_user
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.functional import empty
 
 from billing.ratelimits import RateLimited
 from chat import selectors, turns
@@ -81,6 +83,19 @@ class TokenBucket:
         return max(1, math.ceil((1 - self.tokens) / self.per_second))
 
 
+def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any]:
+    """The socket's user and, if they may read it, the thread (with its group): in one trip
+    to a database thread. A browser's user comes from its session here, not in the
+    middleware (config.asgi.SessionUserLater), so opening a socket costs one trip, not two;
+    a token's user is already known (config.websocket_auth)."""
+    user = scope.get("user")
+    if isinstance(user, UserLazyObject) and user._wrapped is empty:
+        user._wrapped = get_user.func(scope)
+    if user is None or not user.is_authenticated:
+        return user, None
+    return user, selectors.thread_for_member(user=user, thread_id=thread_id)
+
+
 class ThreadConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         """channels' dispatch without its first step, a hop to asgiref's one thread-sensitive
@@ -94,13 +109,12 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
         await self.accept()
+        thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
+        user, access = await db_call(_who_and_where)(self.scope, thread_id)
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
-        thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
-        access = await db_call(selectors.thread_for_member)(user=user, thread_id=thread_id)
         self.token: TokenAccess | None = self.scope.get("api_token")
         if access is None or (self.token is not None and access[0].pk != self.token.group.pk):
             await self.close(code=CLOSE_NOT_FOUND)  # a token reaches its own group's threads

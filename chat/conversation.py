@@ -18,6 +18,7 @@ class ThreadConversation:
             raise ScopeError("A run must stay inside its thread's group.")
         self.group = group
         self.thread = thread
+        self._answers = None  # the question the answer hangs from, once history() has read it
 
     @property
     def thread_id(self) -> int:
@@ -32,19 +33,29 @@ class ThreadConversation:
         return False
 
     def history(self) -> list[tuple[str, str]]:
-        """The shown branch (chat.tree): what the person sees is what the model is sent."""
+        """The shown branch (chat.tree): what the person sees is what the model is sent.
+        The branch read here also names the question the answer will hang from."""
         kept = (Message.Status.COMPLETE, Message.Status.STOPPED)
         with group_scope(self.group):
-            return [
-                (message.role, message.content)
-                for message in selectors.thread_messages(thread=self.thread)
-                if message.status in kept and message.content
-            ]
+            path = selectors.thread_messages(thread=self.thread)
+        if path:
+            last = path[-1]
+            self._answers = services.question_answered(
+                role=last.role, id=last.id, parent_id=last.parent_id
+            )
+        return [
+            (message.role, message.content)
+            for message in path
+            if message.status in kept and message.content
+        ]
 
     def start_answer(self, *, run_id, message_id) -> Message:
         with group_scope(self.group):
             return services.assistant_message_start(
-                thread=self.thread, run_id=run_id, message_id=message_id
+                thread=self.thread,
+                run_id=run_id,
+                message_id=message_id,
+                parent_id=self._answers,
             )
 
     def finish_answer(self, answer: Message, **outcome: Any) -> None:

@@ -94,12 +94,13 @@ def message_create_user(
 
 
 def assistant_message_start(
-    *, thread: AIThread, run_id: uuid.UUID, message_id: uuid.UUID
+    *, thread: AIThread, run_id: uuid.UUID, message_id: uuid.UUID, parent_id=None
 ) -> Message:
     """The placeholder the answer streams into; finished by assistant_message_finish.
 
     One INSERT, so no transaction of its own. Its audit Event is written by
-    assistant_message_finish, with the outcome.
+    assistant_message_finish, with the outcome. `parent_id`: the question it answers, when
+    the caller has just read the branch (a run has, for its history); else read here.
     """
     ensure_group_allowed(thread.group)
     return Message.objects.create(
@@ -109,7 +110,7 @@ def assistant_message_start(
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         run_id=run_id,
-        parent_id=_question_answered(thread),
+        parent_id=parent_id if parent_id is not None else _question_answered(thread),
     )
 
 
@@ -120,7 +121,12 @@ def _question_answered(thread: AIThread):
     if not path:
         return None
     last = Message.objects.filter(pk=path[-1].id).values_list("role", "parent_id").first()
-    return path[-1].id if last[0] == Message.Role.USER else last[1]
+    return question_answered(role=last[0], id=path[-1].id, parent_id=last[1])
+
+
+def question_answered(*, role: str, id, parent_id):
+    """Given the shown branch's last message, the question a new answer answers."""
+    return id if role == Message.Role.USER else parent_id
 
 
 EVENT_FOR_STATUS = {

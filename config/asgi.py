@@ -10,7 +10,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddleware, get_user  # noqa: E402 - needs Django set up first
+from channels.auth import AuthMiddleware  # noqa: E402 - needs Django set up first
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
@@ -19,7 +19,6 @@ from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
 from config.websocket_auth import BearerTokenOrSession  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
-from ontology.db_async import db_call  # noqa: E402
 
 
 def close_oversize_frames(server_module) -> None:
@@ -44,15 +43,18 @@ if "daphne.server" in sys.modules:  # served by daphne (importing it here would 
     close_oversize_frames(sys.modules["daphne.server"])
 
 
-class PooledAuthMiddleware(AuthMiddleware):
-    """channels' AuthMiddleware, loading the session and the user on the request pool.
+class SessionUserLater(AuthMiddleware):
+    """channels' AuthMiddleware, leaving the session's user to the consumer.
 
-    channels loads them on asgiref's one thread-sensitive thread, so every socket opening
-    in the process waited its turn there (200 at once took over a second).
+    channels loads the session and the user in the middleware, on asgiref's one
+    thread-sensitive thread, so every socket opening in the process waited its turn there
+    (200 at once took over a second); loaded on the request pool it still cost a trip of
+    its own. The thread consumer (chat.consumers._who_and_where) loads the user with the
+    thread it names, in one trip: `scope["user"]` is channels' lazy user until then.
     """
 
     async def resolve_scope(self, scope):
-        scope["user"]._wrapped = await db_call(get_user.func)(scope)
+        return None
 
 
 application = StartRunsOnFirstRequest(
@@ -63,7 +65,7 @@ application = StartRunsOnFirstRequest(
                 token_app=URLRouter(websocket_urlpatterns),
                 session_app=SameOriginValidator(
                     CookieMiddleware(
-                        SessionMiddleware(PooledAuthMiddleware(URLRouter(websocket_urlpatterns)))
+                        SessionMiddleware(SessionUserLater(URLRouter(websocket_urlpatterns)))
                     )
                 ),
             ),
