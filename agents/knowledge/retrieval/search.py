@@ -4,7 +4,8 @@ Both paths are filtered to the group (and to chosen sources) inside the query.
 The vector path uses the model's own partial HNSW index with pgvector 0.8's
 iterative scan, so a narrow filter still yields enough candidates. The text
 path ranks chunks matching any word of the question, those matching it as a
-web search (websearch_to_tsquery: all words, "phrases", -exclusions) first;
+web search (websearch_to_tsquery: all words, "phrases", -exclusions) first, and
+never one with an excluded word;
 PARLEY_RETRIEVAL_KEYWORD_ANY_WORD off makes it keep only those beside a vector
 path. Rows are fused by score = sum over paths of weight / (k + rank) (Fusion).
 Without a vector path (keyword mode, or no model ready yet) the text path's
@@ -77,10 +78,20 @@ class Hit:
         return heading_path(self.title, self.section)
 
 
+_EXCLUDED = re.compile(r"(?:^|\s)-(\w+)")  # as websearch_to_tsquery reads "-word"
+
+
+def excluded_words_query(text: str) -> str:
+    """A to_tsquery text matching any word the question excludes ("-word"), or ""."""
+    return " | ".join(dict.fromkeys(w.lower() for w in _EXCLUDED.findall(text)))
+
+
 def any_word_query(text: str) -> str:
-    """A to_tsquery text matching any word: words are letters and digits only, so it is safe."""
-    words = list(dict.fromkeys(re.findall(r"\w+", text.lower())))[:64]
-    return " | ".join(words)
+    """A to_tsquery text matching any word but those excluded: words are letters and digits
+    only, so it is safe."""
+    excluded = {w.lower() for w in _EXCLUDED.findall(text)}
+    words = [w for w in dict.fromkeys(re.findall(r"\w+", text.lower())) if w not in excluded]
+    return " | ".join(words[:64])
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -105,7 +116,10 @@ def _vector_path(model: str, only_sources: str) -> str:
         )"""  # noqa: S608 - fixed fragments and a catalog-checked model; values are bound
 
 
-def _keyword_path(match: str, only_sources: str) -> str:
+def _keyword_path(match: str, only_sources: str, excluding: bool) -> str:
+    """The text path; `excluding`: leave out chunks with a word the question excludes."""
+    if excluding:
+        only_sources += " AND NOT k.search_vector @@ to_tsquery('english', %(excluded)s)"
     return f"""
         keyword_hits AS MATERIALIZED (
             SELECT k.id AS chunk_id,
@@ -205,8 +219,9 @@ def search_chunks(
         ranked.append("vector_ranked")
     if words:
         params["words"], params["text"] = words, query
+        params["excluded"] = excluded_words_query(query)
         match = "web" if use_vector and not fusion.keyword_any else "any_words"
-        parts.append(_keyword_path(match, only_sources))
+        parts.append(_keyword_path(match, only_sources, excluding=bool(params["excluded"])))
         ranked.append("keyword_ranked")
     with transaction.atomic(), connection.cursor() as cursor:
         if use_vector:

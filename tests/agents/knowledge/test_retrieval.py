@@ -108,6 +108,10 @@ def test_keyword_search_needs_no_embeddings_and_honours_phrases(tenant_a):
     assert [h.title for h in hits] == ["Bikes"]
     hits = search_chunks(group=tenant_a.group, query="office garage", top_k=5, mode="keyword")
     assert {h.title for h in hits} == {"Bikes", "Pets"}  # any word matches
+    hits = search_chunks(group=tenant_a.group, query="office -garage", top_k=5, mode="keyword")
+    assert [h.title for h in hits] == ["Pets"]  # but never a chunk with an excluded word
+    hits = search_chunks(group=tenant_a.group, query="garage -office", top_k=5, mode="keyword")
+    assert [h.title for h in hits] == ["Bikes"]
 
 
 # Says "bring" and "work" three times over, and nothing about animals.
