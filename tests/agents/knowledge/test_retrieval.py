@@ -112,6 +112,9 @@ def test_keyword_search_needs_no_embeddings_and_honours_phrases(tenant_a):
     assert [h.title for h in hits] == ["Pets"]  # but never a chunk with an excluded word
     hits = search_chunks(group=tenant_a.group, query="garage -office", top_k=5, mode="keyword")
     assert [h.title for h in hits] == ["Bikes"]
+    # Bikes has "door" but also the excluded "garage": left out, whatever else it matches.
+    hits = search_chunks(group=tenant_a.group, query="door dogs -garage", top_k=5, mode="keyword")
+    assert [h.title for h in hits] == ["Pets"]
 
 
 # Says "bring" and "work" three times over, and nothing about animals.
