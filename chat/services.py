@@ -394,38 +394,30 @@ def thread_is_answering(thread: AIThread) -> bool:
 
 @transaction.atomic
 def thread_archive(*, thread: AIThread, actor: User, archived: bool = True) -> AIThread:
-    """Put a thread away from the list (or bring it back); nothing else about it changes.
-
-    Setting what is already set records nothing: a form sent twice is one change.
-    """
-    ensure_group_allowed(thread.group)
-    if (thread.archived_at is not None) == archived:
-        return thread
-    thread.archived_at = timezone.now() if archived else None
-    thread.save(update_fields=["archived_at"])
-    event_record(
-        group=thread.group,
-        type=EventType.THREAD_ARCHIVED if archived else EventType.THREAD_UNARCHIVED,
-        actor=actor,
-        target=thread,
-    )
-    return thread
+    """Put a thread away from the list (or bring it back); nothing else about it changes."""
+    events = (EventType.THREAD_ARCHIVED, EventType.THREAD_UNARCHIVED)
+    return _filing_stamp(thread, actor=actor, field="archived_at", on=archived, events=events)
 
 
 @transaction.atomic
 def thread_pin(*, thread: AIThread, actor: User, pinned: bool = True) -> AIThread:
     """Keep a thread at the top of its author's list (or let it go back in line)."""
+    events = (EventType.THREAD_PINNED, EventType.THREAD_UNPINNED)
+    return _filing_stamp(thread, actor=actor, field="pinned_at", on=pinned, events=events)
+
+
+def _filing_stamp(
+    thread: AIThread, *, actor: User, field: str, on: bool, events: tuple[EventType, EventType]
+) -> AIThread:
+    """Set (now) or clear one of the thread's filing stamps and audit it with the first or
+    second event. Setting what is already set records nothing: a form sent twice is one
+    change."""
     ensure_group_allowed(thread.group)
-    if (thread.pinned_at is not None) == pinned:
+    if (getattr(thread, field) is not None) == on:
         return thread
-    thread.pinned_at = timezone.now() if pinned else None
-    thread.save(update_fields=["pinned_at"])
-    event_record(
-        group=thread.group,
-        type=EventType.THREAD_PINNED if pinned else EventType.THREAD_UNPINNED,
-        actor=actor,
-        target=thread,
-    )
+    setattr(thread, field, timezone.now() if on else None)
+    thread.save(update_fields=[field])
+    event_record(group=thread.group, type=events[0 if on else 1], actor=actor, target=thread)
     return thread
 
 

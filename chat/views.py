@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -260,44 +261,45 @@ def thread_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("thread-list")
 
 
-@member_required
-@require_POST
-@limit_requests("chat")
-def thread_archive(request: HttpRequest, pk: int) -> HttpResponse:
-    thread = _thread(request, pk, write=True)
-    services.thread_archive(thread=thread, actor=request.user, archived=True)
-    flash.success(request, f"Archived “{thread}”. Find it under Archived.")
-    return _back(request, thread)
+def _filing_view(name: str, change: Callable[..., AIThread], flag: str, on: bool, said: str):
+    """A POST that files a thread (archive, pin and their reverses): the thread's author
+    only, counted in the "chat" bucket, then back where the form came from. `said` is the
+    confirmation, with `{thread}` for its title."""
+
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        thread = _thread(request, pk, write=True)
+        change(thread=thread, actor=request.user, **{flag: on})
+        flash.success(request, said.format(thread=thread))
+        return _back(request, thread)
+
+    view.__name__ = view.__qualname__ = name
+    return member_required(require_POST(limit_requests("chat")(view)))
 
 
-@member_required
-@require_POST
-@limit_requests("chat")
-def thread_unarchive(request: HttpRequest, pk: int) -> HttpResponse:
-    thread = _thread(request, pk, write=True)
-    services.thread_archive(thread=thread, actor=request.user, archived=False)
-    flash.success(request, f"“{thread}” is back in your conversations.")
-    return _back(request, thread)
-
-
-@member_required
-@require_POST
-@limit_requests("chat")
-def thread_pin(request: HttpRequest, pk: int) -> HttpResponse:
-    thread = _thread(request, pk, write=True)
-    services.thread_pin(thread=thread, actor=request.user, pinned=True)
-    flash.success(request, f"Pinned “{thread}” to the top of your conversations.")
-    return _back(request, thread)
-
-
-@member_required
-@require_POST
-@limit_requests("chat")
-def thread_unpin(request: HttpRequest, pk: int) -> HttpResponse:
-    thread = _thread(request, pk, write=True)
-    services.thread_pin(thread=thread, actor=request.user, pinned=False)
-    flash.success(request, f"Unpinned “{thread}”.")
-    return _back(request, thread)
+thread_archive = _filing_view(
+    "thread_archive",
+    services.thread_archive,
+    "archived",
+    True,
+    "Archived “{thread}”. Find it under Archived.",
+)
+thread_unarchive = _filing_view(
+    "thread_unarchive",
+    services.thread_archive,
+    "archived",
+    False,
+    "“{thread}” is back in your conversations.",
+)
+thread_pin = _filing_view(
+    "thread_pin",
+    services.thread_pin,
+    "pinned",
+    True,
+    "Pinned “{thread}” to the top of your conversations.",
+)
+thread_unpin = _filing_view(
+    "thread_unpin", services.thread_pin, "pinned", False, "Unpinned “{thread}”."
+)
 
 
 def _back(request: HttpRequest, thread: AIThread) -> HttpResponse:

@@ -2,23 +2,12 @@
 executable hidden in a formula do not."""
 
 from html import escape as html_escape
-from html.parser import HTMLParser
 
 import pytest
 
 from chat.mathml import MATH_ATTRIBUTES, MATH_TAGS, latex_to_mathml
 from chat.rendering import render_answer
-
-
-def elements(html: str) -> list[tuple[str, dict]]:
-    found = []
-
-    class Collector(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            found.append((tag, dict(attrs)))
-
-    Collector().feed(html)
-    return found
+from tests.chat.test_rendering import elements
 
 
 def test_inline_math_becomes_mathml_inside_the_paragraph():
