@@ -23,7 +23,7 @@ class ThreadFollower:
         self.run_id: str | None = None
         self._ended: set[str] = set()
 
-    def deliver(self, event: dict[str, Any]) -> None:
+    async def deliver(self, event: dict[str, Any]) -> None:
         self.inbox.put_nowait(event)
         if event["type"] in FINAL_EVENTS and "run_id" in event:
             self._ended.add(event["run_id"])

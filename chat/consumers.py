@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import time
 from typing import Any
@@ -46,11 +47,13 @@ from chat.frames import (
 )
 from chat.layers import UNREACHABLE
 from chat.models import Message
-from chat.runs import FINAL_EVENTS, Busy, registry
+from chat.runs import FINAL_EVENTS, Busy, registry, streaming_run
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import ApiToken
 from ontology.tokens import TokenAccess, still_valid, token_channel_group
+
+logger = logging.getLogger(__name__)
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_FOUND = 4404
@@ -83,17 +86,19 @@ class TokenBucket:
         return max(1, math.ceil((1 - self.tokens) / self.per_second))
 
 
-def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any]:
-    """The socket's user and, if they may read it, the thread (with its group): in one trip
-    to a database thread. A browser's user comes from its session here, not in the
-    middleware (config.asgi.SessionUserLater), so opening a socket costs one trip, not two;
-    a token's user is already known (config.websocket_auth)."""
+def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any, str | None]:
+    """The socket's user, if they may read it the thread (with its group), and the run whose
+    answer is streaming on it as its row says (chat.runs.streaming_run): in one trip to a
+    database thread. A browser's user comes from its session here, not in the middleware
+    (config.asgi.SessionUserLater), so opening a socket costs one trip, not three; a token's
+    user is already known (config.websocket_auth)."""
     user = scope.get("user")
     if isinstance(user, UserLazyObject) and user._wrapped is empty:
         user._wrapped = get_user.func(scope)
     if user is None or not user.is_authenticated:
-        return user, None
-    return user, selectors.thread_for_member(user=user, thread_id=thread_id)
+        return user, None, None
+    access = selectors.thread_for_member(user=user, thread_id=thread_id)
+    return user, access, streaming_run(thread_id) if access is not None else None
 
 
 class ThreadConsumer(AsyncWebsocketConsumer):
@@ -111,7 +116,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
-        user, access = await db_call(_who_and_where)(self.scope, thread_id)
+        user, access, stored_run = await db_call(_who_and_where)(self.scope, thread_id)
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
@@ -140,7 +145,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.pump = asyncio.create_task(self._pump())
         local_fanout().add(self.thread.pk, self)
         try:
-            streaming = await registry().follow(self.thread.pk)
+            streaming = await registry().follow(self.thread.pk, stored=stored_run)
         except UNREACHABLE:
             streaming = None  # Redis is away: the client's resume finds the run
         if streaming is not None:
@@ -163,10 +168,28 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         """The socket's token was revoked, or its user left the group or was deactivated."""
         await self.close(code=CLOSE_NOT_LOGGED_IN)
 
-    def deliver(self, event: dict[str, Any]) -> None:
-        """An event from a run in this process. A full inbox drops it; the gap is filled later."""
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """An event from a run in this process, sent at once, by the run's own task, when
+        nothing is before it (nothing queued, no resume or other event being handled) and
+        it follows what this client has (no gap to read from the log): the common case,
+        which so costs the stream no queue and no task switch. Else it is queued for the
+        pump; a full inbox drops it, and the gap is filled later."""
+        if self.inbox.empty() and not self.events_lock.locked() and self._follows_on(event):
+            async with self.events_lock:  # free: taken without waiting
+                try:
+                    await self._handle_unlocked(event)
+                except Exception:  # this socket's trouble is not the run's
+                    logger.exception("thread %s: an event could not be sent", self.thread.pk)
+            return
         with contextlib.suppress(asyncio.QueueFull):
             self.inbox.put_nowait(event)
+
+    def _follows_on(self, event: dict[str, Any]) -> bool:
+        """Whether handling the event needs no read of the log (see _handle_unlocked)."""
+        if "seq" not in event:
+            return True
+        last = self.sent.get(event["run_id"])
+        return last is None or event["seq"] <= last + 1
 
     async def _pump(self) -> None:
         while True:

@@ -35,8 +35,9 @@ def thread_group(thread_id: int) -> str:
 
 
 class Listener(Protocol):
-    def deliver(self, event: dict[str, Any]) -> None:
-        """Take an event without waiting (a full inbox drops it: the listener resumes)."""
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """Take an event: handle it at once, or queue it (a full inbox drops it: the listener
+        resumes). It never waits on anything, the run's stream being the caller."""
 
 
 class LocalFanout:
@@ -55,9 +56,9 @@ class LocalFanout:
             if not listeners:
                 del self._listeners[thread_id]
 
-    def publish(self, thread_id: int, event: dict[str, Any]) -> None:
+    async def publish(self, thread_id: int, event: dict[str, Any]) -> None:
         for listener in list(self._listeners.get(thread_id, ())):
-            listener.deliver(event)
+            await listener.deliver(event)
 
 
 _fanouts: PerLoop[LocalFanout] = PerLoop(LocalFanout)
@@ -96,7 +97,7 @@ async def broadcast(thread_id: int, event: dict[str, Any], *, from_worker: bool 
     A Celery worker has no tabs of its own (`from_worker`): it sends to every tab through
     the channel layer, naming no origin, so no process takes it for one of its own."""
     if not from_worker:
-        local_fanout().publish(thread_id, event)
+        await local_fanout().publish(thread_id, event)
     try:
         await RemotePublisher(thread_id, everywhere=from_worker).send([event])
     except UNREACHABLE as error:

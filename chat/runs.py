@@ -30,6 +30,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisSerializer
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,6 +43,7 @@ from chat.layers import UNREACHABLE
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log, write_rows
 from chat.titles import name_thread, title_later
+from ontology import async_redis
 from ontology.db_async import db_call, io_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
@@ -64,6 +66,8 @@ CONTROL_RETRY_SECONDS = 1.0
 STALE_AFTER = timedelta(seconds=12)  # an answer whose heartbeat is older died with its process
 SWEEP_SECONDS = 4
 CLOSE = "registry.close"
+UNREAD = object()  # follow(): the caller has not read the answer's row
+_SERIALIZER = RedisSerializer()  # how Django's Redis cache stores a value
 
 
 def _lock_key(thread_id: int) -> str:
@@ -72,7 +76,16 @@ def _lock_key(thread_id: int) -> str:
 
 def _lock_holder(thread_id: int) -> tuple[str, str] | None:
     """(run id, the holding process's control channel) of the thread's run, if one streams."""
-    value = cache.get(_lock_key(thread_id))
+    return _holder_of(cache.get(_lock_key(thread_id)))
+
+
+async def _alock_holder(thread_id: int) -> tuple[str, str] | None:
+    """_lock_holder from the event loop (ontology.async_redis): no trip to a thread."""
+    raw = await async_redis.client().get(cache.make_key(_lock_key(thread_id)))
+    return _holder_of(_SERIALIZER.loads(raw) if raw is not None else None)
+
+
+def _holder_of(value: Any) -> tuple[str, str] | None:
     if not isinstance(value, str):
         return None
     run_id, _, channel = value.partition(" ")
@@ -98,7 +111,7 @@ def _reassert_lock(thread_id: int, lock: str) -> bool:
     return True
 
 
-def _streaming_run(thread_id: int) -> str | None:
+def streaming_run(thread_id: int) -> str | None:
     """The run whose answer streams on the thread with a live heartbeat: the lock's durable
     half, which holds while Redis has lost the lock. By thread id alone, as the lock is:
     its callers have checked who may see the thread."""
@@ -164,7 +177,7 @@ class EventLog:
                 await self.before_final()
             except Exception:  # Redis is away: the lock expires by itself (LOCK_SECONDS)
                 logger.exception("run %s could not let go of its thread", event["run_id"])
-            local_fanout().publish(self.thread.pk, event)
+            await local_fanout().publish(self.thread.pk, event)
             self._outbox.append(event)
             await self.publish(patient=True)
             return
@@ -172,7 +185,7 @@ class EventLog:
         if self._unwritten >= FLUSH_EVENTS:
             self._unwritten = 0
             self.log.write_soon()
-        local_fanout().publish(self.thread.pk, event)
+        await local_fanout().publish(self.thread.pk, event)
         if not self.remote.may_have_listeners():
             return  # no tab elsewhere; one that opens later reads what it missed from the log
         self._outbox.append(event)
@@ -268,7 +281,7 @@ class RunRegistry:
             if not _claim_lock(thread.pk, lock):
                 raise Busy
             try:
-                if _streaming_run(thread.pk) is not None:
+                if streaming_run(thread.pk) is not None:
                     raise Busy  # Redis lost the lock of a run that still streams
                 if admit is not None:
                     admit()
@@ -311,7 +324,7 @@ class RunRegistry:
     async def _lost_holder(self, thread_id: int) -> tuple[str, str] | None:
         """The holder of a lock Redis lost while its answer still streams: its process sets it
         again within WATCH_SECONDS of noticing the new server, so wait for it a little."""
-        if await db_call(_streaming_run)(thread_id) is None:
+        if await db_call(streaming_run)(thread_id) is None:
             return None
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while time.monotonic() < deadline:
@@ -322,14 +335,17 @@ class RunRegistry:
         logger.warning("thread %s: its run's lock was not set again; the stop is lost", thread_id)
         return None
 
-    async def follow(self, thread_id: int) -> str | None:
+    async def follow(self, thread_id: int, *, stored: object = UNREAD) -> str | None:
         """The run streaming on the thread now, if any. When it streams in another process,
         that process hears that a tab here follows it, and publishes to this process from
         its next event on rather than from its next look (REMOTE_CHECK_SECONDS). When Redis
-        has lost the run's lock, the answer's row still names the run."""
-        holder = await io_call(_lock_holder)(thread_id)
+        has lost the run's lock, the answer's row still names the run: `stored`, when the
+        caller has just read it (streaming_run), spares reading it again."""
+        holder = await _alock_holder(thread_id)
         if holder is None:
-            return await db_call(_streaming_run)(thread_id)
+            if stored is not UNREAD:
+                return stored
+            return await db_call(streaming_run)(thread_id)
         run_id, channel = holder
         if channel and channel != self._control_channel:
             try:
@@ -403,7 +419,7 @@ class RunRegistry:
         if self.runs.get(thread_id) is not run:
             return
         del self.runs[thread_id]
-        await io_call(_release_lock)(thread_id, self._lock_value(run))
+        await _arelease_lock(thread_id, self._lock_value(run))
 
     def _lock_value(self, run: AgentRun) -> str:
         """What the run's thread lock holds: the run, and where to send it a stop."""
@@ -519,7 +535,7 @@ class RunRegistry:
                 ended = []
             for thread_id, event in ended:  # every tab, in every process, hears the end
                 try:
-                    local_fanout().publish(thread_id, event)
+                    await local_fanout().publish(thread_id, event)
                     await RemotePublisher(thread_id).send([event], patient=True)
                 except Exception:  # a tab reads it from the log when it resumes
                     logger.exception("could not tell thread %s its run was interrupted", thread_id)
@@ -531,6 +547,16 @@ class RunRegistry:
 def _release_lock(thread_id: int, lock: str) -> None:
     if cache.get(_lock_key(thread_id)) == lock:
         cache.delete(_lock_key(thread_id))
+
+
+# Delete the key only while it holds the value given: the lock is this run's.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+async def _arelease_lock(thread_id: int, lock: str) -> None:
+    """_release_lock from the event loop, in one command: no trip to a thread."""
+    key = cache.make_key(_lock_key(thread_id))
+    await async_redis.client().eval(_RELEASE, 1, key, _SERIALIZER.dumps(lock))
 
 
 def _touch_messages(message_ids: list[uuid.UUID]) -> None:

@@ -134,12 +134,14 @@ def thread_path(*, thread: AIThread) -> list[Step]:
 
 def thread_messages(*, thread: AIThread, after=None) -> list[Message]:
     """What a reader sees: the shown branch, root first (after message `after` when
-    given), each message with `.branch`, its place among its siblings (chat.tree.Step)."""
-    steps = thread_path(thread=thread)
+    given), each message with `.branch`, its place among its siblings (chat.tree.Step).
+    One query: the thread's messages, other branches' too (a branch is a few messages,
+    and the tree needs them all), rather than the tree and then the branch's rows."""
+    rows = {message.id: message for message in Message.objects.filter(thread=thread)}
+    steps = active_path(Node(m.id, m.parent_id, m.selected_at, m.created_at) for m in rows.values())
     if after is not None:
         ids = [step.id for step in steps]
         steps = steps[ids.index(after) + 1 :] if after in ids else []
-    rows = Message.objects.filter(thread=thread).in_bulk([step.id for step in steps])
     messages = []
     for step in steps:
         message = rows[step.id]

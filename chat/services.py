@@ -137,6 +137,18 @@ EVENT_FOR_STATUS = {
 }
 
 
+# What a run's end writes of its answer (the rest was written by assistant_message_start).
+FINISHED_FIELDS = [
+    "status",
+    "content",
+    "tool_calls",
+    "sources",
+    "usage",
+    "error_code",
+    "updated_at",
+]
+
+
 @transaction.atomic
 def assistant_message_finish(
     *,
@@ -159,7 +171,7 @@ def assistant_message_finish(
     message.usage = usage
     message.error_code = error_code
     message.updated_at = timezone.now()
-    message.save()
+    message.save(update_fields=FINISHED_FIELDS)
     if ledger_write is not None:
         ledger_write()
     AIThread.objects.filter(pk=message.thread_id).update(last_activity_at=message.updated_at)

@@ -2,6 +2,7 @@
 stack, pages through the full one); a WebSocket is a program's (an API token) or a
 browser's (session auth and an Origin check)."""
 
+import gc
 import os
 import sys
 
@@ -72,3 +73,16 @@ application = StartRunsOnFirstRequest(
         }
     )
 )
+
+
+def freeze_startup_objects() -> None:
+    """Move what importing the project made (Django's apps, models, URL patterns, the SDKs'
+    types: some 350,000 objects) out of the garbage collector's sight. They live as long as
+    the process, yet every full collection walked them all: a pause of tens of
+    milliseconds in the event loop, in the middle of every stream of the process. What is
+    garbage already is collected first, so nothing dead is kept."""
+    gc.collect()
+    gc.freeze()
+
+
+freeze_startup_objects()

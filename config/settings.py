@@ -220,6 +220,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},  # the providers' transport: a line per model call
     },
 }
 

@@ -52,9 +52,11 @@ async def test_a_follower_whose_events_are_never_read_leaves_when_its_run_ends()
     fanout = local_fanout()
     follower = await ThreadFollower(4242).__aenter__()
     follower.expect("run-1")
-    fanout.publish(4242, {"type": "delta", "run_id": "run-1", "seq": 1, "text": "Hi"})
-    fanout.publish(4242, {"type": "run.completed", "run_id": "run-2", "seq": 9})  # not its run
-    fanout.publish(4242, {"type": "run.completed", "run_id": "run-1", "seq": 2})
-    fanout.publish(4242, {"type": "delta", "run_id": "run-3", "seq": 1, "text": "next"})
+    await fanout.publish(4242, {"type": "delta", "run_id": "run-1", "seq": 1, "text": "Hi"})
+    await fanout.publish(
+        4242, {"type": "run.completed", "run_id": "run-2", "seq": 9}
+    )  # not its run
+    await fanout.publish(4242, {"type": "run.completed", "run_id": "run-1", "seq": 2})
+    await fanout.publish(4242, {"type": "delta", "run_id": "run-3", "seq": 1, "text": "next"})
     assert follower.inbox.qsize() == 3  # nothing after its run's end reaches it
     assert [e["seq"] async for e in follower.run_events("run-1")] == [1, 2]

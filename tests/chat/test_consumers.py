@@ -860,3 +860,30 @@ async def test_a_bad_run_id_is_refused(sim, frame):
     refused = await tab.receive_json_from(timeout=TIMEOUT)
     assert (refused["type"], refused["code"]) == ("error", "bad_frame")
     await tab.disconnect()
+
+
+async def test_a_run_in_this_process_sends_its_event_before_its_publish_returns(sim):
+    from chat.fanout import local_fanout
+
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="stream.resume", after_seq=0)
+    await frames_until(tab, "stream.resumed")  # the socket has joined its thread
+    (consumer,) = local_fanout()._listeners[thread.pk]
+
+    first = {"type": "delta", "run_id": "r1", "seq": 1, "text": "Hi"}
+    await local_fanout().publish(thread.pk, first)
+    assert tab.output_queue.qsize() == 1  # sent by the run's task: no queue, no task switch
+    assert await tab.receive_json_from(timeout=TIMEOUT) == first
+
+    # While the socket handles something else (a resume), later events wait their turn.
+    later = [{"type": "delta", "run_id": "r1", "seq": n, "text": str(n)} for n in (2, 3)]
+    async with consumer.events_lock:
+        for event in later:
+            await local_fanout().publish(thread.pk, event)
+        assert tab.output_queue.empty()
+    assert [await tab.receive_json_from(timeout=TIMEOUT) for _ in later] == later
+    last = {"type": "run.completed", "run_id": "r1", "seq": 4}
+    await local_fanout().publish(thread.pk, last)
+    assert await tab.receive_json_from(timeout=TIMEOUT) == last
+    await tab.disconnect()

@@ -41,3 +41,23 @@ async def test_an_agent_switched_off_fails_the_run_as_it_starts(sim):
     assert frames[-1]["code"] == "agent_unavailable"
     assert "run.started" not in [f["type"] for f in frames]
     await tab.disconnect()
+
+
+async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch):
+    """Its user, the thread and whether an answer streams on it are read together; the
+    run's lock is read in the event loop."""
+    from ontology.db_async import _request_pool
+
+    tenant, thread = await chat_setup()
+    pool, trips = _request_pool(), []
+    submit = pool.submit
+    monkeypatch.setattr(pool, "submit", lambda *a, **k: trips.append(a[0]) or submit(*a, **k))
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="stream.resume", after_seq=0)
+    resumed = await frames_until(tab, "stream.resumed")
+    assert (resumed[-1]["last_seq"], resumed[-1]["streaming"]) == (0, False)
+    sweep = "mark_interrupted_runs"  # the process's own, not the socket's
+    names = [t.args[-1].func.__name__ for t in trips if t.args[-1].func.__name__ != sweep]
+    # The open, then the resume's look at the answer's row and at the latest run.
+    assert names == ["_who_and_where", "streaming_run", "latest_run_id"]
+    await tab.disconnect()
