@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.pricing import MAX_MODEL_CHARS, Prices, price_override
+from billing.price_overrides import price_override
+from billing.pricing import MAX_MODEL_CHARS, Prices
 
 __all__ = ["MAX_MODEL_CHARS", "Prices"]  # the catalog's names for billing's own
 
@@ -143,7 +144,8 @@ def list_prices(info: ModelInfo) -> Prices:
 
 
 def prices_for(info: ModelInfo) -> Prices:
-    """The catalog price, unless the deployment overrides it (admin: price overrides)."""
+    """The catalog price, unless the deployment overrides it (admin: price overrides); no
+    query when this process's copy of the overrides is current (billing.price_overrides)."""
     override = price_override(provider=info.provider, model=info.model)
     return override if override is not None else list_prices(info)
 

@@ -3,8 +3,8 @@
 Budgets are reserve-then-settle. Before a provider call, `budget_reserve` locks the
 group's row for the month, refuses when spent + held already reach the plan's
 budget, and otherwise holds the call's worst case. `ai_calls_record` writes the
-call's ledger row, adds it to the month's total and deletes the reservation, in one
-transaction under the same lock. Admission needs spent + held below the budget and
+call's ledger row, adds it to the month's total (which takes the same lock) and deletes
+the reservation, in one transaction. Admission needs spent + held below the budget and
 holds at least the call's real cost, so concurrent runs overshoot a budget by at
 most one reservation. A reservation nobody settles stops counting when it expires.
 """
@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -93,20 +92,8 @@ class LedgerEntry:
         return cost_of(prices=self.prices, usage=self.usage)
 
 
-@contextmanager
-def _scope_of(group_id: int) -> Iterator[Group]:
-    """The scope of a group known by id (ledger entries carry ids); the scope needs only the pk."""
-    group = Group(pk=group_id)
-    ensure_group_allowed(group)
-    with group_scope(group):
-        yield group
-
-
 # The budget's hot path runs before every provider call, so it is plain SQL (a statement
 # costs a fifth of an ORM query) with the group filter written out in each statement.
-_SELECT_MONTH = """
-    SELECT cost, tokens FROM billing_monthlyusage WHERE group_id = %s AND month = %s FOR UPDATE
-"""
 _CREATE_MONTH = """
     INSERT INTO billing_monthlyusage (group_id, month, cost, tokens, calls)
     VALUES (%s, %s, 0, 0, 0) ON CONFLICT (group_id, month) DO NOTHING
@@ -138,15 +125,25 @@ _HELD = """
     WHERE group_id = %s AND expires_at > %s
 """
 _SETTLE = "DELETE FROM billing_budgetreservation WHERE group_id = %s AND id = ANY(%s)"
+# Only the rows it inserted come back: a row already there (a replay) is counted nowhere.
+# Its columns are every concrete field of AICall, in the order _values gives them.
+_INSERT_CALLS = """
+    INSERT INTO billing_aicall (
+        id, group_id, user_id, agent_id, thread_id, run_id, purpose, provider, model, step,
+        attempt, input_tokens, output_tokens, cached_tokens, usage_exact, input_price,
+        output_price, cached_price, cost, latency_ms, ttft_ms, status, error_code, created_at
+    ) VALUES {rows}
+    ON CONFLICT (id) DO NOTHING RETURNING id
+"""
+_CALL_ROW = "(" + ", ".join(["%s"] * 24) + ")"
 
 
-def _lock_month(
-    cursor, group_id: int, month: date, *, query: str = _SELECT_MONTH, params: tuple = ()
-) -> tuple:
+def _lock_month(cursor, group_id: int, month: date, *, query: str, params: tuple = ()) -> tuple:
     """Lock the group's row for the month, creating it first if needed; the query's row.
 
-    Every budget check and every ledger write for a group takes this lock, so they
-    happen one at a time and each sees the others' committed work.
+    Every budget check and every ledger write for a group takes this lock (the ledger by
+    its UPDATE, _add_to_month), so they happen one at a time and each sees the others'
+    committed work.
     """
     cursor.execute(query, [*params, group_id, month])
     row = cursor.fetchone()
@@ -163,6 +160,13 @@ def ai_calls_record(*, entries: list[LedgerEntry], settle: Iterable[uuid.UUID] =
     A row whose id is already there is skipped and counted nowhere: a replay never
     charges twice. Returns how many rows were new. Inside a caller's transaction (a run's
     answer) it is part of it, with no savepoint: a failure here fails the whole.
+
+    Per group, in one order (groups, then ids, sorted, so two writers never deadlock): one
+    INSERT that returns the ids it wrote, one UPDATE of the month by those rows, which takes
+    the month's lock until commit, and the settling DELETE. The budget check
+    (budget_reserve) reads only the month row and the reservations under that lock, never
+    the ledger, so the rows need not be written under it: it sees the month's new total
+    and the reservations gone together, when this commits.
     """
     settle = [reservation for reservation in settle if reservation is not None]
     by_group: dict[int, list[LedgerEntry]] = defaultdict(list)
@@ -172,55 +176,64 @@ def ai_calls_record(*, entries: list[LedgerEntry], settle: Iterable[uuid.UUID] =
     month = month_start(timezone.localdate(now))
     written = 0
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        for group_id in sorted(by_group):  # one lock order, so two writers never deadlock
-            group_entries = by_group[group_id]
-            with _scope_of(group_id):
-                _lock_month(cursor, group_id, month)
-                existing = set(
-                    AICall.objects.filter(pk__in=[e.id for e in group_entries]).values_list(
-                        "pk", flat=True
-                    )
-                )
-                new = [e for e in group_entries if e.id not in existing]
-                AICall.objects.bulk_create(
-                    [_row(e, created_at=now) for e in new], ignore_conflicts=True
-                )
+        for group_id in sorted(by_group):
+            ensure_group_allowed(Group(pk=group_id))
+            group_entries = sorted(by_group[group_id], key=lambda e: e.id)
+            cursor.execute(
+                _INSERT_CALLS.format(rows=", ".join([_CALL_ROW] * len(group_entries))),
+                [value for e in group_entries for value in _values(e, created_at=now)],
+            )
+            inserted = {row[0] for row in cursor.fetchall()}
+            new = [e for e in group_entries if e.id in inserted]
             if new:
                 cost = sum((e.cost for e in new), Decimal(0))
                 tokens = sum(e.usage.input_tokens + e.usage.output_tokens for e in new)
-                cursor.execute(_ADD_TO_MONTH, [cost, tokens, len(new), group_id, month])
+                _add_to_month(cursor, group_id, month, cost=cost, tokens=tokens, calls=len(new))
             if settle:
                 cursor.execute(_SETTLE, [group_id, settle])
             written += len(new)
     return written
 
 
-def _row(e: LedgerEntry, *, created_at) -> AICall:
-    return AICall(
-        id=e.id,
-        group_id=e.group_id,
-        user_id=e.user_id,
-        agent_id=e.agent_id,
-        thread_id=e.thread_id,
-        run_id=e.run_id,
-        purpose=e.purpose,
-        provider=e.provider,
-        model=e.model,
-        step=e.step,
-        attempt=e.attempt,
-        input_tokens=e.usage.input_tokens,
-        output_tokens=e.usage.output_tokens,
-        cached_tokens=e.usage.cached_tokens,
-        usage_exact=e.usage.exact,
-        input_price=e.prices.input,
-        output_price=e.prices.output,
-        cached_price=e.prices.cached_input,
-        cost=e.cost,
-        latency_ms=e.latency_ms,
-        ttft_ms=e.ttft_ms,
-        status=e.status,
-        error_code=e.error_code,
-        created_at=created_at,
+def _add_to_month(
+    cursor, group_id: int, month: date, *, cost: Decimal, tokens: int, calls: int
+) -> None:
+    """Add to the group's month row (taking its lock), creating the row first if it is missing."""
+    params = [cost, tokens, calls, group_id, month]
+    cursor.execute(_ADD_TO_MONTH, params)
+    if cursor.rowcount == 0:
+        cursor.execute(_CREATE_MONTH, [group_id, month])
+        cursor.execute(_ADD_TO_MONTH, params)
+
+
+def _values(e: LedgerEntry, *, created_at) -> tuple:
+    """The entry's ledger row, in the order of _INSERT_CALLS' columns."""
+    usage, prices = e.usage, e.prices
+    return (
+        e.id,
+        e.group_id,
+        e.user_id,
+        e.agent_id,
+        e.thread_id,
+        e.run_id,
+        e.purpose,
+        e.provider,
+        e.model,
+        e.step,
+        e.attempt,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_tokens,
+        usage.exact,
+        prices.input,
+        prices.output,
+        prices.cached_input,
+        e.cost,
+        e.latency_ms,
+        e.ttft_ms,
+        e.status,
+        e.error_code,
+        created_at,
     )
 
 

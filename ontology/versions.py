@@ -21,13 +21,24 @@ _TIMEOUT = None  # never expires by itself
 _serializer = RedisSerializer()  # how the cache stores what it is given (a pickle)
 
 
-def group_version(group_id: int) -> str:
-    key = _KEY.format(group_id=group_id)
+def version(key: str) -> str | None:
+    """The token of a version key, made when missing (one GET when it is there). None only
+    when a bump deleted it again in between: use what you read, and keep nothing under it."""
     token = cache.get(key)
     if token is None:
         cache.add(key, uuid.uuid4().hex, timeout=_TIMEOUT)
         token = cache.get(key)
     return token
+
+
+def bump_version(key: str) -> None:
+    """Invalidate what every process keeps under the version key once this commits."""
+    # robust: a Redis hiccup must not turn a committed change into an error page.
+    transaction.on_commit(lambda: cache.delete(key), robust=True)
+
+
+def group_version(group_id: int) -> str:
+    return version(_KEY.format(group_id=group_id))
 
 
 def group_version_key(group_id: int) -> str:
@@ -50,9 +61,7 @@ async def agroup_version(group_id: int) -> str | None:
 
 def bump_group_version(group_id: int) -> None:
     """Invalidate every process's cached configuration of the group once this commits."""
-    key = _KEY.format(group_id=group_id)
-    # robust: a Redis hiccup must not turn a committed change into an error page.
-    transaction.on_commit(lambda: cache.delete(key), robust=True)
+    bump_version(_KEY.format(group_id=group_id))
 
 
 # --- API tokens: one version per token, named by its digest ---------------------------------

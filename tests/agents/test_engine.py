@@ -18,6 +18,7 @@ from chat.models import AIThread, Message
 from ontology.models import Connection, Event, Thing
 from ontology.scoping import group_scope
 from tests.agents.conftest import WIRES, Recorder, ingest_text
+from tests.billing.conftest import price_overrides  # noqa: F401 - the fixture
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -434,6 +435,7 @@ async def test_a_missing_api_key_is_a_clear_error(sim, conversation, settings):
     assert sim.request_log == []
 
 
+@pytest.mark.usefixtures("price_overrides")
 async def test_a_price_override_applies_to_new_calls_only(sim, conversation):
     convo = await conversation(agent_props("simulator", "sim-gpt@text"))
     await run_agent(convo)

@@ -4,10 +4,12 @@ import uuid
 from datetime import datetime, time
 from decimal import Decimal
 
+import pytest
 from django.utils import timezone
 
 from agents.catalog import Prices
-from billing.models import AICall
+from billing.models import AICall, PriceOverride
+from billing.price_overrides import forget_price_overrides
 from billing.services import LedgerEntry, Usage, ai_calls_record
 from ontology.scoping import scopes_disabled
 
@@ -63,3 +65,13 @@ def record_on(day, group, **kwargs) -> AICall:
     with scopes_disabled():
         AICall.objects.filter(pk=one.id).update(created_at=moment)
         return AICall.objects.get(pk=one.id)
+
+
+@pytest.fixture
+def price_overrides(transactional_db):
+    """For a test that sets price overrides: they are deleted through the ORM at its end, so
+    the deletion bumps their version (the database's flush between tests sends no signal,
+    and would leave this process's copy of them behind for the next test)."""
+    forget_price_overrides()
+    yield
+    PriceOverride.objects.all().delete()
