@@ -19,6 +19,7 @@ class ThreadConversation:
         self.group = group
         self.thread = thread
         self._answers = None  # the question the answer hangs from, once history() has read it
+        self._branch: list[Message] | None = None  # read for a question just asked (`ask`)
 
     @property
     def thread_id(self) -> int:
@@ -32,12 +33,26 @@ class ThreadConversation:
     def history_in_memory(self) -> bool:
         return False
 
+    def ask(self, *, user, content: str, client_id: str = "") -> Message:
+        """Save a question after the shown branch (services.message_create_user), reading
+        the branch once for both: where the question goes and the history sent with it.
+        Inside the caller's transaction and the thread's lock (chat.turns)."""
+        with group_scope(self.group):
+            branch = selectors.thread_messages(thread=self.thread)
+            question = services.message_create_user(
+                thread=self.thread, user=user, content=content, client_id=client_id, branch=branch
+            )
+        self._branch = [*branch, question]
+        return question
+
     def history(self) -> list[tuple[str, str]]:
         """The shown branch (chat.tree): what the person sees is what the model is sent.
         The branch read here also names the question the answer will hang from."""
         kept = (Message.Status.COMPLETE, Message.Status.STOPPED)
-        with group_scope(self.group):
-            path = selectors.thread_messages(thread=self.thread)
+        path, self._branch = self._branch, None
+        if path is None:
+            with group_scope(self.group):
+                path = selectors.thread_messages(thread=self.thread)
         if path:
             last = path[-1]
             self._answers = services.question_answered(

@@ -26,7 +26,10 @@ from ontology.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
-REMOTE_CHECK_SECONDS = 1.0
+# How long a look at a thread's group stands. A tab that opens in another process while a
+# run streams tells the run at once (chat.runs.RunRegistry.follow); the look again is for
+# a tab whose word was lost, and for a yes that no longer holds.
+REMOTE_CHECK_SECONDS = 5.0
 AWAY_PAUSE_SECONDS = 1.0  # after a failed send, batches are dropped this long
 
 

@@ -257,11 +257,13 @@ class RunRegistry:
         user: User,
         admit: Callable[[], Any] | None = None,
         before: Callable[[], Any] | None = None,
+        conversation: ThreadConversation | None = None,
     ) -> tuple[uuid.UUID, Any]:
         """Start a run on the thread, in one trip to a worker thread: the thread's lock, then
         `admit` (sync, e.g. the rate limit; it raises to refuse, and a busy thread never
         reaches it), then `before` (sync, e.g. saving the question; its result is returned),
-        then the run's own set-up (its agent and the history it sends).
+        then the run's own set-up (its agent and the history it sends). `conversation`:
+        the thread's, when `before` has just read its branch (ThreadConversation.ask).
 
         Raises Busy when another run holds the thread, in this process or another.
         """
@@ -270,7 +272,7 @@ class RunRegistry:
         )
         run = AgentRun(
             group=group,
-            conversation=ThreadConversation(group=group, thread=thread),
+            conversation=conversation or ThreadConversation(group=group, thread=thread),
             user=user,
             sink=sink,
         )

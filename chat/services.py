@@ -62,15 +62,22 @@ def _check_agent(group: Group, agent: Thing) -> None:
 
 @transaction.atomic
 def message_create_user(
-    *, thread: AIThread, user: User, content: str, client_id: str = "", edits: Message | None = None
+    *,
+    thread: AIThread,
+    user: User,
+    content: str,
+    client_id: str = "",
+    edits: Message | None = None,
+    branch: list[Message] | None = None,
 ) -> Message:
     """A question after the shown branch's last message; or, `edits` given, a new version
-    of that question (its sibling, shown from now on: chat.tree)."""
+    of that question (its sibling, shown from now on: chat.tree). `branch`: the shown
+    branch, when the caller has just read it (selectors.thread_messages)."""
     ensure_group_allowed(thread.group)
     if edits is not None:
         parent_id = edits.parent_id
     else:
-        path = selectors.thread_path(thread=thread)
+        path = selectors.thread_path(thread=thread) if branch is None else branch
         parent_id = path[-1].id if path else None
     message = Message.objects.create(
         group=thread.group,

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from billing.ratelimits import RateLimited, message_rate_limited
 from chat import services
+from chat.conversation import ThreadConversation
 from chat.fanout import broadcast
 from chat.frames import MessageCreated, MessageReplaced, ThreadBranched, ThreadUpdated, to_wire
 from chat.models import AIThread, Message
@@ -41,15 +42,22 @@ async def send_message(
     the next ones)."""
 
     switched: list[Thing] = []
+    conversation = ThreadConversation(group=group, thread=thread)
 
     def save_question() -> Message:
         with group_scope(group), transaction.atomic():
             switched.extend(_switch_agent(thread, user, agent_id))
-            return services.message_create_user(
-                thread=thread, user=user, content=content, client_id=client_id
-            )
+            return conversation.ask(user=user, content=content, client_id=client_id)
 
-    return await _start(group, thread, user, save_question, client_id=client_id, switched=switched)
+    return await _start(
+        group,
+        thread,
+        user,
+        save_question,
+        client_id=client_id,
+        switched=switched,
+        conversation=conversation,
+    )
 
 
 async def regenerate(
@@ -132,6 +140,7 @@ async def _start(
     switched: list[Thing] | None = None,
     replaces: bool = False,
     branches: bool = False,
+    conversation: ThreadConversation | None = None,
 ) -> tuple[uuid.UUID, Message]:
     def admit() -> None:
         """Counted only once the thread is free: a send refused as busy uses none of it."""
@@ -140,7 +149,12 @@ async def _start(
             raise RateLimited(retry_after)
 
     run_id, message = await registry().start(
-        group=group, thread=thread, user=user, admit=admit, before=before
+        group=group,
+        thread=thread,
+        user=user,
+        admit=admit,
+        before=before,
+        conversation=conversation,
     )
     if replaces:  # tabs drop the answer; the regenerated one streams in its place
         event = to_wire(MessageReplaced(message_id=str(message.pk)))

@@ -33,6 +33,11 @@ class DeltaFrames:
     ) -> None:
         self._send = send
         self._interval = interval
+        # Text that comes a moment short of its frame's time goes at once. The provider's
+        # reads are held to the same interval (agents.providers.sse.paced), counted from a
+        # moment before the frame's: without it, nearly every frame would wait those few
+        # milliseconds on a timer, a timer and a task a frame.
+        self._slack = interval / 5
         self._lock = lock
         self._pending: list[str] = []
         self._next_at = 0.0  # the first frame goes at once
@@ -48,7 +53,7 @@ class DeltaFrames:
         self._pending.append(text)
         if self._timer is not None or self._flusher is not None:
             return  # a frame is already due; it takes this text along
-        if time.monotonic() >= self._next_at:
+        if time.monotonic() >= self._next_at - self._slack:
             await self._flush()
         else:
             self._schedule()

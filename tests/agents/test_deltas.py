@@ -155,3 +155,23 @@ async def test_a_frame_that_fails_on_its_timer_fails_the_stream():
     await asyncio.wait_for(failed.wait(), 5)
     with pytest.raises(RuntimeError, match="sink is gone"):
         await frames.drain()
+
+
+async def test_text_a_moment_short_of_its_frames_time_goes_at_once():
+    """The reads are paced to the same interval, counted from a moment earlier: such text
+    goes out with no timer (the frame before it is 40 ms old at the least)."""
+    sent: list[str] = []
+    lock = asyncio.Lock()
+
+    async def send(text):
+        sent.append(text)
+
+    frames = DeltaFrames(send, interval=0.05, lock=lock)
+    await frames.add("a")
+    frames._next_at = time.monotonic() + 0.005  # 45 ms on: the paced read's next text
+    await frames.add("b")
+    assert sent == ["a", "b"]
+    await frames.add("c")  # 0 ms on: held for its frame
+    assert sent == ["a", "b"]
+    await frames.drain()
+    assert sent == ["a", "b", "c"]

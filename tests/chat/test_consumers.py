@@ -887,3 +887,23 @@ async def test_a_run_in_this_process_sends_its_event_before_its_publish_returns(
     await local_fanout().publish(thread.pk, last)
     assert await tab.receive_json_from(timeout=TIMEOUT) == last
     await tab.disconnect()
+
+
+async def test_a_tab_opening_in_another_process_mid_run_is_published_to_from_the_next_event(sim):
+    """The run looks at its thread's group rarely (chat.fanout.REMOTE_CHECK_SECONDS): a tab
+    that opens elsewhere says so to the run (follow), which publishes to it at once."""
+    tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=30;words=90")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Go")
+    frames = await frames_until(tab, "delta")
+    remote = registry().runs[thread.pk].sink.remote
+    while remote._remote:  # the run's first look: no tab in another process
+        frames.append(await tab.receive_json_from(timeout=TIMEOUT))
+        assert frames[-1]["type"] != "run.completed"
+    elsewhere = RunRegistry()  # another daphne's, whose tab opens now
+    assert await elsewhere.follow(thread.pk) == frames[1]["run_id"]
+    while not remote._remote:
+        frames.append(await tab.receive_json_from(timeout=TIMEOUT))
+        assert frames[-1]["type"] != "run.completed", "the run never heard of the tab"
+    await frames_until(tab, "run.completed")
+    await tab.disconnect()
