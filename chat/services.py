@@ -60,7 +60,7 @@ def _check_agent(group: Group, agent: Thing) -> None:
         raise ValidationError({"agent": f"{agent.name} is not available right now."})
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # in a turn's transaction: no savepoint of its own
 def message_create_user(
     *,
     thread: AIThread,

@@ -137,3 +137,29 @@ def test_a_thread_whose_author_left_is_read_only_for_everyone(tenant_a):
     _, found = selectors.thread_for_member(user=tenant_a.owner, thread_id=thread.pk)
     assert not selectors.may_write(thread=found, user=tenant_a.owner)
     assert selectors.thread_for_member(user=tenant_a.member, thread_id=thread.pk) is None
+
+
+def test_a_socket_reads_its_session_from_the_cache_and_opens_in_three_queries(client, tenant_a):
+    from importlib import import_module
+
+    from channels.auth import UserLazyObject
+    from django.conf import settings
+
+    from chat.consumers import _who_and_where
+
+    thread, _ = conversation(tenant_a)
+    client.force_login(tenant_a.member)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(
+        client.cookies[settings.SESSION_COOKIE_NAME].value
+    )
+    scope = {"session": session, "user": UserLazyObject(), "cookies": {}}
+    with CaptureQueriesContext(connection) as queries:
+        user, (group, found), streaming = _who_and_where(scope, thread.pk)
+    assert (user.pk, group.pk, found.pk, streaming) == (
+        tenant_a.member.pk,
+        tenant_a.group.pk,
+        thread.pk,
+        None,
+    )
+    assert not [q for q in queries if "django_session" in q["sql"]]
+    assert len(queries) == 3  # the user, the thread with its group, an answer streaming
