@@ -182,9 +182,10 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 # Sessions are kept in PostgreSQL and read through the cache (Redis): a socket opening reads
-# its session there, not in a query. Signing out elsewhere does not rely on deleting them
-# (ontology.accounts: the user's session generation is part of every session's check).
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# its session there, not in a query, and the database when Redis is away (config.sessions).
+# Signing out elsewhere does not rely on deleting them (ontology.accounts: the user's session
+# generation is part of every session's check).
+SESSION_ENGINE = "config.sessions"
 CSRF_COOKIE_HTTPONLY = False  # the chat page's JS reads the token for fetch()
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
