@@ -142,7 +142,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN)  # Redis stayed away: the client retries
             return
         self.joined = True
-        self.pump = asyncio.create_task(self._pump())
+        self.pump: asyncio.Task | None = None  # started by the first event queued
         local_fanout().add(self.thread.pk, self)
         try:
             streaming = await registry().follow(self.thread.pk, stored=stored_run)
@@ -156,7 +156,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
             local_fanout().discard(self.thread.pk, self)
-            self.pump.cancel()
+            if self.pump is not None:
+                self.pump.cancel()
             groups = [thread_group(self.thread.pk)]
             if self.token is not None:
                 groups.append(token_channel_group(self.token.token.pk))
@@ -173,7 +174,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         nothing is before it (nothing queued, no resume or other event being handled) and
         it follows what this client has (no gap to read from the log): the common case,
         which so costs the stream no queue and no task switch. Else it is queued for the
-        pump; a full inbox drops it, and the gap is filled later."""
+        pump, a task this socket has only once something had to queue (an idle socket costs
+        none); a full inbox drops it, and the gap is filled later."""
         if self.inbox.empty() and not self.events_lock.locked() and self._follows_on(event):
             async with self.events_lock:  # free: taken without waiting
                 try:
@@ -183,6 +185,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             return
         with contextlib.suppress(asyncio.QueueFull):
             self.inbox.put_nowait(event)
+        if self.pump is None:
+            self.pump = asyncio.create_task(self._pump())
 
     def _follows_on(self, event: dict[str, Any]) -> bool:
         """Whether handling the event needs no read of the log (see _handle_unlocked)."""
