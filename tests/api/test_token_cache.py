@@ -30,6 +30,7 @@ from ontology.db_async import io_call
 from ontology.models import ApiToken, Event, Membership
 from ontology.scoping import group_scope, scopes_disabled
 from ontology.versions import token_version_key
+from tests.caches import UNREACHABLE
 from tests.conftest import make_tenant, set_plan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clear_cache")]
@@ -208,16 +209,6 @@ def test_the_version_is_read_with_the_counts_and_kept_until_bumped(tenant):
     tokens.token_revoke(token=token, actor=None)
     (after,) = count_and_read([], [key]).versions
     assert after != first
-
-
-UNREACHABLE = {
-    "default": {
-        "BACKEND": "config.cache.SharedRedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
-        "KEY_PREFIX": "parley",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
 
 
 def test_without_redis_a_cached_token_revoked_meanwhile_is_refused(tenant):

@@ -11,19 +11,12 @@ from django.urls import reverse
 from agents import catalog
 from billing.models import PriceOverride
 from billing.pricing import Prices
+from tests.caches import UNREACHABLE
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("price_overrides")]
 
 SIM_GPT = catalog.get_model("simulator", "sim-gpt")
 LISTED = catalog.list_prices(SIM_GPT)
-UNREACHABLE = {
-    "default": {
-        "BACKEND": "config.cache.SharedRedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
-        "KEY_PREFIX": "parley",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
 
 
 def price() -> Prices:
