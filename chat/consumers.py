@@ -47,7 +47,7 @@ from chat.frames import (
 )
 from chat.layers import UNREACHABLE
 from chat.models import Message
-from chat.runs import FINAL_EVENTS, Busy, registry, streaming_run
+from chat.runs import FINAL_EVENTS, Busy, registry, streaming_run_column
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import ApiToken
@@ -88,17 +88,22 @@ class TokenBucket:
 
 def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any, str | None]:
     """The socket's user, if they may read it the thread (with its group), and the run whose
-    answer is streaming on it as its row says (chat.runs.streaming_run): in one trip to a
-    database thread. A browser's user comes from its session here, not in the middleware
-    (config.asgi.SessionUserLater), so opening a socket costs one trip, not three; a token's
-    user is already known (config.websocket_auth)."""
+    answer is streaming on it as its row says (chat.runs.streaming_run, read in the thread's
+    query): in one trip to a database thread. A browser's user comes from its session here,
+    not in the middleware (config.asgi.SessionUserLater), so opening a socket costs one
+    trip, not three; a token's user is already known (config.websocket_auth)."""
     user = scope.get("user")
     if isinstance(user, UserLazyObject) and user._wrapped is empty:
         user._wrapped = get_user.func(scope)
     if user is None or not user.is_authenticated:
         return user, None, None
-    access = selectors.thread_for_member(user=user, thread_id=thread_id)
-    return user, access, streaming_run(thread_id) if access is not None else None
+    access = selectors.thread_for_member(
+        user=user, thread_id=thread_id, streaming_run_id=streaming_run_column()
+    )
+    if access is None:
+        return user, None, None
+    run_id = access[1].streaming_run_id
+    return user, access, str(run_id) if run_id is not None else None
 
 
 class ThreadConsumer(AsyncWebsocketConsumer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, Expression, F, OuterRef, Q, QuerySet
 
 from chat.models import AIThread, Message, RunEvent, ThreadShare
 from chat.tree import Node, Step, active_path
@@ -32,9 +32,12 @@ def thread_for_reader(*, group: Group, user: User, thread_id: int) -> AIThread |
     return threads.select_related("agent").first()
 
 
-def thread_for_member(*, user: User, thread_id: int) -> tuple[Group, AIThread] | None:
+def thread_for_member(
+    *, user: User, thread_id: int, **columns: Expression
+) -> tuple[Group, AIThread] | None:
     """The thread and its group (with the user's `role`) if the user may read it, in one
-    query, whichever of the user's groups holds it; else None.
+    query, whichever of the user's groups holds it; else None. `columns`: more values read
+    in the same query, set on the thread by their names.
 
     The socket's edge: the thread names its tenant, so the lookup runs unscoped and the
     membership join is the tenant check (the group is then set once for the socket).
@@ -44,6 +47,7 @@ def thread_for_member(*, user: User, thread_id: int) -> tuple[Group, AIThread] |
             AIThread.objects.filter(pk=thread_id, group__memberships__user=user)
             .annotate(viewer_role=F("group__memberships__role"))
             .filter(Q(user=user) | Q(viewer_role__in=Membership.ADMIN_ROLES))
+            .annotate(**columns)
             .select_related("group", "agent")
             .order_by()[:1]  # one thread by its key: no ORDER BY to compile or run
         )

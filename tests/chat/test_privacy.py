@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chat import selectors
+from chat import services as chat_services
 from chat.models import AIThread, Message
 from ontology import services
 from ontology.models import Membership
@@ -139,7 +140,7 @@ def test_a_thread_whose_author_left_is_read_only_for_everyone(tenant_a):
     assert selectors.thread_for_member(user=tenant_a.member, thread_id=thread.pk) is None
 
 
-def test_a_socket_reads_its_session_from_the_cache_and_opens_in_three_queries(client, tenant_a):
+def test_a_socket_reads_its_session_from_the_cache_and_opens_in_two_queries(client, tenant_a):
     from importlib import import_module
 
     from channels.auth import UserLazyObject
@@ -162,4 +163,33 @@ def test_a_socket_reads_its_session_from_the_cache_and_opens_in_three_queries(cl
         None,
     )
     assert not [q for q in queries if "django_session" in q["sql"]]
-    assert len(queries) == 3  # the user, the thread with its group, an answer streaming
+    assert len(queries) == 2  # the user; the thread with its group and any answer streaming
+
+
+def test_a_socket_open_sees_the_answer_streaming_while_its_heartbeat_lives(client, tenant_a):
+    from datetime import timedelta
+
+    from channels.auth import UserLazyObject
+    from django.utils import timezone
+
+    from chat.consumers import _who_and_where
+    from chat.runs import STALE_AFTER
+
+    thread, _ = conversation(tenant_a)
+    run_id = uuid.uuid4()
+    with group_scope(tenant_a.group):
+        streaming = chat_services.assistant_message_start(
+            thread=thread, run_id=run_id, message_id=uuid.uuid4()
+        )
+    client.force_login(tenant_a.member)
+
+    def opened():
+        scope = {"session": client.session, "user": UserLazyObject(), "cookies": {}}
+        return _who_and_where(scope, thread.pk)[2]
+
+    assert opened() == str(run_id)
+    with group_scope(tenant_a.group):
+        Message.objects.filter(pk=streaming.pk).update(
+            updated_at=timezone.now() - STALE_AFTER - timedelta(seconds=1)
+        )
+    assert opened() is None  # a stale heartbeat: the run's process is gone
