@@ -87,7 +87,7 @@ class TokenBucket:
 
 
 def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any, str | None]:
-    """The socket's user, if they may read it the thread (with its group), and the run whose
+    """The socket's user; if they may read it, the thread (with its group); and the run whose
     answer is streaming on it as its row says (chat.runs.streaming_run, read in the thread's
     query): in one trip to a database thread. A browser's user comes from its session here,
     not in the middleware (config.asgi.SessionUserLater), so opening a socket costs one

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, Expression, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.expressions import BaseExpression
 
 from chat.models import AIThread, Message, RunEvent, ThreadShare
 from chat.tree import Node, Step, active_path
@@ -33,7 +34,7 @@ def thread_for_reader(*, group: Group, user: User, thread_id: int) -> AIThread |
 
 
 def thread_for_member(
-    *, user: User, thread_id: int, **columns: Expression
+    *, user: User, thread_id: int, **columns: BaseExpression
 ) -> tuple[Group, AIThread] | None:
     """The thread and its group (with the user's `role`) if the user may read it, in one
     query, whichever of the user's groups holds it; else None. `columns`: more values read
