@@ -20,6 +20,7 @@ class ThreadConversation:
         self.thread = thread
         self._answers = None  # the question the answer hangs from, once history() has read it
         self._branch: list[Message] | None = None  # read for a question just asked (`ask`)
+        self._messages: list[Message] | None = None  # the thread's, read by `read` for `ask`
 
     @property
     def thread_id(self) -> int:
@@ -33,12 +34,24 @@ class ThreadConversation:
     def history_in_memory(self) -> bool:
         return False
 
+    def read(self) -> list[Message]:
+        """Every message of the thread, every branch's (the turn's start looks in them for an
+        answer still streaming); the next `ask` places its question from them."""
+        with group_scope(self.group):
+            self._messages = list(Message.objects.filter(thread=self.thread))
+        return self._messages
+
     def ask(self, *, user, content: str, client_id: str = "") -> Message:
         """Save a question after the shown branch (services.message_create_user), reading
-        the branch once for both: where the question goes and the history sent with it.
+        the branch once for both: where the question goes and the history sent with it
+        (from `read`, when it came just before, in the same lock).
         Inside the caller's transaction and the thread's lock (chat.turns)."""
+        messages, self._messages = self._messages, None
         with group_scope(self.group):
-            branch = selectors.thread_messages(thread=self.thread)
+            if messages is None:
+                branch = selectors.thread_messages(thread=self.thread)
+            else:
+                branch = selectors.shown_branch(messages)
             question = services.message_create_user(
                 thread=self.thread, user=user, content=content, client_id=client_id, branch=branch
             )

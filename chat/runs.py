@@ -97,19 +97,22 @@ def _claim_lock(thread_id: int, lock: str) -> bool:
     return cache.add(_lock_key(thread_id), lock, LOCK_SECONDS)
 
 
-def _reassert_lock(thread_id: int, lock: str) -> bool:
-    """Keep the run's lock: refresh it, or set it again when Redis lost it. False when
-    another run holds the thread now."""
-    for _ in range(2):  # the lock may expire between the two looks: look again
-        if cache.add(_lock_key(thread_id), lock, LOCK_SECONDS):
-            return True
-        held = cache.get(_lock_key(thread_id))
-        if held == lock:
-            cache.touch(_lock_key(thread_id), LOCK_SECONDS)
-            return True
-        if held is not None:
-            return False
-    return True
+# Keep a run's lock, in one command: refresh it while it holds this run's value, set it
+# again when Redis lost it, and answer 0 when another run holds the thread now.
+_KEEP = """
+local held = redis.call('get', KEYS[1])
+if not held then redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end
+if held == ARGV[1] then redis.call('expire', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+
+
+async def _akeep_lock(thread_id: int, lock: str) -> bool:
+    """Keep the run's lock from the event loop, in one command (no trip to a thread): True
+    while it is this run's, set again if Redis lost it; False when another run holds it."""
+    key = cache.make_key(_lock_key(thread_id))
+    kept = await async_redis.client().eval(_KEEP, 1, key, _SERIALIZER.dumps(lock), LOCK_SECONDS)
+    return bool(kept)
 
 
 def _streaming_runs(thread: int | OuterRef) -> QuerySet:
@@ -128,6 +131,17 @@ def streaming_run(thread_id: int) -> str | None:
     with scopes_disabled():
         run_id = _streaming_runs(thread_id).first()
     return str(run_id) if run_id is not None else None
+
+
+def _still_streaming(thread_id: int, conversation: ThreadConversation | None) -> bool:
+    """Whether an answer streams on the thread with a live heartbeat (streaming_run); from
+    the thread's messages when the turn reads them anyway (ThreadConversation.read)."""
+    if conversation is None:
+        return streaming_run(thread_id) is not None
+    fresh = timezone.now() - STALE_AFTER
+    return any(
+        m.status == Message.Status.STREAMING and m.updated_at >= fresh for m in conversation.read()
+    )
 
 
 def streaming_run_column() -> Subquery:
@@ -273,7 +287,9 @@ class RunRegistry:
         `admit` (sync, e.g. the rate limit; it raises to refuse, and a busy thread never
         reaches it), then `before` (sync, e.g. saving the question; its result is returned),
         then the run's own set-up (its agent and the history it sends). `conversation`:
-        the thread's, when `before` has just read its branch (ThreadConversation.ask).
+        the thread's, when `before` asks a question (ThreadConversation.ask): the thread's
+        messages are then read once, for both the look for an answer still streaming and
+        where the question goes.
 
         Raises Busy when another run holds the thread, in this process or another.
         """
@@ -293,7 +309,7 @@ class RunRegistry:
             if not _claim_lock(thread.pk, lock):
                 raise Busy
             try:
-                if streaming_run(thread.pk) is not None:
+                if _still_streaming(thread.pk, conversation):
                     raise Busy  # Redis lost the lock of a run that still streams
                 if admit is not None:
                     admit()
@@ -421,7 +437,7 @@ class RunRegistry:
         """
         if self.runs.get(thread_id) is not run:
             return  # it let go of the thread as it ended
-        if not await io_call(_reassert_lock)(thread_id, self._lock_value(run)):
+        if not await _akeep_lock(thread_id, self._lock_value(run)):
             logger.warning("run %s: another run took its thread; stopping it", run.run_id)
             run.stop()
 

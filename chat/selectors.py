@@ -143,17 +143,22 @@ def thread_messages(*, thread: AIThread, after=None) -> list[Message]:
     given), each message with `.branch`, its place among its siblings (chat.tree.Step).
     One query: the thread's messages, other branches' too (a branch is a few messages,
     and the tree needs them all), rather than the tree and then the branch's rows."""
-    rows = {message.id: message for message in Message.objects.filter(thread=thread)}
+    return shown_branch(list(Message.objects.filter(thread=thread)), after=after)
+
+
+def shown_branch(messages: list[Message], *, after=None) -> list[Message]:
+    """thread_messages from every message of the thread, read already."""
+    rows = {message.id: message for message in messages}
     steps = active_path(Node(m.id, m.parent_id, m.selected_at, m.created_at) for m in rows.values())
     if after is not None:
         ids = [step.id for step in steps]
         steps = steps[ids.index(after) + 1 :] if after in ids else []
-    messages = []
+    shown = []
     for step in steps:
         message = rows[step.id]
         message.branch = step
-        messages.append(message)
-    return messages
+        shown.append(message)
+    return shown
 
 
 def last_answer_id(*, thread: AIThread):

@@ -425,9 +425,10 @@ def test_parallel_sends_admit_exactly_the_limit(tenant_a, clear_cache):
     assert sum(r is None for r in results) == 10
 
 
-async def test_a_socket_signs_in_while_the_shared_sync_thread_is_busy(sim):
+async def test_a_socket_opens_and_closes_while_the_shared_sync_thread_is_busy(sim):
     # Sessions and users load on the request pool: a long thread-sensitive call elsewhere in
-    # the process (asgiref's default, one thread for everybody) holds up no socket opening.
+    # the process (asgiref's default, one thread for everybody) holds up no socket opening,
+    # and no closing either (channels' own close would wait for that thread).
     tenant, thread = await chat_setup()
     cookie = await session_cookie(tenant.member)
     release = threading.Event()
@@ -450,10 +451,11 @@ async def test_a_socket_signs_in_while_the_shared_sync_thread_is_busy(sim):
             "last_seq": 0,
             "streaming": False,
         }
+        await tab.disconnect()  # waits for the consumer to end (TimeoutError if it hangs)
+        assert tab.future.done() and not tab.future.cancelled()
     finally:
         release.set()
         await busy
-    await tab.disconnect()
 
 
 async def test_another_tenants_thread_is_refused(sim):

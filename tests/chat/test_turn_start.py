@@ -1,12 +1,20 @@
 """A turn starts in one trip to a database thread: the lock, the rate limit, the question
 and the run's own set-up (its agent and the history it sends) together."""
 
+import uuid
+from datetime import timedelta
+
 import pytest
 from channels.db import database_sync_to_async
+from django.core.cache import cache
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 
-from chat.runs import registry
+from chat.models import Message
+from chat.runs import STALE_AFTER, Busy, _lock_key, registry
 from chat.turns import send_message
 from ontology import services
+from ontology.scoping import group_scope
 from tests.chat.test_consumers import chat_setup, connect, frames_until, send
 
 pytestmark = [
@@ -61,3 +69,64 @@ async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch)
     # The open, then the resume's look at the answer's row and at the latest run.
     assert names == ["_who_and_where", "streaming_run", "latest_run_id"]
     await tab.disconnect()
+
+
+async def test_a_turn_reads_the_threads_messages_once_to_start(sim, monkeypatch):
+    """The look for an answer still streaming (the lock's durable half) and the place of
+    the question come from one read of the thread's messages."""
+    tenant, thread = await chat_setup()
+    statements, execute = [], CursorWrapper.execute
+
+    def recorded(cursor, sql, params=None):
+        statements.append(sql)
+        return execute(cursor, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", recorded)
+    await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi?")
+    monkeypatch.undo()
+    by_thread = '"chat_message"."thread_id" = %s'  # not the sweep's join
+    reads = [s for s in statements if s.startswith("SELECT") and by_thread in s]
+    assert len(reads) == 1, reads
+    await frames_of_the_run_end(tenant, thread)
+
+
+async def frames_of_the_run_end(tenant, thread):
+    """Follow the thread's run to its end (the run streams on after its turn returned)."""
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="stream.resume", after_seq=0)
+    await frames_until(tab, "run.completed")
+    await tab.disconnect()
+
+
+@pytest.mark.parametrize("age, busy", [(timedelta(0), True), (STALE_AFTER * 2, False)])
+async def test_an_answer_streaming_with_a_live_heartbeat_keeps_the_thread_busy(sim, age, busy):
+    """Redis has lost the run's lock (no key): the answer's row still holds the thread while
+    its heartbeat lives, and lets go of it once the heartbeat is older than STALE_AFTER."""
+    tenant, thread = await chat_setup()
+
+    @database_sync_to_async
+    def streaming_answer():
+        with group_scope(tenant.group):
+            Message.objects.create(
+                group=tenant.group,
+                thread=thread,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                run_id=uuid.uuid4(),
+            )
+            Message.objects.filter(thread=thread).update(updated_at=timezone.now() - age)
+
+    await streaming_answer()
+    assert cache.get(_lock_key(thread.pk)) is None
+    if busy:
+        with pytest.raises(Busy):
+            await send_message(
+                group=tenant.group, thread=thread, user=tenant.member, content="Again?"
+            )
+        assert cache.get(_lock_key(thread.pk)) is None  # the refusal let go of the lock
+    else:
+        run_id, _ = await send_message(
+            group=tenant.group, thread=thread, user=tenant.member, content="Again?"
+        )
+        assert registry().runs[thread.pk].run_id == run_id
+        await frames_of_the_run_end(tenant, thread)
