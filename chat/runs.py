@@ -24,7 +24,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -115,12 +115,16 @@ async def _akeep_lock(thread_id: int, lock: str) -> bool:
     return bool(kept)
 
 
+def _heartbeat_cutoff() -> datetime:
+    """An answer streaming with a heartbeat older than this died with its process."""
+    return timezone.now() - STALE_AFTER
+
+
 def _streaming_runs(thread: int | OuterRef) -> QuerySet:
     """The run ids of answers streaming on the thread with a live heartbeat (unscoped: call
     it under scopes_disabled)."""
-    fresh = timezone.now() - STALE_AFTER
     return Message.objects.filter(
-        thread_id=thread, status=Message.Status.STREAMING, updated_at__gte=fresh
+        thread_id=thread, status=Message.Status.STREAMING, updated_at__gte=_heartbeat_cutoff()
     ).values_list("run_id", flat=True)
 
 
@@ -138,9 +142,9 @@ def _still_streaming(thread_id: int, conversation: ThreadConversation | None) ->
     the thread's messages when the turn reads them anyway (ThreadConversation.read)."""
     if conversation is None:
         return streaming_run(thread_id) is not None
-    fresh = timezone.now() - STALE_AFTER
+    cutoff = _heartbeat_cutoff()
     return any(
-        m.status == Message.Status.STREAMING and m.updated_at >= fresh for m in conversation.read()
+        m.status == Message.Status.STREAMING and m.updated_at >= cutoff for m in conversation.read()
     )
 
 
