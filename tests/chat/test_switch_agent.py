@@ -17,7 +17,12 @@ from ontology.scoping import group_scope
 from tests.chat.test_consumers import chat_setup, connect, frames_until, send
 from tests.conftest import make_tenant
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clear_cache")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Runs belong to the test's event loop: end them with it (a teardown that only cancels
+    # the registry's tasks can hang on a cancellation lost in the channel layer's read).
+    pytest.mark.usefixtures("close_runs", "thread_connections", "clear_cache"),
+]
 
 
 @database_sync_to_async
