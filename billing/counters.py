@@ -50,22 +50,35 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), int(multiple or 1) * UNITS[unit]
 
 
-# Counts each window in order and stops at the first one over its limit, so a request the
-# person's own limit refuses never uses up the group's. Then reads the version keys (after
-# the counters in KEYS), setting a missing one to the fresh value it is given: callers
-# cache something in their process and check its version in this same round trip. Then
-# the keys to peek at (the rest of KEYS), as they are (false: missing).
+# First, with a claim (ARGV[4] its seconds, ARGV[5] its value, KEYS[1] its key), sets that
+# key only where it is absent, and when it is not, counts and reads nothing: a caller that
+# must hold a lock before it counts (a turn's start, chat.runs) does both in this one trip.
+# Then counts each window in order and stops at the first one over its limit, so a request
+# the person's own limit refuses never uses up the group's (and a claim made for a refused
+# request is let go at once). Then reads the version keys (after the counters in KEYS),
+# setting a missing one to the fresh value it is given: callers cache something in their
+# process and check its version in this same round trip. Then the keys to peek at (the
+# rest of KEYS), as they are (false: missing).
 _COUNT = """
-local counters, versions = tonumber(ARGV[1]), tonumber(ARGV[3])
+local counters, versions, base = tonumber(ARGV[1]), tonumber(ARGV[3]), 0
+if ARGV[4] ~= '' then
+  base = 1
+  if not redis.call('SET', KEYS[1], ARGV[5], 'NX', 'EX', tonumber(ARGV[4])) then
+    return {{}, {}, {}, 0}
+  end
+end
 local counts = {}
 for i = 1, counters do
-  local count = redis.call('INCR', KEYS[i])
-  if count == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3 + 2 * i])) end
+  local count = redis.call('INCR', KEYS[base + i])
+  if count == 1 then redis.call('EXPIRE', KEYS[base + i], tonumber(ARGV[5 + 2 * i])) end
   counts[i] = count
-  if count > tonumber(ARGV[2 + 2 * i]) then break end
+  if count > tonumber(ARGV[4 + 2 * i]) then
+    if base == 1 then redis.call('DEL', KEYS[1]) end
+    break
+  end
 end
 local read = {}
-for i = counters + 1, counters + versions do
+for i = base + counters + 1, base + counters + versions do
   local version = redis.call('GET', KEYS[i])
   if not version then
     version = ARGV[2]
@@ -74,13 +87,23 @@ for i = counters + 1, counters + versions do
   read[#read + 1] = version
 end
 local peeked = {}
-for i = counters + versions + 1, #KEYS do
+for i = base + counters + versions + 1, #KEYS do
   peeked[#peeked + 1] = redis.call('GET', KEYS[i])
 end
-return {counts, read, peeked}
+return {counts, read, peeked, 1}
 """
 _scripts: dict[int, object] = {}
 _async_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key to set before counting, only where it is absent (a lock): its full Redis key,
+    the value it is set to (bytes as stored), and its lifetime in seconds."""
+
+    key: str
+    value: bytes | str
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,7 @@ class Tally:
     counts: list[Count]
     versions: list[str]  # of the `versions` keys, in order
     peeked: list[bytes | None] = field(default_factory=list)  # the `peek` keys' raw values
+    claimed: bool = True  # False: the claim's key was held, so nothing was counted or read
 
 
 def count_hits(hits: list[tuple[str, str]]) -> list[Count]:
@@ -99,7 +123,10 @@ def count_hits(hits: list[tuple[str, str]]) -> list[Count]:
 
 
 def count_and_read(
-    hits: list[tuple[str, str]], versions: Sequence[str] = (), peek: Sequence[str] = ()
+    hits: list[tuple[str, str]],
+    versions: Sequence[str] = (),
+    peek: Sequence[str] = (),
+    claim: Claim | None = None,
 ) -> Tally:
     """count_hits, and in the same round trip the values of the `versions` keys (full Redis
     keys; a missing one is set to a fresh random value, so a version, once read, changes only
@@ -109,25 +136,39 @@ def count_and_read(
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts.setdefault(id(client), client.register_script(_COUNT))
-    now, keys, arguments, ends = _call(hits, versions, peek)
+    now, keys, arguments, ends = _call(hits, versions, peek, claim)
     return _answer(now, ends, script(keys=keys, args=arguments))
 
 
 async def acount_and_read(
-    hits: list[tuple[str, str]], versions: Sequence[str] = (), peek: Sequence[str] = ()
+    hits: list[tuple[str, str]],
+    versions: Sequence[str] = (),
+    peek: Sequence[str] = (),
+    claim: Claim | None = None,
 ) -> Tally:
-    """count_and_read from the event loop (ontology.async_redis), without blocking it."""
+    """count_and_read from the event loop (ontology.async_redis), without blocking it; with
+    a `claim`, its key is set first where absent, and when it is held nothing is counted
+    (`Tally.claimed` False), and a count over its limit lets it go again."""
     client = async_redis.client()
     script = _async_scripts.get(client)
     if script is None:
         script = _async_scripts.setdefault(client, client.register_script(_COUNT))
-    now, keys, arguments, ends = _call(hits, versions, peek)
+    now, keys, arguments, ends = _call(hits, versions, peek, claim)
     return _answer(now, ends, await script(keys=keys, args=arguments))
 
 
-def _call(hits: list[tuple[str, str]], versions: Sequence[str], peek: Sequence[str]) -> tuple:
+def _call(
+    hits: list[tuple[str, str]],
+    versions: Sequence[str],
+    peek: Sequence[str],
+    claim: Claim | None = None,
+) -> tuple:
     now = time.time()
-    keys, arguments, ends = [], [len(hits), secrets.token_hex(16), len(versions)], []
+    keys, ends = [], []
+    arguments = [len(hits), secrets.token_hex(16), len(versions), "", ""]
+    if claim is not None:
+        keys.append(claim.key)
+        arguments[3:5] = [claim.seconds, claim.value]
     for name, rate in hits:
         limit, period = parse_rate(rate)
         start = int(now // period) * period
@@ -138,7 +179,7 @@ def _call(hits: list[tuple[str, str]], versions: Sequence[str], peek: Sequence[s
 
 
 def _answer(now: float, ends: list, answer: list) -> Tally:
-    counts, read, peeked = answer
+    counts, read, peeked, claimed = answer
     return Tally(
         counts=[
             Count(count=int(count), limit=limit, time_left=max(1, int(end - now) + 1))
@@ -146,4 +187,5 @@ def _answer(now: float, ends: list, answer: list) -> Tally:
         ],
         versions=[value.decode() if isinstance(value, bytes) else value for value in read],
         peeked=list(peeked),
+        claimed=bool(claimed),
     )

@@ -31,7 +31,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_ip
 
-from billing.counters import Count, Tally, acount_and_read, count_and_read, count_hits
+from billing.counters import Claim, Count, Tally, acount_and_read, count_and_read, count_hits
 from billing.selectors import cached_plan, current_plan
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode
@@ -259,15 +259,34 @@ def message_rate_limited(*, user: User, group: Group) -> int | None:
 async def amessage_rate_limited(*, user: User, group: Group) -> int | None:
     """message_rate_limited from the event loop: it leaves it only to read a plan this
     process has not read lately, or to audit a first refusal."""
+    return (await amessage_counted(user=user, group=group)).retry_after
+
+
+async def amessage_counted(
+    *, user: User, group: Group, claim: Claim | None = None, peek: Sequence[str] = ()
+) -> MessageCount:
+    """Count one message from the event loop, and in the same round trip (billing.counters)
+    set `claim`'s key first (a thread's run lock: a claim that is held counts nothing) and
+    read the `peek` keys. It leaves the loop only to read a plan this process has not read
+    lately, or to audit a first refusal."""
     plan = cached_plan(group) or await db_call(current_plan)(group)
     hits = _message_hits(user=user, group=group, rates=_rates_of(plan))
-    counts = (await acount_and_read(hits)).counts
-    over = _message_over(user=user, group=group, counts=counts)
+    tally = await acount_and_read(hits, peek=peek, claim=claim)
+    over = _message_over(user=user, group=group, counts=tally.counts)
     if over is None:
-        return None
+        return MessageCount(None, tally)
     if over[1].first_over:
-        await db_call(_message_refusal)(user=user, group=group, counts=counts)
-    return over[1].time_left
+        await db_call(_message_refusal)(user=user, group=group, counts=tally.counts)
+    return MessageCount(over[1].time_left, tally)
+
+
+@dataclass(frozen=True)
+class MessageCount:
+    """A message counted: the seconds to wait when it is over a limit, and the round trip's
+    whole answer (was the claim made, what was peeked)."""
+
+    retry_after: int | None
+    tally: Tally
 
 
 def _message_hits(*, user: User, group: Group, rates: dict[str, str]) -> list[tuple[str, str]]:

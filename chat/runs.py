@@ -35,9 +35,11 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from agents.configuration import cached_configuration
 from agents.engine import AgentRun
 from agents.engine.events import RunFailed, wire
 from agents.engine.interrupted import LostRun, meter_interrupted_run
+from billing.counters import Claim
 from chat.conversation import ThreadConversation
 from chat.fanout import RemotePublisher, local_fanout
 from chat.layers import UNREACHABLE
@@ -94,6 +96,8 @@ def _holder_of(value: Any) -> tuple[str, str] | None:
 
 
 def _claim_lock(thread_id: int, lock: str) -> bool:
+    """Take the thread's lock alone (a turn's start takes it with its rate limit: see
+    RunRegistry.start)."""
     return cache.add(_lock_key(thread_id), lock, LOCK_SECONDS)
 
 
@@ -283,20 +287,29 @@ class RunRegistry:
         group: Group,
         thread: AIThread,
         user: User,
-        admit: Callable[[], Any] | None = None,
+        admit: Callable[[Claim], Awaitable[str | None]],
         before: Callable[[], Any] | None = None,
         conversation: ThreadConversation | None = None,
     ) -> tuple[uuid.UUID, Any]:
-        """Start a run on the thread, in one trip to a worker thread: the thread's lock, then
-        `admit` (sync, e.g. the rate limit; it raises to refuse, and a busy thread never
-        reaches it), then `before` (sync, e.g. saving the question; its result is returned),
-        then the run's own set-up (its agent and the history it sends). `conversation`:
-        the thread's, when `before` asks a question (ThreadConversation.ask): the thread's
-        messages are then read once, for both the look for an answer still streaming and
-        where the question goes.
+        """Start a run on the thread. First, from the event loop, `admit` takes the thread's
+        lock (the Claim given) in the same Redis round trip as the message's rate limit
+        (billing.ratelimits.amessage_counted), and answers the group's configuration
+        version it read there: it raises Busy when the lock is held (nothing counted), or
+        to refuse (e.g. RateLimited, the lock let go). Then one trip to a database thread:
+        the look for an answer still streaming (the lock's durable half), `before` (sync,
+        e.g. saving the question; its result is returned) and the run's own set-up (its
+        agent, from this process's copy when that version says it is current, and the
+        history it sends). `conversation`: the thread's, when `before` asks a question
+        (ThreadConversation.ask): the thread's messages are then read once, for both the
+        look for an answer still streaming and where the question goes.
 
         Raises Busy when another run holds the thread, in this process or another.
         """
+        await self._listen()
+        run_id = uuid.uuid4()
+        lock = self._lock_value(run_id)
+        claim = Claim(cache.make_key(_lock_key(thread.pk)), _SERIALIZER.dumps(lock), LOCK_SECONDS)
+        version = await admit(claim)
         sink = EventLog(
             group=group, thread=thread, before_final=lambda: self._let_go(run, thread.pk)
         )
@@ -305,18 +318,16 @@ class RunRegistry:
             conversation=conversation or ThreadConversation(group=group, thread=thread),
             user=user,
             sink=sink,
+            run_id=run_id,
+            # this process's copy, when the version read with the lock says it is current;
+            # else the set-up reads the group's version and configuration itself
+            configuration=cached_configuration(group.pk, version) if version else None,
         )
-        await self._listen()
-        lock = self._lock_value(run)
 
-        def claim() -> Any:
-            if not _claim_lock(thread.pk, lock):
-                raise Busy
+        def prepare() -> Any:
             try:
                 if _still_streaming(thread.pk, conversation):
                     raise Busy  # Redis lost the lock of a run that still streams
-                if admit is not None:
-                    admit()
                 prepared = before() if before else None
             except BaseException:
                 _release_lock(thread.pk, lock)
@@ -324,7 +335,12 @@ class RunRegistry:
             run.prepare_now()  # the agent and history, on this same trip (the question is in)
             return prepared
 
-        prepared = await db_call(claim)()
+        try:
+            prepared = await db_call(prepare)()
+        except BaseException:
+            with contextlib.suppress(Exception):  # prepare let go of it unless cancelled
+                await _arelease_lock(thread.pk, lock)
+            raise
         self.runs[thread.pk] = run
         task = asyncio.create_task(self._drive(run, thread))
         self._tasks.add(task)
@@ -441,7 +457,7 @@ class RunRegistry:
         """
         if self.runs.get(thread_id) is not run:
             return  # it let go of the thread as it ended
-        if not await _akeep_lock(thread_id, self._lock_value(run)):
+        if not await _akeep_lock(thread_id, self._lock_value(run.run_id)):
             logger.warning("run %s: another run took its thread; stopping it", run.run_id)
             run.stop()
 
@@ -451,11 +467,11 @@ class RunRegistry:
         if self.runs.get(thread_id) is not run:
             return
         del self.runs[thread_id]
-        await _arelease_lock(thread_id, self._lock_value(run))
+        await _arelease_lock(thread_id, self._lock_value(run.run_id))
 
-    def _lock_value(self, run: AgentRun) -> str:
+    def _lock_value(self, run_id: uuid.UUID) -> str:
         """What the run's thread lock holds: the run, and where to send it a stop."""
-        return f"{run.run_id} {self._control_channel}"
+        return f"{run_id} {self._control_channel}"
 
     async def ensure_running(self) -> None:
         """Start this process's stop listener and interrupted-run sweep (idempotent)."""

@@ -15,7 +15,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from billing.ratelimits import RateLimited, message_rate_limited
+from billing.counters import Claim
+from billing.ratelimits import RateLimited, amessage_counted
 from chat import services
 from chat.conversation import ThreadConversation
 from chat.fanout import broadcast
@@ -26,6 +27,7 @@ from chat.selectors import message_payload
 from ontology.db_async import db_call
 from ontology.models import Group, Thing, User
 from ontology.scoping import group_scope
+from ontology.versions import group_version_key, group_version_of
 
 
 async def send_message(
@@ -142,11 +144,17 @@ async def _start(
     branches: bool = False,
     conversation: ThreadConversation | None = None,
 ) -> tuple[uuid.UUID, Message]:
-    def admit() -> None:
-        """Counted only once the thread is free: a send refused as busy uses none of it."""
-        retry_after = message_rate_limited(user=user, group=group)
-        if retry_after is not None:
-            raise RateLimited(retry_after)
+    async def admit(claim: Claim) -> str | None:
+        """The thread's lock and the message's count in one round trip from the event loop,
+        which also reads the group's configuration version: counted only once the thread is
+        free, so a send refused as busy uses none of it."""
+        version_key = group_version_key(group.pk)
+        counted = await amessage_counted(user=user, group=group, claim=claim, peek=[version_key])
+        if not counted.tally.claimed:
+            raise Busy
+        if counted.retry_after is not None:
+            raise RateLimited(counted.retry_after)
+        return group_version_of(counted.tally.peeked[0])
 
     run_id, message = await registry().start(
         group=group,

@@ -124,9 +124,10 @@ class AgentRun:
         run_id: uuid.UUID | None = None,
         configuration: GroupConfiguration | None = None,
     ) -> None:
-        """`configuration`: the group's, as the caller has just read it; with a conversation
-        whose history is in memory, the run then sets up without a trip to a database
-        thread (the OpenAI-compatible endpoint's first token comes that much sooner)."""
+        """`configuration`: the group's, as the caller has just read it (its version checked):
+        the set-up reads no version of its own; with a conversation whose history is in
+        memory, the run then sets up without a trip to a database thread (the
+        OpenAI-compatible endpoint's first token comes that much sooner)."""
         self.group = group
         self._configuration = configuration
         self.conversation = conversation

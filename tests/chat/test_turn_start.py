@@ -1,10 +1,13 @@
-"""A turn starts in one trip to a database thread: the lock, the rate limit, the question
-and the run's own set-up (its agent and the history it sends) together."""
+"""A turn starts in one Redis call from the event loop (the lock, the rate limit, the
+agents' version) and one trip to a database thread (the question and the run's own set-up:
+its agent and the history it sends)."""
 
 import uuid
 from datetime import timedelta
 
 import pytest
+import redis
+import redis.asyncio
 from channels.db import database_sync_to_async
 from django.core.cache import cache
 from django.db.backends.utils import CursorWrapper
@@ -130,3 +133,45 @@ async def test_an_answer_streaming_with_a_live_heartbeat_keeps_the_thread_busy(s
         )
         assert registry().runs[thread.pk].run_id == run_id
         await frames_of_the_run_end(tenant, thread)
+
+
+async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from_the_loop(
+    sim, monkeypatch
+):
+    """Once the process holds the group's plan and agents, a turn's start sends one script
+    from the event loop (the lock, both message counts, the configuration's version) and
+    none from its database thread."""
+    tenant, thread = await chat_setup()
+    await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi?")
+    await frames_of_the_run_end(tenant, thread)  # the plan and the agents are read now
+    sync_calls, loop_calls = [], []
+    sync_execute, loop_execute = redis.Redis.execute_command, redis.asyncio.Redis.execute_command
+
+    def on_thread(client, *args, **options):
+        sync_calls.append(args)
+        return sync_execute(client, *args, **options)
+
+    async def on_loop(client, *args, **options):
+        loop_calls.append(args)
+        return await loop_execute(client, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", on_thread)
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", on_loop)
+    await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Again?")
+    monkeypatch.undo()
+
+    def turns(calls):
+        """Calls that touch the thread's lock, the message counters or the version."""
+        names = (_lock_key(thread.pk), ":rl:messages:", "config-version:")
+        return [c for c in calls if any(n in str(a) for a in c[1:] for n in names)]
+
+    assert turns(sync_calls) == []
+    (script,) = turns(loop_calls)
+    assert script[0] in ("EVALSHA", "EVAL")
+    keys = [str(k) for k in script[3 : 3 + int(script[2])]]
+    assert keys[0].endswith(_lock_key(thread.pk))
+    assert any(f"messages:user:{tenant.member.pk}" in k for k in keys)
+    assert any(f"config-version:{tenant.group.pk}" in k for k in keys)
+    run = registry().runs[thread.pk]
+    assert run.setup.history[-1] == ("user", "Again?")
+    await frames_of_the_run_end(tenant, thread)
