@@ -142,6 +142,8 @@ async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from
     from the event loop (the lock, both message counts, the configuration's version) and
     none from its database thread."""
     tenant, thread = await chat_setup()
+    thread.title = "Named"  # no title is made after the first answer, beside the second turn
+    await database_sync_to_async(thread.save)(update_fields=["title"])
     await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi?")
     await frames_of_the_run_end(tenant, thread)  # the plan and the agents are read now
     sync_calls, loop_calls = [], []
