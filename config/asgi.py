@@ -13,12 +13,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddleware  # noqa: E402 - needs Django set up first
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
+from channels.sessions import CookieMiddleware  # noqa: E402
 
 from api.handler import APIHandler, ByPath  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
-from config.websocket_auth import BearerTokenOrSession  # noqa: E402
+from config.websocket_auth import BearerTokenOrSession, SocketSession  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
 
 
@@ -66,7 +66,7 @@ application = StartRunsOnFirstRequest(
                 token_app=URLRouter(websocket_urlpatterns),
                 session_app=SameOriginValidator(
                     CookieMiddleware(
-                        SessionMiddleware(SessionUserLater(URLRouter(websocket_urlpatterns)))
+                        SocketSession(SessionUserLater(URLRouter(websocket_urlpatterns)))
                     )
                 ),
             ),
