@@ -63,6 +63,9 @@ GAP_WAIT_SECONDS = 0.1
 INBOX_SIZE = 2000  # events waiting for this socket; beyond, they are read back from the log
 RESUME_BURST = 10  # each resume may replay a whole run from the database: bounded per socket
 RESUME_RATE = 0.5  # resumes a second once the burst is spent
+# Every frame's JSON (non-ASCII text as it is): one encoder, where json.dumps with an option
+# builds one per call, twice the cost of the encoding itself for a small frame.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 # Frames only the thread's author may send.
 WRITES = (SendMessage, Regenerate, EditMessage, SwitchBranch, StopRun)
 
@@ -217,7 +220,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await self.send_json(to_wire(ErrorFrame(code, message, retry_after)))
 
     async def send_json(self, payload: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(payload, ensure_ascii=False))
+        await self.send(text_data=_JSON.encode(payload))
 
     # --- client frames ----------------------------------------------------------------
 

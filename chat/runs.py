@@ -191,12 +191,15 @@ class EventLog:
         self.before_final = before_final
         self.remote = RemotePublisher(thread.pk)
         self.log = run_log()
+        # Read once, not for every event (a model's pk and the per-loop lookups show per frame).
+        self._group_id, self._thread_id = group.pk, thread.pk
+        self._fanout = local_fanout()
         self._unwritten = 0
         self._outbox: list[dict[str, Any]] = []
         self._publisher: asyncio.Task | None = None
 
     async def emit(self, event: dict[str, Any]) -> None:
-        self.log.add(group_id=self.group.pk, thread_id=self.thread.pk, event=event)
+        self.log.add(group_id=self._group_id, thread_id=self._thread_id, event=event)
         if event["type"] in FINAL_EVENTS:
             # The log is complete before anyone hears the run ended: a client that
             # resumes after the final event finds everything.
@@ -209,7 +212,7 @@ class EventLog:
                 await self.before_final()
             except Exception:  # Redis is away: the lock expires by itself (LOCK_SECONDS)
                 logger.exception("run %s could not let go of its thread", event["run_id"])
-            await local_fanout().publish(self.thread.pk, event)
+            await self._fanout.publish(self._thread_id, event)
             self._outbox.append(event)
             await self.publish(patient=True)
             return
@@ -217,7 +220,7 @@ class EventLog:
         if self._unwritten >= FLUSH_EVENTS:
             self._unwritten = 0
             self.log.write_soon()
-        await local_fanout().publish(self.thread.pk, event)
+        await self._fanout.publish(self._thread_id, event)
         if not self.remote.may_have_listeners():
             return  # no tab elsewhere; one that opens later reads what it missed from the log
         self._outbox.append(event)
