@@ -1,11 +1,8 @@
-"""Typed reads of environment variables; only config/settings.py uses these (and DB_THREADS,
-which the dev servers read too)."""
+"""Typed reads of environment variables; only config/settings.py uses these."""
 
 import os
 
 from django.core.exceptions import ImproperlyConfigured
-
-DB_THREADS = 12  # PARLEY_DB_THREADS' default (settings; the web processes' pool, devservers)
 
 
 def env_str(name: str, default: str | None = None) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
-from config.env import DB_THREADS, env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ CACHES = {
 
 # Threads per process for database work from async code (requests and runs); with the run
 # log's own writer thread they should stay within DATABASE_POOL_MAX_SIZE.
-PARLEY_DB_THREADS = env_int("PARLEY_DB_THREADS", DB_THREADS)
+PARLEY_DB_THREADS = env_int("PARLEY_DB_THREADS", 12)
 # Streamed text goes out in frames: the first token at once, then what arrived, at most
 # one frame per this many milliseconds (0: every token as its own event).
 PARLEY_STREAM_FRAME_MS = env_int("PARLEY_STREAM_FRAME_MS", 50)

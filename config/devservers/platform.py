@@ -16,7 +16,6 @@ from pathlib import Path
 from config.devservers.common import DATA, ROOT, DevServerError, free_port, port_is_free, say
 from config.devservers.embedded import servers
 from config.devservers.supervisor import supervise
-from config.env import DB_THREADS
 
 
 @contextlib.contextmanager
@@ -74,22 +73,9 @@ def daphne_commands(
     tabs in other processes through the channel layer.
     """
     command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *options, app]
-    command = [*web_pool_env(), *command]
     if count == 1:
         return {"daphne": command}
     return {f"daphne-{number}": command for number in range(1, count + 1)}
-
-
-def web_pool_env() -> list[str]:
-    """A web process keeps a database connection open for each of its database threads
-    (PARLEY_DB_THREADS, and one for the run log's writer), so a burst after a quiet spell
-    does not wait for new connections; psycopg's pool otherwise keeps DATABASE_POOL_MIN_SIZE
-    (1) and opens the rest as sends and sockets arrive. Other processes (Celery) keep the
-    setting's own. An operator's DATABASE_POOL_MIN_SIZE stands: nothing is prepended."""
-    if os.environ.get("DATABASE_POOL_MIN_SIZE"):
-        return []
-    threads = int(os.environ.get("PARLEY_DB_THREADS") or DB_THREADS)
-    return ["env", f"DATABASE_POOL_MIN_SIZE={threads + 1}"]
 
 
 def platform_commands(web: socket.socket, simulator_port: int | None) -> dict[str, list[str]]:

@@ -14,14 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from config.devservers import (
-    DevServerError,
-    Supervisor,
-    daphne_commands,
-    free_port,
-    listening_socket,
-)
-from config.devservers.platform import platform_commands
+from config.devservers import DevServerError, Supervisor, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,18 +158,3 @@ def test_a_process_that_exits_at_once_is_restarted_after_a_pause(announcements, 
         assert "beat exited with code 1; restarting it in 60 s" in capsys.readouterr().out
     finally:
         supervisor.stop()
-
-
-def test_a_web_process_keeps_a_database_connection_per_database_thread(monkeypatch):
-    """daphne's commands carry the pool's floor (PARLEY_DB_THREADS + the log writer's one),
-    unless the operator set DATABASE_POOL_MIN_SIZE; nothing else gets it."""
-    monkeypatch.delenv("DATABASE_POOL_MIN_SIZE", raising=False)
-    monkeypatch.setenv("PARLEY_DB_THREADS", "5")
-    with listening_socket("127.0.0.1", free_port()) as sock:
-        (daphne,) = daphne_commands(sock, 1).values()
-        assert daphne[:3] == ["env", "DATABASE_POOL_MIN_SIZE=6", sys.executable]
-        celery = platform_commands(sock, None)["celery"]
-        assert celery[0] == sys.executable
-        monkeypatch.setenv("DATABASE_POOL_MIN_SIZE", "3")
-        (daphne,) = daphne_commands(sock, 1).values()
-        assert daphne[0] == sys.executable
