@@ -97,7 +97,12 @@ from bench.streamslib.phases import (  # noqa: E402
     slow_client_phase,
     warm_up,
 )
-from bench.streamslib.report import print_figures, print_platform, print_slow_client  # noqa: E402
+from bench.streamslib.report import (  # noqa: E402
+    cpu_ratio,
+    print_figures,
+    print_platform,
+    print_slow_client,
+)
 from bench.streamslib.servers import (  # noqa: E402
     celery_worker_process,
     daphne_process,
@@ -127,6 +132,7 @@ def main(args: argparse.Namespace) -> int:
         tps=args.tps,
         slow_words=args.slow_words,
         warmup=args.warmup,
+        rounds=args.rounds if args.floor else 1,
     )
     log = Path(tempfile.mkstemp(prefix="daphne-", suffix=".log")[1])
     with (
@@ -158,12 +164,15 @@ def main(args: argparse.Namespace) -> int:
         platform, checks = platform_phase(bench)
         print_platform(baseline, floor, platform, checks)
         sys.stdout.flush()
+        ratios, later_bad = later_rounds(bench, floor, platform) if floor else ([], 0)
         slow = slow_client_phase(bench) if args.slow_client else None
         vmhwm = rss_total(daphne_pids, "VmHWM")
         sampler.stop()
 
-    bad = failures(checks) + sum(
-        phase["idle"].failures for phase in (floor, platform) if phase and phase.get("idle")
+    bad = (
+        later_bad
+        + failures(checks)
+        + sum(phase["idle"].failures for phase in (floor, platform) if phase and phase.get("idle"))
     )
     if slow is not None:
         print_slow_client(slow, args)
@@ -178,12 +187,34 @@ def main(args: argparse.Namespace) -> int:
         vmhwm=vmhwm,
         bad=bad,
         load_before=load_before,
+        cpu_ratios=ratios,
     )
     if bad:
         print(f"daphne log: {log}")
         return 1
     log.unlink(missing_ok=True)
     return 0
+
+
+def later_rounds(bench: Bench, floor: dict, platform: dict) -> tuple[list[float], int]:
+    """--rounds: more floor and platform phases, alternated, the platform's on fresh threads;
+    daphne's CPU ratio of each round (the first round's first), and the later rounds' failures
+    (lost or duplicated deltas, texts not stored, idle sockets lost)."""
+    ratios, bad = [cpu_ratio(floor, platform)], 0
+    for round_ in range(1, bench.args.rounds):
+        later_floor = floor_phase(bench, round_)
+        later_platform, checks = platform_phase(bench, round_)
+        bad += failures(checks) + sum(
+            phase["idle"].failures for phase in (later_floor, later_platform) if phase.get("idle")
+        )
+        ratios.append(cpu_ratio(later_floor, later_platform))
+        print(
+            f"round {round_ + 1}: daphne CPU {later_platform['phase']['cpu']['daphne']:.1f} s / "
+            f"floor {later_floor['phase']['cpu']['daphne']:.1f} s = {ratios[-1]:.2f}x; "
+            f"lost {checks['lost']}, duplicated {checks['duplicated']}"
+        )
+        sys.stdout.flush()
+    return ratios, bad
 
 
 def report_open_files(bench_limit: int, daphne_pids: tuple[int, ...], args) -> None:

@@ -49,7 +49,7 @@ def thread_for_member(
             .annotate(viewer_role=F("group__memberships__role"))
             .filter(Q(user=user) | Q(viewer_role__in=Membership.ADMIN_ROLES))
             .annotate(**columns)
-            .select_related("group", "agent")
+            .select_related("group")  # not its agent: a socket needs its id alone
             .order_by()[:1]  # one thread by its key: no ORDER BY to compile or run
         )
     if not found:

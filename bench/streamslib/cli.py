@@ -48,4 +48,12 @@ def parse_args(description: str) -> argparse.Namespace:
         help="also run the clients against bench/floor/app.py (daphne, Channels and the SDK "
         "wire alone), between the baseline and the platform",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --floor: this many floor and platform phases, alternated (the platform's on "
+        "fresh threads each round), for daphne's CPU ratio per round and their median, steadier "
+        "than one pair's; the other figures are the first round's",
+    )
     return parser.parse_args()

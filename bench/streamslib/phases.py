@@ -48,7 +48,12 @@ class Bench:
 
     @property
     def clients(self) -> Clients:
-        pairs = zip(self.tenant.threads, self.tenant.cookies, strict=True)
+        return self.round_clients(0)
+
+    def round_clients(self, round_: int) -> Clients:
+        """The clients of a round (--rounds): the same people, on threads of that round."""
+        threads = self.tenant.threads if round_ == 0 else self.tenant.later_threads[round_ - 1]
+        pairs = zip(threads, self.tenant.cookies, strict=True)
         return [(i, str(thread), cookie) for i, (thread, cookie) in enumerate(pairs)]
 
     @property
@@ -108,9 +113,10 @@ def baseline_phase(bench: Bench) -> dict:
     return summarize("baseline: direct to the simulator", *direct, phase.end())
 
 
-def floor_phase(bench: Bench) -> dict:
+def floor_phase(bench: Bench, round_: int = 0) -> dict:
     """The same clients against daphne serving bench/floor/app.py: daphne, Channels and the
-    SDK wire with none of Parley's work, in its own daphne processes (same count)."""
+    SDK wire with none of Parley's work, in its own daphne processes (same count); profiled
+    (--py-spy-floor) in the first round only."""
     args, clients = bench.args, bench.clients
     log = Path(tempfile.mkstemp(prefix="daphne-floor-", suffix=".log")[1])
     model = {"PARLEY_FLOOR_MODEL": agent_model(args.words, args.tps)}
@@ -138,7 +144,7 @@ def floor_phase(bench: Bench) -> dict:
             phase = sampler.phase()
             if idle:
                 idle.streams_start()
-            with profiler(pids[0], args.py_spy_floor):
+            with profiler(pids[0], args.py_spy_floor if round_ == 0 else None):
                 job = bench.job("ws", url, clients, args.ramp, 1, origin)
                 streams, lags = run_clients(job, args.procs)
             accounting = phase.end()
@@ -152,9 +158,10 @@ def floor_phase(bench: Bench) -> dict:
     return summary
 
 
-def platform_phase(bench: Bench) -> tuple[dict, dict]:
+def platform_phase(bench: Bench, round_: int = 0) -> tuple[dict, dict]:
     """Every client's turn through daphne, with the idle sockets open throughout; its
-    summary (the idle sockets' figures under "idle"), and its streams' checks."""
+    summary (the idle sockets' figures under "idle"), and its streams' checks. `round_`:
+    which round's threads (--rounds)."""
     args = bench.args
     with idle_sockets(
         url=bench.ws_url,
@@ -167,8 +174,8 @@ def platform_phase(bench: Bench) -> tuple[dict, dict]:
         phase = bench.sampler.phase()
         if idle:
             idle.streams_start()
-        with profiler(bench.daphne_pids[0], args.py_spy):
-            job = bench.job("ws", bench.ws_url, bench.clients, args.ramp, 1)
+        with profiler(bench.daphne_pids[0], args.py_spy if round_ == 0 else None):
+            job = bench.job("ws", bench.ws_url, bench.round_clients(round_), args.ramp, 1)
             streams, lags = run_clients(job, args.procs)
         accounting = phase.end()
         idle_result = idle.check() if idle else None

@@ -29,6 +29,7 @@ class Tenant:
     warmup_threads: list[int]
     idle_threads: list[int]  # one per idle socket: no run ever streams on them
     idle_cookie: str
+    later_threads: list[list[int]]  # each later round's threads (--rounds), one per client
 
 
 def session_cookie(user: User) -> str:
@@ -42,7 +43,14 @@ def session_cookie(user: User) -> str:
 
 
 def setup_tenant(
-    clients: int, *, idle: int, words: int, tps: float, slow_words: int, warmup: int
+    clients: int,
+    *,
+    idle: int,
+    words: int,
+    tps: float,
+    slow_words: int,
+    warmup: int,
+    rounds: int = 1,
 ) -> Tenant:
     stamp = f"{int(time.time())}-{os.getpid()}"
     owner = User.objects.create_user(f"owner-{stamp}@bench.example", f"owner-{stamp}@bench.example")
@@ -89,6 +97,13 @@ def setup_tenant(
         for user in users[:clients]:
             threads.append(chat_services.thread_create(group=group, agent=agent, user=user).pk)
             cookies.append(session_cookie(user))
+        later = [
+            [
+                chat_services.thread_create(group=group, agent=agent, user=user).pk
+                for user in users[:clients]
+            ]
+            for _ in range(rounds - 1)
+        ]
         slow_user = users[clients]
         slow = chat_services.thread_create(group=group, agent=slow_agent, user=slow_user)
         warm = [
@@ -109,4 +124,5 @@ def setup_tenant(
         warm,
         idle_threads,
         session_cookie(idle_user),
+        later,
     )
