@@ -335,7 +335,9 @@ class RunRegistry:
             except BaseException:
                 _release_lock(thread.pk, lock)
                 raise
-            run.prepare_now()  # the agent and history, on this same trip (the question is in)
+            # the agent, the history and the answer's row, on this same trip (the question
+            # is in): from here the row holds the thread too (the lock's durable half)
+            run.prepare_now(place_answer=True)
             return prepared
 
         try:

@@ -142,7 +142,8 @@ class AgentRun:
         self._sources: list[dict[str, Any]] = []
         self._prices: dict[tuple[str, str], Prices] = {}
         self.message_id = uuid.uuid4()
-        self._placeholder: asyncio.Task | None = None
+        self._placeholder: asyncio.Future | None = None
+        self._placed: Answer | None = None  # the answer's row, when prepare_now wrote it
         self.setup: Setup | None = None
         self._setup_error: Exception | None = None
         self.ended = False  # its final event was emitted
@@ -164,14 +165,23 @@ class AgentRun:
 
     # --- the loop ----------------------------------------------------------------
 
-    def prepare_now(self) -> None:
+    def prepare_now(self, *, place_answer: bool = False) -> None:
         """Set up on the caller's database thread (sync), right after the caller's own
         writes, so `execute` needs no trip of its own before `run.started`; what fails here
-        fails the run in `execute`, as it would there."""
+        fails the run in `execute`, as it would there. With `place_answer`, the answer's
+        row (streaming, empty) is written on the same trip once the set-up has succeeded,
+        not on a trip of its own at the first text; if that write fails, it is tried
+        again there."""
         try:
             self.setup = self._prepare()
         except Exception as error:
             self.setup, self._setup_error = None, error
+            return
+        if place_answer:
+            try:
+                self._placed = self._start_message()
+            except Exception:
+                logger.exception("run %s: its answer's row waits for its first text", self.run_id)
 
     async def execute(self) -> RunResult:
         try:
@@ -206,10 +216,15 @@ class AgentRun:
             status, error_code = AnswerStatus.ERROR, "internal"
         return await self._finish(status, error_code)
 
-    def _write_placeholder(self) -> asyncio.Task:
-        """Insert the streaming message row, off the path to the first token."""
+    def _write_placeholder(self) -> asyncio.Future:
+        """Insert the streaming message row, off the path to the first token (unless
+        prepare_now placed it already)."""
         if self._placeholder is None:
-            self._placeholder = asyncio.create_task(db_call(self._start_message)())
+            if self._placed is not None:
+                self._placeholder = asyncio.get_running_loop().create_future()
+                self._placeholder.set_result(self._placed)
+            else:
+                self._placeholder = asyncio.create_task(db_call(self._start_message)())
         return self._placeholder
 
     async def _loop(self, setup: Setup) -> tuple[str, str]:

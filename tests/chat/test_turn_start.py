@@ -177,3 +177,24 @@ async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from
     run = registry().runs[thread.pk]
     assert run.setup.history[-1] == ("user", "Again?")
     await frames_of_the_run_end(tenant, thread)
+
+
+async def test_the_answers_row_is_written_on_the_turns_start_trip(sim):
+    """Before the first token (three seconds away here) the answer's row is there, streaming:
+    written with the question, not on a trip of its own at the first text."""
+    tenant, thread = await chat_setup(model="sim-gpt@text;words=20;ttft_ms=3000")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="Slow one?")
+    started = (await frames_until(tab, "run.started"))[-1]
+
+    @database_sync_to_async
+    def answer():
+        with group_scope(tenant.group):
+            return Message.objects.filter(pk=started["message_id"]).values_list(
+                "status", "content", "parent__content"
+            )[0]
+
+    assert await answer() == (Message.Status.STREAMING, "", "Slow one?")
+    await send(tab, type="run.stop", run_id=started["run_id"])
+    await frames_until(tab, "run.stopped")
+    await tab.disconnect()
