@@ -328,13 +328,9 @@ class RunRegistry:
         )
 
         def prepare() -> Any:
-            try:
-                if _still_streaming(thread.pk, conversation):
-                    raise Busy  # Redis lost the lock of a run that still streams
-                prepared = before() if before else None
-            except BaseException:
-                _release_lock(thread.pk, lock)
-                raise
+            if _still_streaming(thread.pk, conversation):
+                raise Busy  # Redis lost the lock of a run that still streams
+            prepared = before() if before else None
             # the agent, the history and the answer's row, on this same trip (the question
             # is in): from here the row holds the thread too (the lock's durable half)
             run.prepare_now(place_answer=True)
@@ -342,8 +338,8 @@ class RunRegistry:
 
         try:
             prepared = await db_call(prepare)()
-        except BaseException:
-            with contextlib.suppress(Exception):  # prepare let go of it unless cancelled
+        except BaseException:  # refused (busy, the text) or failed: the thread is free again
+            with contextlib.suppress(Exception):  # Redis is away: it expires (LOCK_SECONDS)
                 await _arelease_lock(thread.pk, lock)
             raise
         self.runs[thread.pk] = run
@@ -597,17 +593,13 @@ class RunRegistry:
                 await asyncio.wait_for(self._closing.wait(), SWEEP_SECONDS)
 
 
-def _release_lock(thread_id: int, lock: str) -> None:
-    if cache.get(_lock_key(thread_id)) == lock:
-        cache.delete(_lock_key(thread_id))
-
-
 # Delete the key only while it holds the value given: the lock is this run's.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 
 
 async def _arelease_lock(thread_id: int, lock: str) -> None:
-    """_release_lock from the event loop, in one command: no trip to a thread."""
+    """Let go of the thread's lock if it is still this run's, from the event loop, in one
+    command: no trip to a thread."""
     key = cache.make_key(_lock_key(thread_id))
     await async_redis.client().eval(_RELEASE, 1, key, _SERIALIZER.dumps(lock))
 

@@ -147,7 +147,8 @@ async def _start(
     async def admit(claim: Claim) -> str | None:
         """The thread's lock and the message's count in one round trip from the event loop,
         which also reads the group's configuration version: counted only once the thread is
-        free, so a send refused as busy uses none of it."""
+        free, so a send refused as busy uses none of it. (A send refused by the lock's
+        durable half, in the second after Redis lost a streaming run's lock, is counted.)"""
         version_key = group_version_key(group.pk)
         counted = await amessage_counted(user=user, group=group, claim=claim, peek=[version_key])
         if not counted.tally.claimed:
