@@ -95,12 +95,6 @@ def _holder_of(value: Any) -> tuple[str, str] | None:
     return run_id, channel
 
 
-def _claim_lock(thread_id: int, lock: str) -> bool:
-    """Take the thread's lock alone (a turn's start takes it with its rate limit: see
-    RunRegistry.start)."""
-    return cache.add(_lock_key(thread_id), lock, LOCK_SECONDS)
-
-
 # Keep a run's lock, in one command: refresh it while it holds this run's value, set it
 # again when Redis lost it, and answer 0 when another run holds the thread now.
 _KEEP = """

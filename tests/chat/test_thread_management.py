@@ -16,10 +16,11 @@ from billing.models import AICall
 from chat import exports, selectors
 from chat import services as chat_services
 from chat.models import AIThread, Message, RunEvent, ThreadShare
-from chat.runs import _claim_lock, _lock_key
+from chat.runs import _lock_key
 from ontology.events import EventType
 from ontology.models import Event
 from ontology.scoping import group_scope, scopes_disabled
+from tests.chat.test_run_lock import claim_lock
 from tests.chat.test_views import ANSWER, conversation
 
 pytestmark = pytest.mark.django_db
@@ -145,7 +146,7 @@ def test_a_thread_that_is_answering_is_not_deleted(client, tenant_a):
 def test_a_run_that_holds_the_thread_before_its_answer_exists_also_refuses(tenant_a, clear_cache):
     thread, _ = conversation(tenant_a, title="Starting")
     # What a run on any process does first, before its answer row exists.
-    assert _claim_lock(thread.pk, f"{uuid.uuid4()} specific.control!abc")
+    assert claim_lock(thread.pk, f"{uuid.uuid4()} specific.control!abc")
     with group_scope(tenant_a.group), pytest.raises(ValidationError):
         chat_services.thread_delete(thread=thread, actor=tenant_a.member)
     cache.delete(_lock_key(thread.pk))
