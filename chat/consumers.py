@@ -20,6 +20,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.utils.functional import empty
 
@@ -48,7 +49,8 @@ from chat.frames import (
 )
 from chat.layers import UNREACHABLE
 from chat.models import Message
-from chat.runs import FINAL_EVENTS, Busy, registry, streaming_run_column
+from chat.runs import FINAL_EVENTS, Busy, heartbeat_cutoff, registry, streaming_run_column
+from chat.socket_open import model_backend_user_id, open_for_session
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import ApiToken
@@ -92,13 +94,23 @@ class TokenBucket:
 
 def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any, str | None]:
     """The socket's user; if they may read it, the thread (with its group); and the run whose
-    answer is streaming on it as its row says (chat.runs.streaming_run, read in the thread's
-    query): in one trip to a database thread. A browser's user comes from its session here,
-    not in the middleware (config.asgi.SessionUserLater), so opening a socket costs one
-    trip, not three; a token's user is already known (config.websocket_auth)."""
+    answer is streaming on it as its row says (chat.runs.streaming_run): in one trip to a
+    database thread. A browser's user comes from its session here, not in the middleware
+    (config.asgi.SessionUserLater), read with the thread in one statement
+    (chat.socket_open); a token's user is already known (config.websocket_auth)."""
     user = scope.get("user")
     if isinstance(user, UserLazyObject) and user._wrapped is empty:
-        user._wrapped = get_user.func(scope)
+        user_id = model_backend_user_id(scope["session"])
+        if user_id is not None:
+            found, access, run_id = open_for_session(
+                session=scope["session"],
+                user_id=user_id,
+                thread_id=thread_id,
+                since=heartbeat_cutoff(),
+            )
+            user._wrapped = found or AnonymousUser()
+            return user, access, run_id
+        user._wrapped = get_user.func(scope)  # nobody, or another configured backend's user
     if user is None or not user.is_authenticated:
         return user, None, None
     access = selectors.thread_for_member(

@@ -113,7 +113,7 @@ async def _akeep_lock(thread_id: int, lock: str) -> bool:
     return bool(kept)
 
 
-def _heartbeat_cutoff() -> datetime:
+def heartbeat_cutoff() -> datetime:
     """An answer streaming with a heartbeat older than this died with its process."""
     return timezone.now() - STALE_AFTER
 
@@ -122,7 +122,7 @@ def _streaming_runs(thread: int | OuterRef) -> QuerySet:
     """The run ids of answers streaming on the thread with a live heartbeat (unscoped: call
     it under scopes_disabled)."""
     return Message.objects.filter(
-        thread_id=thread, status=Message.Status.STREAMING, updated_at__gte=_heartbeat_cutoff()
+        thread_id=thread, status=Message.Status.STREAMING, updated_at__gte=heartbeat_cutoff()
     ).values_list("run_id", flat=True)
 
 
@@ -140,7 +140,7 @@ def _still_streaming(thread_id: int, conversation: ThreadConversation | None) ->
     the thread's messages when the turn reads them anyway (ThreadConversation.read)."""
     if conversation is None:
         return streaming_run(thread_id) is not None
-    cutoff = _heartbeat_cutoff()
+    cutoff = heartbeat_cutoff()
     return any(
         m.status == Message.Status.STREAMING and m.updated_at >= cutoff for m in conversation.read()
     )

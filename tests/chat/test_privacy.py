@@ -140,7 +140,7 @@ def test_a_thread_whose_author_left_is_read_only_for_everyone(tenant_a):
     assert selectors.thread_for_member(user=tenant_a.member, thread_id=thread.pk) is None
 
 
-def test_a_socket_reads_its_session_from_the_cache_and_opens_in_two_queries(client, tenant_a):
+def test_a_socket_reads_its_session_from_the_cache_and_opens_in_one_query(client, tenant_a):
     from importlib import import_module
 
     from channels.auth import UserLazyObject
@@ -163,7 +163,7 @@ def test_a_socket_reads_its_session_from_the_cache_and_opens_in_two_queries(clie
         None,
     )
     assert not [q for q in queries if "django_session" in q["sql"]]
-    assert len(queries) == 2  # the user; the thread with its group and any answer streaming
+    assert len(queries) == 1  # the user, the thread with its group, any answer streaming
 
 
 def test_a_socket_open_sees_the_answer_streaming_while_its_heartbeat_lives(client, tenant_a):

@@ -1,0 +1,100 @@
+"""A browser's socket opening (chat.socket_open): the session's user and the thread it
+names in one statement, with Django's checks of the session kept (the user active, the
+session's hash still matching) and the membership join as the tenant check."""
+
+from importlib import import_module
+
+import pytest
+from channels.auth import UserLazyObject
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chat.consumers import _who_and_where
+from ontology.models import Membership, User
+from tests.chat.test_privacy import colleague  # noqa: F401 - a fixture
+from tests.chat.test_views import conversation
+
+pytestmark = pytest.mark.django_db
+
+
+def session_of(client, user):
+    client.force_login(user)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return import_module(settings.SESSION_ENGINE).SessionStore(key)
+
+
+def opened(session, thread_id):
+    """(the user's pk or None, the group's pk, the reader's role, the thread's pk) as the
+    socket's open sees them, and the number of queries it took."""
+    scope = {"session": session, "user": UserLazyObject(), "cookies": {}}
+    with CaptureQueriesContext(connection) as queries:
+        user, access, _ = _who_and_where(scope, thread_id)
+    signed_in = user.pk if user.is_authenticated else None
+    if access is None:
+        return (signed_in, None, None, None), len(queries)
+    group, thread = access
+    return (signed_in, group.pk, group.role, thread.pk), len(queries)
+
+
+def test_the_author_the_groups_owner_and_nobody_else_read_a_thread(
+    client,
+    tenant_a,
+    tenant_b,
+    colleague,  # noqa: F811
+):
+    thread, _ = conversation(tenant_a)
+    group = tenant_a.group.pk
+    member, owner = tenant_a.member, tenant_a.owner
+    assert opened(session_of(client, member), thread.pk) == (
+        (member.pk, group, Membership.Role.MEMBER, thread.pk),
+        1,
+    )
+    assert opened(session_of(client, owner), thread.pk) == (
+        (owner.pk, group, Membership.Role.OWNER, thread.pk),
+        1,
+    )
+    # Signed in, and told "not found" (4404), not "not signed in" (4401): a colleague of
+    # the same group, another tenant's owner, a thread that does not exist.
+    assert opened(session_of(client, colleague), thread.pk) == ((colleague.pk, None, None, None), 1)
+    rival = tenant_b.owner
+    assert opened(session_of(client, rival), thread.pk) == ((rival.pk, None, None, None), 1)
+    assert opened(session_of(client, member), 999_999) == ((member.pk, None, None, None), 1)
+
+
+def test_a_session_no_longer_valid_signs_nobody_in(client, tenant_a):
+    thread, _ = conversation(tenant_a)
+    member = tenant_a.member
+    after_password_change = session_of(client, member)
+    key = after_password_change.session_key
+    member.set_password("a new one")
+    member.save()
+    assert opened(after_password_change, thread.pk)[0] == (None, None, None, None)
+    # Flushed, as Django's get_user does: the key no longer names a stored session.
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    assert store().exists(key) is False and store(key).load() == {}
+
+    signed_out_everywhere = session_of(client, member)
+    User.objects.filter(pk=member.pk).update(session_generation=5)
+    assert opened(signed_out_everywhere, thread.pk)[0] == (None, None, None, None)
+
+
+def test_an_inactive_or_deleted_user_is_nobody(client, tenant_a, colleague):  # noqa: F811
+    thread, _ = conversation(tenant_a)
+    inactive = session_of(client, tenant_a.member)
+    User.objects.filter(pk=tenant_a.member.pk).update(is_active=False)
+    assert opened(inactive, thread.pk)[0] == (None, None, None, None)
+
+    # A session naming a user no longer there (users are kept for the audit; a session
+    # copied from another database would do this).
+    nobody_there = session_of(client, colleague)
+    nobody_there[SESSION_KEY] = "987654321"
+    nobody_there.save()
+    assert opened(nobody_there, thread.pk) == ((None, None, None, None), 1)
+
+
+def test_a_session_with_nobody_in_it_is_anonymous(tenant_a):
+    thread, _ = conversation(tenant_a)
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    assert opened(session, thread.pk) == ((None, None, None, None), 0)
