@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
@@ -21,6 +22,9 @@ class ThreadConversation:
         self._answers = None  # the question the answer hangs from, once history() has read it
         self._branch: list[Message] | None = None  # read for a question just asked (`ask`)
         self._messages: list[Message] | None = None  # the thread's, read by `read` for `ask`
+        # Called with the answer's status once it is saved, on the same database thread
+        # (chat.runs queues the thread's title there); its own failures are its to handle.
+        self.after_finish: Callable[[str], None] | None = None
 
     @property
     def thread_id(self) -> int:
@@ -89,6 +93,8 @@ class ThreadConversation:
     def finish_answer(self, answer: Message, **outcome: Any) -> None:
         with group_scope(self.group):
             services.assistant_message_finish(message=answer, **outcome)
+        if self.after_finish is not None:
+            self.after_finish(outcome["status"])
 
     def fail_answer(self, answer: Message, *, content: str) -> None:
         with group_scope(self.group):

@@ -159,6 +159,30 @@ def active_run_id(thread_id: int) -> str | None:
     return holder[0] if holder else None
 
 
+class _TitleOnFinish:
+    """Queues an untitled thread's naming for a worker (chat/titles.py) on the database
+    thread that has just saved its answer, finished or stopped: the same trip, not one of
+    its own after it (a trip costs a pool thread's wake-up, some of the event loop's time
+    for every turn). `queued` tells the run's driver it was; when it was not (titles made
+    in the web process, or the broker refused the task) the driver titles the thread."""
+
+    def __init__(self, *, group, thread: AIThread, user) -> None:
+        self.group, self.thread, self.user = group, thread, user
+        self.queued = False
+
+    def __call__(self, status: str) -> None:
+        if status not in TITLED_ENDINGS or self.thread.title:
+            return
+        if not settings.PARLEY_TITLES_ON_WORKER:
+            return
+        try:
+            title_later(group=self.group, thread=self.thread, user=self.user)
+        except Exception:  # the answer is saved all the same; the driver titles it here
+            logger.warning("thread %s: titled here, the broker refused the task", self.thread.pk)
+        else:
+            self.queued = True
+
+
 class Busy(Exception):
     """The thread already has a run streaming."""
 
@@ -310,9 +334,12 @@ class RunRegistry:
         sink = EventLog(
             group=group, thread=thread, before_final=lambda: self._let_go(run, thread.pk)
         )
+        conversation = conversation or ThreadConversation(group=group, thread=thread)
+        title = _TitleOnFinish(group=group, thread=thread, user=user)
+        conversation.after_finish = title
         run = AgentRun(
             group=group,
-            conversation=conversation or ThreadConversation(group=group, thread=thread),
+            conversation=conversation,
             user=user,
             sink=sink,
             run_id=run_id,
@@ -337,7 +364,7 @@ class RunRegistry:
                 await _arelease_lock(thread.pk, lock)
             raise
         self.runs[thread.pk] = run
-        task = asyncio.create_task(self._drive(run, thread))
+        task = asyncio.create_task(self._drive(run, thread, title))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return run.run_id, prepared
@@ -398,7 +425,7 @@ class RunRegistry:
                 logger.exception("could not tell run %s that a tab follows it", run_id)
         return run_id
 
-    async def _drive(self, run: AgentRun, thread: AIThread) -> None:
+    async def _drive(self, run: AgentRun, thread: AIThread, title: _TitleOnFinish) -> None:
         ended = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(run, thread.pk, ended))
         result = None
@@ -416,19 +443,14 @@ class RunRegistry:
             except Exception:  # the log is away: the run still lets go of the thread
                 logger.exception("run %s: its last events could not be written", run.run_id)
             await self._let_go(run, thread.pk)  # a no-op once the final event did it
-        if result is not None and result.status in TITLED_ENDINGS and not thread.title:
+        titled = result is not None and result.status in TITLED_ENDINGS
+        if titled and not thread.title and not title.queued:  # else queued with the answer
             await self._name_thread(run, thread)
 
     async def _name_thread(self, run: AgentRun, thread: AIThread) -> None:
         """Title an untitled thread after its first answer, finished or stopped (the question
-        is worth a name either way): on a worker (chat/titles.py), or here when the broker
-        will not take the task."""
-        if settings.PARLEY_TITLES_ON_WORKER:
-            try:
-                await io_call(title_later)(group=run.group, thread=thread, user=run.user)
-                return
-            except Exception:
-                logger.warning("thread %s: titled here, the broker refused the task", thread.pk)
+        is worth a name either way), here: when titles are not made on a worker, or the
+        broker would not take the task queued with the answer (_TitleOnFinish)."""
         await name_thread(group=run.group, thread=thread, user=run.user)
 
     async def _heartbeat(self, run: AgentRun, thread_id: int, ended: asyncio.Event) -> None:

@@ -5,7 +5,7 @@ import asyncio
 import threading
 
 import pytest
-from celery.signals import task_postrun
+from celery.signals import before_task_publish, task_postrun
 from channels.db import database_sync_to_async
 
 from tests.chat.test_consumers import chat_setup, connect, frames_until, send, title_calls
@@ -35,8 +35,21 @@ def title_tasks():
     task_postrun.disconnect(record)
 
 
+@pytest.fixture
+def published():
+    """The names of the tasks queued in this test, as they are queued."""
+    names: list[str] = []
+
+    def record(sender=None, **_):
+        names.append(sender)
+
+    before_task_publish.connect(record, weak=False)
+    yield names
+    before_task_publish.disconnect(record)
+
+
 async def test_the_first_answer_is_titled_on_the_worker_for_every_tab(
-    sim, settings, celery_worker, title_tasks
+    sim, settings, celery_worker, title_tasks, published
 ):
     settings.PARLEY_TITLES_ON_WORKER = True
     ran, ended = title_tasks
@@ -45,6 +58,8 @@ async def test_the_first_answer_is_titled_on_the_worker_for_every_tab(
     other, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="message.send", content="How do refunds work for damaged goods?")
     await frames_until(tab, "run.completed")
+    # queued on the trip that saved the answer, so before the run's last frame was sent
+    assert published == [TITLE_TASK]
 
     for client in (tab, other):  # this process's own tabs hear the worker's title
         updated = (await frames_until(client, "thread.updated"))[-1]
@@ -85,3 +100,23 @@ async def test_a_thread_titled_before_the_task_runs_is_left_alone(
     assert len(sim.request_log) == requests
     await database_sync_to_async(thread.refresh_from_db)()
     assert thread.title == "Typed by a person"
+
+
+async def test_a_broker_that_refuses_the_title_leaves_it_to_the_web_process(
+    sim, settings, monkeypatch
+):
+    import chat.runs
+
+    def refused(**_):
+        raise ConnectionError("the broker is away")
+
+    settings.PARLEY_TITLES_ON_WORKER = True
+    monkeypatch.setattr(chat.runs, "title_later", refused)
+    tenant, thread = await chat_setup(model="sim-gpt")
+    tab, _ = await connect(thread.pk, tenant.member)
+    await send(tab, type="message.send", content="How do refunds work for damaged goods?")
+    completed = (await frames_until(tab, "run.completed"))[-1]
+    assert completed["type"] == "run.completed"  # the answer is saved all the same
+    updated = (await frames_until(tab, "thread.updated"))[-1]
+    assert updated["thread"] == {"id": thread.pk, "title": "How do refunds work for damaged"}
+    await tab.disconnect()
