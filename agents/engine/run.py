@@ -134,6 +134,7 @@ class AgentRun:
         self.user = user
         self.sink = sink
         self.run_id = run_id or uuid.uuid4()
+        self._wire_run_id = str(self.run_id)  # in every frame: made once, not per frame
         self._stop = asyncio.Event()
         self._seq = 0
         self._calls: list[MeteredCall] = []
@@ -161,7 +162,13 @@ class AgentRun:
 
     async def emit(self, event: RunEvent) -> None:
         self._seq += 1
-        await self.sink.emit(wire(event, run_id=str(self.run_id), seq=self._seq))
+        await self.sink.emit(wire(event, run_id=self._wire_run_id, seq=self._seq))
+
+    async def _emit_text(self, text: str) -> None:
+        """emit(Delta(text)), the frame sent most, built as its wire form at once."""
+        self._seq += 1
+        frame = {"type": Delta.type, "run_id": self._wire_run_id, "seq": self._seq, "text": text}
+        await self.sink.emit(frame)
 
     # --- the loop ----------------------------------------------------------------
 
@@ -377,7 +384,7 @@ class AgentRun:
         async def send(text: str) -> None:
             texts.append(text)
             self._text.append(text)
-            await self.emit(Delta(text=text))
+            await self._emit_text(text)
             self._write_placeholder()
 
         frames = DeltaFrames(send, interval=settings.PARLEY_STREAM_FRAME_MS / 1000, lock=emitting)
