@@ -215,6 +215,9 @@ class EventLog:
         self._unwritten = 0
         self._outbox: list[dict[str, Any]] = []
         self._publisher: asyncio.Task | None = None
+        # One send to other processes at a time, in the order their events were taken: the
+        # run's end, published at once, must not overtake a batch still on its way.
+        self._sending = asyncio.Lock()
 
     async def emit(self, event: dict[str, Any]) -> None:
         self.log.add(group_id=self._group_id, thread_id=self._thread_id, event=event)
@@ -271,11 +274,13 @@ class EventLog:
         await self._send(events, patient=patient)
 
     async def _send(self, events: list[dict[str, Any]], *, patient: bool = False) -> None:
-        """To other processes (see RemotePublisher.send); never raises."""
+        """To other processes (see RemotePublisher.send), after any batch taken before
+        these; never raises."""
         if not events:
             return
         try:
-            await self.remote.send(events, patient=patient)
+            async with self._sending:
+                await self.remote.send(events, patient=patient)
         except UNREACHABLE as error:  # the other processes' tabs read them from the log
             logger.warning("could not publish %d events to other processes: %s", len(events), error)
         except Exception:
