@@ -67,7 +67,9 @@ async def name_thread(
 
 
 def title_later(*, group: Group, thread: AIThread, user: User | None) -> None:
-    """Queue the thread's naming for a worker (sync: it talks to the broker)."""
+    """Queue the thread's naming for a worker (sync: it talks to the broker). One try, not
+    Celery's retries: the answer's last frame waits for it (chat.runs._TitleOnFinish),
+    and a refusal is titled in the web process instead."""
     from chat.tasks import title_thread  # the task module imports this one
 
     title_thread.apply_async(
@@ -75,5 +77,6 @@ def title_later(*, group: Group, thread: AIThread, user: User | None) -> None:
             "group_id": group.pk,
             "thread_id": thread.pk,
             "user_id": getattr(user, "pk", None),
-        }
+        },
+        retry=False,
     )
