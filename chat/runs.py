@@ -120,7 +120,7 @@ def heartbeat_cutoff() -> datetime:
 
 def _streaming_runs(thread: int | OuterRef) -> QuerySet:
     """The run ids of answers streaming on the thread with a live heartbeat (unscoped: call
-    it under scopes_disabled)."""
+    it under scopes_disabled). chat/socket_open.py reads the same in SQL."""
     return Message.objects.filter(
         thread_id=thread, status=Message.Status.STREAMING, updated_at__gte=heartbeat_cutoff()
     ).values_list("run_id", flat=True)
@@ -163,16 +163,17 @@ class _TitleOnFinish:
     """Queues an untitled thread's naming for a worker (chat/titles.py) on the database
     thread that has just saved its answer, finished or stopped: the same trip, not one of
     its own after it (a trip costs a pool thread's wake-up, some of the event loop's time
-    for every turn). `queued` tells the run's driver it was; when it was not (titles made
-    in the web process, or the broker refused the task) the driver titles the thread."""
+    for every turn). `titles_here`: the answer wants a title that was not queued (titles
+    made in the web process, or the broker refused the task): the run's driver makes it."""
 
     def __init__(self, *, group, thread: AIThread, user) -> None:
         self.group, self.thread, self.user = group, thread, user
-        self.queued = False
+        self.titles_here = False
 
     def __call__(self, status: str) -> None:
         if status not in TITLED_ENDINGS or self.thread.title:
             return
+        self.titles_here = True
         if not settings.PARLEY_TITLES_ON_WORKER:
             return
         try:
@@ -180,7 +181,7 @@ class _TitleOnFinish:
         except Exception:  # the answer is saved all the same; the driver titles it here
             logger.warning("thread %s: titled here, the broker refused the task", self.thread.pk)
         else:
-            self.queued = True
+            self.titles_here = False
 
 
 class Busy(Exception):
@@ -433,9 +434,8 @@ class RunRegistry:
     async def _drive(self, run: AgentRun, thread: AIThread, title: _TitleOnFinish) -> None:
         ended = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(run, thread.pk, ended))
-        result = None
         try:
-            result = await run.execute()
+            await run.execute()
         except Exception:
             logger.exception("run %s failed outside the agent loop", run.run_id)
             with contextlib.suppress(Exception):
@@ -448,8 +448,7 @@ class RunRegistry:
             except Exception:  # the log is away: the run still lets go of the thread
                 logger.exception("run %s: its last events could not be written", run.run_id)
             await self._let_go(run, thread.pk)  # a no-op once the final event did it
-        titled = result is not None and result.status in TITLED_ENDINGS
-        if titled and not thread.title and not title.queued:  # else queued with the answer
+        if title.titles_here:  # else not wanted, or queued with the answer
             await self._name_thread(run, thread)
 
     async def _name_thread(self, run: AgentRun, thread: AIThread) -> None:

@@ -41,7 +41,9 @@ def thread_for_member(
     in the same query, set on the thread by their names.
 
     The socket's edge: the thread names its tenant, so the lookup runs unscoped and the
-    membership join is the tenant check (the group is then set once for the socket).
+    membership join is the tenant check (the group is then set once for the socket). A
+    browser's socket reads the same rule in hand-written SQL (chat/socket_open.py): change
+    both together (tests/chat/test_socket_open.py holds them to the same answers).
     """
     with scopes_disabled():
         found = list(

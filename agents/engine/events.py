@@ -88,4 +88,6 @@ def frame_fields(frame: Any) -> dict[str, Any]:
 
 def wire(event: RunEvent, *, run_id: str, seq: int) -> dict[str, Any]:
     """The frame as it travels: its type, its place in the run, then its fields."""
+    if type(event) is Delta:  # the frame sent most: its one field, with no walk of them all
+        return {"type": Delta.type, "run_id": run_id, "seq": seq, "text": event.text}
     return {"type": event.type, "run_id": run_id, "seq": seq, **frame_fields(event)}

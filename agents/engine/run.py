@@ -164,12 +164,6 @@ class AgentRun:
         self._seq += 1
         await self.sink.emit(wire(event, run_id=self._wire_run_id, seq=self._seq))
 
-    async def _emit_text(self, text: str) -> None:
-        """emit(Delta(text)), the frame sent most, built as its wire form at once."""
-        self._seq += 1
-        frame = {"type": Delta.type, "run_id": self._wire_run_id, "seq": self._seq, "text": text}
-        await self.sink.emit(frame)
-
     # --- the loop ----------------------------------------------------------------
 
     def prepare_now(self, *, place_answer: bool = False) -> None:
@@ -384,7 +378,7 @@ class AgentRun:
         async def send(text: str) -> None:
             texts.append(text)
             self._text.append(text)
-            await self._emit_text(text)
+            await self.emit(Delta(text=text))
             self._write_placeholder()
 
         frames = DeltaFrames(send, interval=settings.PARLEY_STREAM_FRAME_MS / 1000, lock=emitting)

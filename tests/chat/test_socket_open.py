@@ -11,6 +11,7 @@ from django.contrib.auth import SESSION_KEY
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from chat import selectors
 from chat.consumers import _who_and_where
 from ontology.models import Membership, User
 from tests.chat.test_privacy import colleague  # noqa: F401 - a fixture
@@ -61,6 +62,11 @@ def test_the_author_the_groups_owner_and_nobody_else_read_a_thread(
     rival = tenant_b.owner
     assert opened(session_of(client, rival), thread.pk) == ((rival.pk, None, None, None), 1)
     assert opened(session_of(client, member), 999_999) == ((member.pk, None, None, None), 1)
+    # The same answers as the ORM's rule, which programs' sockets use (its twin).
+    for visitor in (member, owner, colleague, rival):
+        orm = selectors.thread_for_member(user=visitor, thread_id=thread.pk)
+        sql = opened(session_of(client, visitor), thread.pk)[0][1:3]
+        assert sql == ((orm[0].pk, orm[0].role) if orm else (None, None))
 
 
 def test_a_session_no_longer_valid_signs_nobody_in(client, tenant_a):
