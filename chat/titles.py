@@ -16,6 +16,7 @@ from chat import selectors, services
 from chat.fanout import broadcast
 from chat.frames import ThreadUpdated, to_wire
 from chat.models import AIThread
+from ontology import queueing
 from ontology.db_async import db_call
 from ontology.models import Group, User
 from ontology.scoping import group_scope
@@ -69,14 +70,12 @@ async def name_thread(
 def title_later(*, group: Group, thread: AIThread, user: User | None) -> None:
     """Queue the thread's naming for a worker (sync: it talks to the broker). One try, not
     Celery's retries: the answer's last frame waits for it (chat.runs._TitleOnFinish),
-    and a refusal is titled in the web process instead."""
+    and a refusal is titled in the web process instead. No result object is made (see
+    ontology.queueing): nobody reads the task's result."""
     from chat.tasks import title_thread  # the task module imports this one
 
-    title_thread.apply_async(
-        kwargs={
-            "group_id": group.pk,
-            "thread_id": thread.pk,
-            "user_id": getattr(user, "pk", None),
-        },
+    queueing.queue(
+        title_thread,
+        kwargs={"group_id": group.pk, "thread_id": thread.pk, "user_id": getattr(user, "pk", None)},
         retry=False,
     )
