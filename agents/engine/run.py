@@ -71,7 +71,7 @@ from agents.providers import (
 from agents.text import storable_text
 from agents.tools.dispatch import ToolOutcome, ToolRun, run_tool_calls
 from agents.tools.registry import TOOLS
-from billing.metering import Hold, MeteredCall, metered, price_deferred, settle
+from billing.metering import Hold, MeteredCall, metered, price_deferred, settle, unbudgeted
 from billing.models import AICall
 from billing.pricing import Prices
 from billing.services import LedgerEntry, QuotaExceeded
@@ -99,6 +99,16 @@ class Setup:
     choices: list[ModelChoice]
     passages: list[dict[str, Any]]
     error_code: str = ""  # set when no model could be reached at all (e.g. no API key)
+
+
+@dataclass
+class Turn:
+    """What every call of a turn sends: the system prompt, the tools, the history (which
+    grows with the turn's tool calls)."""
+
+    system: str
+    tools: list[ToolDefinition]
+    messages: list[ChatMessage]
 
 
 @dataclass
@@ -147,6 +157,11 @@ class AgentRun:
         self._placed: Answer | None = None  # the answer's row, when prepare_now wrote it
         self.setup: Setup | None = None
         self._setup_error: Exception | None = None
+        # The first call's budget hold, made on the set-up's trip (_hold_ahead), and the
+        # turn it was made for; a refusal there is the first call's.
+        self._ahead: MeteredCall | None = None
+        self._ahead_refused: QuotaExceeded | None = None
+        self._first_turn: Turn | None = None
         self.ended = False  # its final event was emitted
         self.finish_reason = ""  # the last provider call's ("stop", "length", ...), for the API
 
@@ -174,7 +189,7 @@ class AgentRun:
         not on a trip of its own at the first text; if that write fails, it is tried
         again there."""
         try:
-            self.setup = self._prepare()
+            self.setup = self._set_up()
         except Exception as error:
             self.setup, self._setup_error = None, error
             return
@@ -193,7 +208,7 @@ class AgentRun:
             elif self._configuration is not None and self.conversation.history_in_memory:
                 self.setup = self._prepare()
             else:
-                self.setup = await db_call(self._prepare)()
+                self.setup = await db_call(self._set_up)()
         except _AgentUnavailable:
             return await self._fail_before_start("agent_unavailable")
         except Exception:
@@ -228,7 +243,8 @@ class AgentRun:
                 self._placeholder = asyncio.create_task(db_call(self._start_message)())
         return self._placeholder
 
-    async def _loop(self, setup: Setup) -> tuple[str, str]:
+    @staticmethod
+    def _turn(setup: Setup) -> Turn:
         props = setup.properties
         system = system_prompt(props["systemPrompt"], setup.passages)
         tools = [
@@ -242,7 +258,29 @@ class AgentRun:
             system=system,
             tools=tools,
         )
-        conversation = fit_history(setup.history, budget=budget)
+        return Turn(system, tools, fit_history(setup.history, budget=budget))
+
+    @staticmethod
+    def _request(setup: Setup, turn: Turn, *, rounds: int) -> ChatRequest:
+        """The turn's next call, after `rounds` rounds of tool calls (none offered past the
+        agent's limit); its model is the choice's, set per try."""
+        props = setup.properties
+        return ChatRequest(
+            model="",
+            system=turn.system,
+            messages=list(turn.messages),
+            tools=turn.tools if rounds < props["maxConsecutiveToolCalls"] else [],
+            temperature=props["temperature"],
+            max_tokens=props["maxTokens"],
+            timeout=float(props["requestTimeout"]),
+        )
+
+    async def _loop(self, setup: Setup) -> tuple[str, str]:
+        props = setup.properties
+        turn = self._first_turn
+        if turn is None or setup.passages:  # (a turn held ahead has no passages)
+            turn = self._turn(setup)
+        conversation = turn.messages
         tool_run = ToolRun(
             group=self.group,
             user=self.user,
@@ -255,16 +293,8 @@ class AgentRun:
         rounds = 0
         step = 0
         while True:
-            offered = tools if rounds < props["maxConsecutiveToolCalls"] else []
-            request = ChatRequest(
-                model="",
-                system=system,
-                messages=list(conversation),
-                tools=offered,
-                temperature=props["temperature"],
-                max_tokens=props["maxTokens"],
-                timeout=float(props["requestTimeout"]),
-            )
+            request = self._request(setup, turn, rounds=rounds)
+            offered = request.tools
             result = await self._call_with_policy(setup, request, step)
             self.finish_reason = result.finish
             step += 1
@@ -334,22 +364,13 @@ class AgentRun:
             result.stopped = True
             return result
         info = choice.info
-        call = MeteredCall(
-            group=self.group,
-            purpose=AICall.Purpose.CHAT,
-            provider=info.provider,
-            model=choice.model,
-            call_id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
-            user=self.user,
-            agent_id=setup.agent.id,
-            thread_id=self.conversation.thread_id,
-            run_id=self.run_id,
-            step=step,
-            attempt=attempt,
-        )
+        call = self._metered_call(setup, choice, step, attempt)
         try:
+            held = self._take_ahead(call)
             async with metered(
-                call, hold=self._hold(info, request), prices=lambda: self._price(info)
+                call,
+                hold=None if held else self._hold(info, request),
+                prices=lambda: self._price(info),
             ):
                 self._calls.append(call)
                 reported = await self._stream(choice.endpoint, request, call, result)
@@ -437,6 +458,62 @@ class AgentRun:
         result.produced = result.produced or bool(result.text)
         return reported
 
+    def _metered_call(
+        self, setup: Setup, choice: ModelChoice, step: int, attempt: int
+    ) -> MeteredCall:
+        return MeteredCall(
+            group=self.group,
+            purpose=AICall.Purpose.CHAT,
+            provider=choice.info.provider,
+            model=choice.model,
+            call_id=uuid.uuid5(LEDGER_NAMESPACE, f"{self.run_id}:{step}:{attempt}"),
+            user=self.user,
+            agent_id=setup.agent.id,
+            thread_id=self.conversation.thread_id,
+            run_id=self.run_id,
+            step=step,
+            attempt=attempt,
+        )
+
+    def _hold_ahead(self, setup: Setup) -> None:
+        """Hold the first call's budget on the set-up's own trip to the database, not on a
+        trip of its own between `run.started` and the provider's first token: when the
+        group has a budget and the first request is known here (no knowledge search adds
+        to its prompt). The same hold the call would make; a refusal is kept for the call,
+        which ends the run with it, and a hold the run never uses is given back when the
+        run settles."""
+        props = setup.properties
+        if setup.error_code or props["ragEnabled"] or self._stop.is_set():
+            return
+        if unbudgeted(self.group):
+            return
+        choice = setup.choices[0]
+        turn = self._turn(setup)
+        request = self._request(setup, turn, rounds=0)
+        request.model = choice.model
+        call = self._metered_call(setup, choice, step=0, attempt=0)
+        prices, worst = self._hold(choice.info, request)
+        try:
+            call.hold(prices=prices, worst=worst)
+        except QuotaExceeded as refusal:
+            self._ahead_refused = refusal
+        except Exception:  # the call holds it itself, as without this
+            logger.exception("run %s: the first call's hold waits for the call", self.run_id)
+            return
+        self._ahead, self._first_turn = call, turn
+
+    def _take_ahead(self, call: MeteredCall) -> bool:
+        """Whether the call's hold was made ahead (_hold_ahead): its reservation is the
+        call's now. Raises the refusal made there."""
+        ahead, refused = self._ahead, self._ahead_refused
+        if ahead is None or ahead.id != call.id:
+            return False
+        self._ahead = self._ahead_refused = None
+        if refused is not None:
+            raise refused
+        call.reservation = ahead.reservation
+        return True
+
     def _price(self, info: catalog.ModelInfo) -> Prices:
         key = (info.provider, info.model)
         if key not in self._prices:
@@ -472,8 +549,10 @@ class AgentRun:
 
     def _settle_all(self) -> None:
         """Write the rows whose write failed (a replayed row is skipped) and give back every
-        hold still open. Nothing to do, and no lock taken, when every call was recorded."""
-        settle(self._calls, group=self.group)
+        hold still open (a hold made ahead for a call never made too). Nothing to do, and
+        no lock taken, when every call was recorded."""
+        calls = self._calls if self._ahead is None else [*self._calls, self._ahead]
+        settle(calls, group=self.group)
 
     # --- tools -----------------------------------------------------------------------
 
@@ -542,6 +621,12 @@ class AgentRun:
         }
 
     # --- database edges ------------------------------------------------------------------
+
+    def _set_up(self) -> Setup:
+        """The set-up's trip to the database: the set-up, and the first call's hold."""
+        setup = self._prepare()
+        self._hold_ahead(setup)
+        return setup
 
     def _prepare(self) -> Setup:
         configuration = self._configuration

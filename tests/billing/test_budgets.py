@@ -46,7 +46,7 @@ def open_reservations(group) -> int:
         return BudgetReservation.objects.count()
 
 
-def chat(slug: str, model: str, count: int = 1, max_tokens: int = 1024):
+def chat(slug: str, model: str, count: int = 1, max_tokens: int = 1024, **properties):
     """A tenant whose agent answers with the simulator, and `count` threads with a question."""
     tenant = make_tenant(slug)
     agent = services.thing_create(
@@ -54,7 +54,12 @@ def chat(slug: str, model: str, count: int = 1, max_tokens: int = 1024):
         type=Thing.Type.AGENT,
         name="Budget agent",
         actor=tenant.owner,
-        properties={"provider": "simulator", "model": model, "maxTokens": max_tokens},
+        properties={
+            "provider": "simulator",
+            "model": model,
+            "maxTokens": max_tokens,
+            **properties,
+        },
     )
     threads = []
     with group_scope(tenant.group):
@@ -236,6 +241,115 @@ async def test_stopped_calls_count_against_the_budget(sim):
     row, usage, held = await state()
     assert row.status == AICall.Status.STOPPED and row.output_tokens > 0
     assert usage.cost == row.cost > 0 and held == 0
+
+
+# --- the first call's hold, made on the set-up's trip ----------------------------------------
+
+
+def prepared_run(tenant, thread) -> tuple[AgentRun, Recorder]:
+    """A run set up as a chat socket starts one: on its database trip (prepare_now)."""
+    sink = Recorder()
+    conversation = ThreadConversation(group=tenant.group, thread=thread)
+    agent_run = AgentRun(
+        group=tenant.group, conversation=conversation, user=tenant.member, sink=sink
+    )
+    agent_run.prepare_now()
+    return agent_run, sink
+
+
+@database_sync_to_async
+def holds(tenant) -> list[tuple]:
+    with group_scope(tenant.group):
+        return list(BudgetReservation.objects.values_list("run_id", "tokens"))
+
+
+async def test_the_first_calls_budget_is_held_on_the_set_up_trip(sim):
+    """No trip of its own between run.started and the provider: the hold is made with the
+    set-up, for what the call asks, and settled by the call to its real cost."""
+    tenant, (thread,) = await database_sync_to_async(chat)(
+        "ahead", "sim-gpt@text;words=30", max_tokens=500
+    )
+    agent_run, _ = await database_sync_to_async(prepared_run)(tenant, thread)
+    [(run_id, tokens)] = await holds(tenant)
+    assert run_id == agent_run.run_id
+    assert tokens > 500  # the prompt and all the output the call may make
+
+    result = await agent_run.execute()
+    assert result.status == "complete"
+    assert len(sim.request_log) == 1
+    assert await holds(tenant) == []
+
+    @database_sync_to_async
+    def state():
+        with group_scope(tenant.group):
+            row = AICall.objects.get()
+        return row, month_row(tenant.group)
+
+    row, usage = await state()
+    assert (row.run_id, row.step, row.attempt, row.status) == (result.run_id, 0, 0, "ok")
+    assert usage.cost == row.cost == result.cost > 0
+
+
+async def test_a_hold_made_ahead_for_a_call_never_made_is_given_back(sim):
+    tenant, (thread,) = await database_sync_to_async(chat)("never", "sim-gpt@text;words=30")
+    agent_run, _ = await database_sync_to_async(prepared_run)(tenant, thread)
+    assert len(await holds(tenant)) == 1
+    agent_run.stop()  # before its first call
+    result = await agent_run.execute()
+    assert result.status == "stopped"
+    assert sim.request_log == []
+    assert await holds(tenant) == []
+
+    @database_sync_to_async
+    def calls():
+        with group_scope(tenant.group):
+            return AICall.objects.count()
+
+    assert await calls() == 0
+
+
+async def test_a_refusal_on_the_set_up_trip_ends_the_run_as_the_call_would(sim):
+    tenant, (thread,) = await database_sync_to_async(chat)("refused-ahead", "sim-gpt@text")
+    await use_it_all(tenant.group)
+    sim.clear()
+    agent_run, sink = await database_sync_to_async(prepared_run)(tenant, thread)
+    assert await refusals(tenant.group) == [(tenant.member.pk, "chat")]  # audited there
+    result = await agent_run.execute()
+
+    assert sim.request_log == []
+    assert result.error_code == "quota_exceeded"
+    assert sink.types == ["run.started", "error"]
+    assert sink.of("error")[0]["code"] == "quota_exceeded"
+    assert await refusals(tenant.group) == [(tenant.member.pk, "chat")]  # once
+    assert await holds(tenant) == []
+
+
+async def test_an_agent_that_searches_knowledge_holds_at_its_call(sim):
+    """Passages found after run.started join the first call's prompt: its hold waits for it."""
+    tenant, (thread,) = await database_sync_to_async(chat)(
+        "searching", "sim-gpt@text;words=10", ragEnabled=True
+    )
+    agent_run, _ = await database_sync_to_async(prepared_run)(tenant, thread)
+    assert await holds(tenant) == []
+    result = await agent_run.execute()
+    assert result.status == "complete"
+    assert await holds(tenant) == []
+    assert await database_sync_to_async(ledger_sum)(tenant.group) == result.cost > 0
+
+
+async def test_a_group_without_a_budget_holds_nothing_on_the_set_up_trip(sim):
+    tenant, (thread,) = await database_sync_to_async(chat)("unbudgeted", "sim-gpt@text")
+
+    @database_sync_to_async
+    def no_budget():
+        set_plan("free", monthly_budget=None, monthly_token_budget=None)
+
+    await no_budget()
+    agent_run, _ = await database_sync_to_async(prepared_run)(tenant, thread)
+    assert await holds(tenant) == []
+    result = await agent_run.execute()
+    assert result.status == "complete"
+    assert await holds(tenant) == []
 
 
 # --- concurrency: overshoot by at most one reservation ------------------------------------
