@@ -21,6 +21,7 @@ from chat import selectors
 from chat.models import AIThread, Message, RunEvent, ThreadShare
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
+from ontology.inserts import insert
 from ontology.models import Group, Membership, Thing, User
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
@@ -79,14 +80,16 @@ def message_create_user(
     else:
         path = selectors.thread_path(thread=thread) if branch is None else branch
         parent_id = path[-1].id if path else None
-    message = Message.objects.create(
-        group=thread.group,
-        thread=thread,
-        role=Message.Role.USER,
-        user=user,
-        content=content,
-        client_id=client_id[:64],
-        parent_id=parent_id,
+    message = insert(
+        Message(
+            group=thread.group,
+            thread=thread,
+            role=Message.Role.USER,
+            user=user,
+            content=content,
+            client_id=client_id[:64],
+            parent_id=parent_id,
+        )
     )
     thread.last_activity_at = message.created_at
     thread.save(update_fields=["last_activity_at"])
@@ -110,14 +113,16 @@ def assistant_message_start(
     the caller has just read the branch (a run has, for its history); else read here.
     """
     ensure_group_allowed(thread.group)
-    return Message.objects.create(
-        id=message_id,
-        group=thread.group,
-        thread=thread,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        run_id=run_id,
-        parent_id=parent_id if parent_id is not None else _question_answered(thread),
+    return insert(
+        Message(
+            id=message_id,
+            group=thread.group,
+            thread=thread,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            run_id=run_id,
+            parent_id=parent_id if parent_id is not None else _question_answered(thread),
+        )
     )
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from ontology.events import EventType
+from ontology.inserts import insert
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
 from ontology.scoping import ensure_group_allowed, group_scope
@@ -46,14 +47,16 @@ def event_record(
         target_type = target.type if isinstance(target, Thing) else target._meta.model_name
         target_id = str(target.pk)
         target_label = str(target)[:200]
-    return Event.objects.create(
-        group=group,
-        type=type,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        target_type=target_type,
-        target_id=target_id,
-        target_label=target_label,
-        metadata=metadata or {},
+    return insert(
+        Event(
+            group=group,
+            type=type,
+            actor=actor if actor is not None and actor.is_authenticated else None,
+            target_type=target_type,
+            target_id=target_id,
+            target_label=target_label,
+            metadata=metadata or {},
+        )
     )
 
 

@@ -1,0 +1,124 @@
+"""ontology.inserts: a new row written with its SQL made once per process, the same row
+Django's own save() writes."""
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_save
+from django.db.models.sql.compiler import SQLInsertCompiler
+from django.test.utils import CaptureQueriesContext
+
+from chat import services as chat_services
+from chat.models import Message
+from ontology import services
+from ontology.inserts import insert
+from ontology.models import Event, Thing
+from ontology.scoping import ScopeError, group_scope, scopes_disabled
+
+pytestmark = pytest.mark.django_db
+
+COMPARED = ("group_id", "type", "actor_id", "target_type", "target_id", "target_label", "metadata")
+
+
+def event(tenant, **fields) -> Event:
+    values = {
+        "group": tenant.group,
+        "type": "message.sent",
+        "actor": tenant.member,
+        "target_type": "message",
+        "target_id": "42",
+        "target_label": "A question",
+        "metadata": {"thread_id": 7, "chars": 12, "note": "héllo"},
+    }
+    return Event(**{**values, **fields})
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """How many INSERTs Django compiled during the test."""
+    count = [0]
+    compile_insert = SQLInsertCompiler.as_sql
+
+    def counted(self, *args, **kwargs):
+        count[0] += 1
+        return compile_insert(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLInsertCompiler, "as_sql", counted)
+    return count
+
+
+def test_an_event_is_the_row_save_writes_with_no_compiling(tenant_a, compiles):
+    with group_scope(tenant_a.group):
+        inserted = insert(event(tenant_a))
+        saved = event(tenant_a)
+        saved.save()
+        assert compiles[0] == 1  # save() compiled its INSERT; insert() did not
+        assert inserted.pk is not None and inserted.pk != saved.pk
+        assert not inserted._state.adding
+        mine, theirs = (Event.objects.values(*COMPARED).get(pk=e.pk) for e in (inserted, saved))
+        assert mine == theirs
+        stored = Event.objects.get(pk=inserted.pk)
+        assert stored.timestamp == inserted.timestamp  # the default, applied once and kept
+        assert stored.metadata == {"thread_id": 7, "chars": 12, "note": "héllo"}
+
+
+def test_the_statement_is_made_once_and_sent_with_parameters(tenant_a, compiles):
+    with group_scope(tenant_a.group), CaptureQueriesContext(connection) as queries:
+        for n in range(3):
+            insert(event(tenant_a, target_id=str(n)))
+    assert compiles[0] == 0
+    assert len(queries) == 3
+    assert len({q["sql"].split(" VALUES ")[0] for q in queries}) == 1
+    with group_scope(tenant_a.group):
+        assert sorted(
+            Event.objects.filter(type="message.sent").values_list("target_id", flat=True)
+        ) == ["0", "1", "2"]
+
+
+def test_a_message_keeps_its_own_id_and_its_defaults(tenant_a):
+    agent = services.thing_create(
+        group=tenant_a.group, type=Thing.Type.AGENT, name="A", actor=tenant_a.owner
+    )
+    with group_scope(tenant_a.group):
+        thread = chat_services.thread_create(
+            group=tenant_a.group, agent=agent, user=tenant_a.member
+        )
+        message_id, run_id = uuid.uuid4(), uuid.uuid4()
+        inserted = insert(
+            Message(
+                id=message_id,
+                group=tenant_a.group,
+                thread=thread,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                run_id=run_id,
+            )
+        )
+        assert inserted.pk == message_id
+        stored = Message.objects.get(pk=message_id)
+    assert (stored.run_id, stored.status, stored.content) == (run_id, "streaming", "")
+    assert (stored.tool_calls, stored.sources, stored.usage) == ([], [], {})
+    assert stored.created_at == inserted.created_at
+
+
+def test_a_row_for_another_group_is_refused_in_scope(tenant_a, tenant_b):
+    with group_scope(tenant_a.group), pytest.raises(ScopeError):
+        insert(event(tenant_b))
+    with scopes_disabled():
+        assert not Event.objects.filter(group=tenant_b.group, type="message.sent").exists()
+
+
+def test_a_model_whose_saves_are_listened_to_is_saved_by_django(tenant_a):
+    heard = []
+
+    def listener(sender, instance, created, **_):
+        heard.append((instance.pk, created))
+
+    post_save.connect(listener, sender=Event, weak=False)
+    try:
+        with group_scope(tenant_a.group):
+            inserted = insert(event(tenant_a))
+    finally:
+        post_save.disconnect(listener, sender=Event)
+    assert heard == [(inserted.pk, True)]
