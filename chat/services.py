@@ -21,8 +21,8 @@ from chat import selectors
 from chat.models import AIThread, Message, RunEvent, ThreadShare
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
-from ontology.inserts import insert
 from ontology.models import Group, Membership, Thing, User
+from ontology.rows import insert, update
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
 
@@ -92,7 +92,7 @@ def message_create_user(
         )
     )
     thread.last_activity_at = message.created_at
-    thread.save(update_fields=["last_activity_at"])
+    update(thread, ["last_activity_at"])
     event_record(
         group=thread.group,
         type=EventType.MESSAGE_SENT,
@@ -183,10 +183,14 @@ def assistant_message_finish(
     message.usage = usage
     message.error_code = error_code
     message.updated_at = timezone.now()
-    message.save(update_fields=FINISHED_FIELDS)
+    update(message, FINISHED_FIELDS)
     if ledger_write is not None:
         ledger_write()
-    AIThread.objects.filter(pk=message.thread_id).update(last_activity_at=message.updated_at)
+    if Message.thread.is_cached(message):  # (a run's answer: made with its thread)
+        message.thread.last_activity_at = message.updated_at
+        update(message.thread, ["last_activity_at"])
+    else:
+        AIThread.objects.filter(pk=message.thread_id).update(last_activity_at=message.updated_at)
     event_record(
         group=message.group,
         type=EVENT_FOR_STATUS[status],

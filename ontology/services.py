@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from ontology.events import EventType
-from ontology.inserts import insert
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
+from ontology.rows import insert
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.versions import bump_group_version
 

@@ -1,19 +1,19 @@
-"""ontology.inserts: a new row written with its SQL made once per process, the same row
-Django's own save() writes."""
+"""ontology.rows: a row inserted or updated with its SQL made once per process, the same
+row Django's own save() writes."""
 
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models.signals import post_save
-from django.db.models.sql.compiler import SQLInsertCompiler
+from django.db.models.sql.compiler import SQLInsertCompiler, SQLUpdateCompiler
 from django.test.utils import CaptureQueriesContext
 
 from chat import services as chat_services
 from chat.models import Message
 from ontology import services
-from ontology.inserts import insert
 from ontology.models import Event, Thing
+from ontology.rows import insert, update
 from ontology.scoping import ScopeError, group_scope, scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -36,15 +36,16 @@ def event(tenant, **fields) -> Event:
 
 @pytest.fixture
 def compiles(monkeypatch):
-    """How many INSERTs Django compiled during the test."""
+    """How many INSERTs and UPDATEs Django compiled during the test."""
     count = [0]
-    compile_insert = SQLInsertCompiler.as_sql
+    for compiler in (SQLInsertCompiler, SQLUpdateCompiler):
+        compile_statement = compiler.as_sql
 
-    def counted(self, *args, **kwargs):
-        count[0] += 1
-        return compile_insert(self, *args, **kwargs)
+        def counted(self, *args, _compile=compile_statement, **kwargs):
+            count[0] += 1
+            return _compile(self, *args, **kwargs)
 
-    monkeypatch.setattr(SQLInsertCompiler, "as_sql", counted)
+        monkeypatch.setattr(compiler, "as_sql", counted)
     return count
 
 
@@ -77,13 +78,8 @@ def test_the_statement_is_made_once_and_sent_with_parameters(tenant_a, compiles)
 
 
 def test_a_message_keeps_its_own_id_and_its_defaults(tenant_a):
-    agent = services.thing_create(
-        group=tenant_a.group, type=Thing.Type.AGENT, name="A", actor=tenant_a.owner
-    )
+    thread = a_thread(tenant_a)
     with group_scope(tenant_a.group):
-        thread = chat_services.thread_create(
-            group=tenant_a.group, agent=agent, user=tenant_a.member
-        )
         message_id, run_id = uuid.uuid4(), uuid.uuid4()
         inserted = insert(
             Message(
@@ -122,3 +118,68 @@ def test_a_model_whose_saves_are_listened_to_is_saved_by_django(tenant_a):
     finally:
         post_save.disconnect(listener, sender=Event)
     assert heard == [(inserted.pk, True)]
+
+
+def a_thread(tenant):
+    agent = services.thing_create(
+        group=tenant.group, type=Thing.Type.AGENT, name="A", actor=tenant.owner
+    )
+    with group_scope(tenant.group):
+        return chat_services.thread_create(group=tenant.group, agent=agent, user=tenant.member)
+
+
+def test_an_update_writes_the_fields_named_and_nothing_else(tenant_a, compiles):
+    thread = a_thread(tenant_a)
+    with group_scope(tenant_a.group):
+        question = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="Hello?"
+        )
+        compiles[0] = 0
+        stored = Message.objects.get(pk=question.pk)
+        stored.content, stored.error_code = "Edited", "kept-in-memory-only"
+        stored.usage = {"input": 3, "cost": "0.001"}
+        update(stored, ["content", "usage"])
+        assert compiles[0] == 0
+        again = Message.objects.get(pk=question.pk)
+    assert (again.content, again.usage, again.error_code) == (
+        "Edited",
+        {"input": 3, "cost": "0.001"},
+        "",
+    )
+
+
+def test_an_update_of_a_row_that_is_gone_raises_as_save_does(tenant_a):
+    thread = a_thread(tenant_a)
+    with group_scope(tenant_a.group):
+        question = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="Hello?"
+        )
+        Message.objects.filter(pk=question.pk).delete()
+        question.content = "Too late"
+        with pytest.raises(DatabaseError, match="did not affect any rows"):
+            update(question, ["content"])
+
+
+def test_an_update_for_another_group_is_refused_in_scope(tenant_a, tenant_b):
+    thread = a_thread(tenant_b)
+    thread.title = "Renamed from elsewhere"
+    with group_scope(tenant_a.group), pytest.raises(ScopeError):
+        update(thread, ["title"])
+    thread.refresh_from_db()
+    assert thread.title != "Renamed from elsewhere"
+
+
+def test_a_turns_rows_are_written_with_no_compiled_insert_or_update(tenant_a, compiles):
+    """The question, its audit event and the thread's last activity: no statement compiled
+    by Django per row (their reads are compiled still)."""
+    thread = a_thread(tenant_a)
+    compiles[0] = 0
+    with group_scope(tenant_a.group):
+        question = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="Hello?", branch=[]
+        )
+    assert compiles[0] == 0
+    thread.refresh_from_db()
+    assert thread.last_activity_at == question.created_at
+    with group_scope(tenant_a.group):
+        assert Event.objects.filter(type="message.sent", target_id=str(question.pk)).exists()
