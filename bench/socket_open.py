@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from importlib import import_module
 from pathlib import Path
 
@@ -36,34 +34,17 @@ django.setup()
 
 from channels.auth import UserLazyObject, get_user  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from bench.common import alternated, one_thread  # noqa: E402
 from chat import selectors  # noqa: E402
 from chat.consumers import _who_and_where  # noqa: E402
-from chat.models import AIThread  # noqa: E402
 from chat.runs import streaming_run_column  # noqa: E402
-from ontology import services  # noqa: E402
-from ontology.models import Thing, User  # noqa: E402
-from ontology.scoping import group_scope  # noqa: E402
 
 
 def setup() -> tuple[str, int]:
     """A signed-in owner's session key and a thread of theirs."""
-    call_command("migrate", verbosity=0)
-    user = User.objects.create_user(username=f"open-{time.time_ns()}@bench")
-    group = services.group_create(
-        name="Open bench", slug=f"open-{time.time_ns()}", actor=None, owner=user
-    )
-    agent = services.thing_create(
-        group=group,
-        type=Thing.Type.AGENT,
-        name="Agent",
-        properties={"provider": "openai", "model": "gpt-4o-mini"},
-        actor=user,
-    )
-    with group_scope(group):
-        thread = AIThread.objects.create(group=group, agent=agent, user=user)
+    _, user, thread = one_thread("Open bench")
     client = Client()
     client.force_login(user)
     return client.cookies[settings.SESSION_COOKIE_NAME].value, thread.pk
@@ -95,28 +76,12 @@ def main() -> None:
         "ORM (get_user + thread_for_member)": orm,
         "one statement (chat.socket_open)": one_statement,
     }
-    for way in ways.values():  # warm: connections, the compiled statement, caches
-        for _ in range(100):
-            way()
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
-    for _ in range(args.rounds):
-        for name, way in ways.items():
-            cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(args.opens):
-                way()
-            figures[name].append(
-                (
-                    (time.process_time() - cpu) * 1000 / args.opens,
-                    (time.perf_counter() - wall) * 1000 / args.opens,
-                )
-            )
+    timed = alternated(ways, rounds=args.rounds, calls=args.opens)
     print(f"{args.rounds} rounds of {args.opens} opens each way; medians per open:")
     medians = {}
-    for name, rows in figures.items():
-        cpu = statistics.median(r[0] for r in rows)
-        wall = statistics.median(r[1] for r in rows)
+    for name, (cpu, wall) in timed.items():
         medians[name] = cpu
-        print(f"  {name:40s} CPU {cpu:6.3f} ms   wall {wall:6.3f} ms")
+        print(f"  {name:40s} CPU {cpu * 1000:6.3f} ms   wall {wall * 1000:6.3f} ms")
     orm_cpu, new_cpu = medians.values()
     print(f"  CPU ratio, one statement / ORM: {new_cpu / orm_cpu:.2f}")
     print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")
