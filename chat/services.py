@@ -186,11 +186,9 @@ def assistant_message_finish(
     update(message, FINISHED_FIELDS)
     if ledger_write is not None:
         ledger_write()
-    if Message.thread.is_cached(message):  # (a run's answer: made with its thread)
-        message.thread.last_activity_at = message.updated_at
-        update(message.thread, ["last_activity_at"])
-    else:
-        AIThread.objects.filter(pk=message.thread_id).update(last_activity_at=message.updated_at)
+    thread = message.thread  # a run's answer was made with its thread: no query
+    thread.last_activity_at = message.updated_at
+    update(thread, ["last_activity_at"])
     event_record(
         group=message.group,
         type=EVENT_FOR_STATUS[status],

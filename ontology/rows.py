@@ -10,8 +10,10 @@ would, with each statement made once per model (and set of fields):
 * the values are what Django's own statement sends: each field's `pre_save` (defaults,
   `auto_now` and the like), prepared by the field for the database; an auto primary key
   is read back (RETURNING); an update that finds no row raises, as save() does;
-* the write is refused outside the active group's scope, as the services refuse it
-  (ontology.scoping.ensure_group_allowed);
+* who may write to which group is the callers' to check, as it is around save(): the
+  services check it (ontology.scoping.ensure_group_allowed) where a write is a tenant's,
+  and some writes are meant for several groups at once (a person's sign-in is audited in
+  each of their groups, whichever group's page they are on);
 * anything this does not cover goes through `save()` instead: a model with parents or
   save signals listened to, a field Django fills in from the database (db_default, a
   generated column) or writes with a placeholder of its own, a value that is an expression.
@@ -25,16 +27,14 @@ from typing import Any
 from django.db import DatabaseError, connections, models, router
 from django.db.models.signals import post_save, pre_save
 
-from ontology.scoping import ensure_group_allowed
-
 Statement = tuple[str, list, list]  # SQL, the fields whose values it sends, those it reads back
 _statements: dict[tuple, Statement | None] = {}
 
 
 def insert(obj: models.Model) -> models.Model:
-    """Write a new `obj` (its group, when it has one, in scope); the instance, saved."""
+    """Write a new `obj`; the instance, saved."""
     meta = type(obj)._meta
-    using = _checked(obj)
+    using = router.db_for_write(type(obj), instance=obj)
     with_pk = meta.auto_field is None or obj.pk is not None
     statement = _statement(type(obj), using, ("insert", with_pk))
     values = _values(obj, statement, add=True, using=using)
@@ -53,9 +53,9 @@ def insert(obj: models.Model) -> models.Model:
 
 
 def update(obj: models.Model, fields: Sequence[str]) -> None:
-    """Write these fields of a saved `obj` (its group, when it has one, in scope); raises
-    DatabaseError when its row is not there, as save(update_fields=...) does."""
-    using = _checked(obj)
+    """Write these fields of a saved `obj`; raises DatabaseError when its row is not there,
+    as save(update_fields=...) does."""
+    using = router.db_for_write(type(obj), instance=obj)
     statement = _statement(type(obj), using, ("update", tuple(fields)))
     values = _values(obj, statement, add=False, using=using)
     if values is None:
@@ -67,15 +67,6 @@ def update(obj: models.Model, fields: Sequence[str]) -> None:
         cursor.execute(statement[0], values)
         if cursor.rowcount == 0:
             raise DatabaseError("Save with update_fields did not affect any rows.")
-
-
-def _checked(obj: models.Model) -> str:
-    """Refuse a write to a group outside the scope; the database to write to."""
-    model = type(obj)
-    tenant_owned = any(field.name == "group" for field in model._meta.concrete_fields)
-    if tenant_owned and obj.group_id is not None:
-        ensure_group_allowed(obj.group)
-    return router.db_for_write(model, instance=obj)
 
 
 def _values(

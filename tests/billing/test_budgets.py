@@ -11,11 +11,12 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.engine import AgentRun
 from billing.models import AICall, BudgetReservation, MonthlyUsage
-from billing.selectors import budget_status
+from billing.selectors import budget_status, current_plan
 from billing.services import QuotaExceeded, ai_calls_record, budget_reserve
 from chat import services as chat_services
 from chat.conversation import ThreadConversation
@@ -338,14 +339,19 @@ async def test_an_agent_that_searches_knowledge_holds_at_its_call(sim):
 
 
 async def test_a_group_without_a_budget_holds_nothing_on_the_set_up_trip(sim):
+    """Its plan as the process last read it says so: the set-up takes no budget lock."""
     tenant, (thread,) = await database_sync_to_async(chat)("unbudgeted", "sim-gpt@text")
 
     @database_sync_to_async
-    def no_budget():
+    def set_up_without_budget():
         set_plan("free", monthly_budget=None, monthly_token_budget=None)
+        current_plan(tenant.group)  # read by this process, as its rate limits read it
+        with CaptureQueriesContext(connection) as queries:
+            agent_run, _ = prepared_run(tenant, thread)
+        return agent_run, [q["sql"] for q in queries]
 
-    await no_budget()
-    agent_run, _ = await database_sync_to_async(prepared_run)(tenant, thread)
+    agent_run, statements = await set_up_without_budget()
+    assert not [sql for sql in statements if "billing_monthlyusage" in sql]
     assert await holds(tenant) == []
     result = await agent_run.execute()
     assert result.status == "complete"

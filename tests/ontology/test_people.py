@@ -230,6 +230,28 @@ def test_a_password_change_is_audited_and_ends_other_sessions(alpha):
     assert len(events(alpha.group, "user.password_changed")) == 1
 
 
+def test_a_password_change_is_audited_in_every_group_of_a_person_in_two(alpha):
+    """The page runs in one group's scope; the audit row goes to each of the person's
+    groups all the same (an account belongs to no single tenant)."""
+    beta = make_tenant("beta")
+    Membership.objects.create(group=beta.group, user=alpha.member, role=Membership.Role.MEMBER)
+    password = "pw-" + alpha.member.username
+    client = Client()
+    client.login(username=alpha.member.username, password=password)
+    changed = client.post(
+        reverse("password-change"),
+        {
+            "old_password": password,
+            "new_password1": "another long one 7",
+            "new_password2": "another long one 7",
+        },
+    )
+    assert changed.status_code == 302
+    for tenant in (alpha, beta):
+        assert len(events(tenant.group, "user.password_changed")) == 1
+        assert len(events(tenant.group, "auth.login")) == 1
+
+
 def test_a_forgotten_password_is_reset_by_email(alpha):
     client = Client()
     sent = client.post(reverse("password_reset"), {"email": alpha.member.email})
