@@ -42,6 +42,12 @@ def last_link() -> str:
     return LINK.search(mail.outbox[-1].body).group(1)
 
 
+def change_password(client: Client, old: str):
+    new = "another long one 7"
+    fields = {"old_password": old, "new_password1": new, "new_password2": new}
+    return client.post(reverse("password-change"), fields)
+
+
 def events(group, kind: str) -> list[Event]:
     with group_scope(group):
         return list(Event.objects.filter(type=kind))
@@ -216,14 +222,7 @@ def test_a_password_change_is_audited_and_ends_other_sessions(alpha):
     here, there = Client(), Client()
     for client in (here, there):
         client.login(username=alpha.member.username, password=password)
-    changed = here.post(
-        reverse("password-change"),
-        {
-            "old_password": password,
-            "new_password1": "another long one 7",
-            "new_password2": "another long one 7",
-        },
-    )
+    changed = change_password(here, password)
     assert changed.status_code == 302 and changed["Location"] == reverse("profile")
     assert here.get(reverse("profile")).status_code == 200
     assert there.get(reverse("profile")).status_code == 302
@@ -238,14 +237,7 @@ def test_a_password_change_is_audited_in_every_group_of_a_person_in_two(alpha):
     password = "pw-" + alpha.member.username
     client = Client()
     client.login(username=alpha.member.username, password=password)
-    changed = client.post(
-        reverse("password-change"),
-        {
-            "old_password": password,
-            "new_password1": "another long one 7",
-            "new_password2": "another long one 7",
-        },
-    )
+    changed = change_password(client, password)
     assert changed.status_code == 302
     for tenant in (alpha, beta):
         assert len(events(tenant.group, "user.password_changed")) == 1
