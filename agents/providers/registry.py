@@ -8,7 +8,9 @@ connection pool, and building one per call would cost milliseconds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import ssl
 import weakref
 from dataclasses import dataclass
 from importlib import import_module
@@ -138,6 +140,16 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
     return OpenAIWire(client, max_tokens_param=param)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every provider client of the process, made once, as the SDKs
+    make theirs (the system's CA certificates, or SSL_CERT_FILE's). Making them reads and
+    parses the certificates, some milliseconds of CPU, and a client is made per event loop:
+    a Celery task's `asyncio.run` (a thread's title) made one per task. A context may be
+    shared by threads and loops; nothing changes it once made."""
+    return create_ssl_context()
+
+
 def _http_client(sdk, public_only: bool):
     """The SDK's aiohttp client; for a tenant's own endpoint, one that connects only to public
     addresses, checked by the resolver whose answer aiohttp connects to. That client is the
@@ -145,14 +157,16 @@ def _http_client(sdk, public_only: bool):
     over a session with that resolver, connecting directly: a proxy from the environment
     would resolve the name again, out of reach of the check."""
     if not public_only:
-        return sdk.DefaultAioHttpClient()
+        return sdk.DefaultAioHttpClient(verify=tls_context())
     transport = import_module(f"{sdk.__name__}._vendor.httpx_aiohttp").AiohttpTransport
 
     def session() -> aiohttp.ClientSession:  # made on the loop that first sends a request
-        connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(), ssl=create_ssl_context())
+        connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(), ssl=tls_context())
         return aiohttp.ClientSession(connector=connector)
 
-    return sdk.DefaultAioHttpClient(transport=transport(client=session), trust_env=False)
+    return sdk.DefaultAioHttpClient(
+        transport=transport(client=session, verify=tls_context()), trust_env=False
+    )
 
 
 async def close_clients() -> None:

@@ -1,4 +1,7 @@
-"""Provider plumbing that needs no network: error mapping, keys, encryption."""
+"""Provider plumbing that needs no network: error mapping, keys, encryption, clients."""
+
+import asyncio
+import ssl
 
 import anthropic
 import httpx2
@@ -8,6 +11,7 @@ import pytest
 from agents.encryption import decrypt, encrypt
 from agents.models import ProviderCredential
 from agents.providers import ProviderError, provider_error_from, resolve_endpoint
+from agents.providers.registry import Endpoint, chat_provider, close_clients, tls_context
 from agents.tokens import count_tokens
 
 
@@ -137,3 +141,34 @@ def test_an_error_event_inside_a_200_stream_is_classified_by_its_type(kind, code
     body = {"type": "error", "error": {"type": kind, "message": "x"}}
     exc = status_error(anthropic, anthropic.APIStatusError, 200, body)
     assert provider_error_from(exc).code == code
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("public_only", [False, True])
+def test_clients_of_every_event_loop_share_one_tls_context(provider, public_only):
+    """A client is made per event loop, and a Celery task makes a loop per task (a thread's
+    title): the certificates are read once per process, not once per client."""
+    wire = "anthropic" if provider == "anthropic" else "openai"
+    endpoint = Endpoint(
+        provider=provider,
+        wire=wire,
+        api_key="sk-test",
+        base_url="https://provider.test/v1",
+        public_only=public_only,
+    )
+
+    async def made_here() -> list[ssl.SSLContext]:
+        client = chat_provider(endpoint).client
+        try:
+            transport = client._client._transport
+            session = transport.get_client()  # what it connects with (made on first use)
+            contexts = [transport.ssl_context, session.connector._ssl]
+            await session.close()
+            return contexts
+        finally:
+            await close_clients()
+
+    first, second = asyncio.run(made_here()), asyncio.run(made_here())
+    shared = tls_context()
+    assert all(context is shared for context in first + second)
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
