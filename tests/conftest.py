@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
@@ -98,9 +99,20 @@ def clear_cache():
 
 @pytest.fixture
 async def close_runs():
-    """Each async test runs on its own event loop: end that loop's runs and listeners with it."""
+    """Each async test runs on its own event loop: end that loop's runs and listeners with it.
+    A test that failed while its sockets were receiving leaves the channel layer's receive
+    state (a lock held, bound to this loop) behind: the next tests get a layer of their own,
+    rather than failing with this one."""
     yield
     await close_registry()
+    if _left_receiving(channel_layers.backends.get(DEFAULT_CHANNEL_LAYER)):
+        del channel_layers.backends[DEFAULT_CHANNEL_LAYER]
+
+
+def _left_receiving(layer) -> bool:
+    """Whether channels_redis' layer still counts a receive or holds a channel's lock."""
+    locks = getattr(layer, "receive_clean_locks", None)
+    return bool(getattr(layer, "receive_count", 0) or (locks is not None and locks.locks))
 
 
 @pytest.fixture
