@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,6 +33,7 @@ from django.core.management import call_command  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
 
 from agents.engine import AgentRun  # noqa: E402
+from bench.common import simulator_process  # noqa: E402
 from chat import services as chat_services  # noqa: E402
 from chat.conversation import ThreadConversation  # noqa: E402
 from chat.models import AIThread  # noqa: E402
@@ -47,33 +44,6 @@ from ontology.scoping import group_scope  # noqa: E402
 MODEL = "sim-gpt@text;words=40"
 QUESTION = "Summarise our travel policy in two sentences."
 SYSTEM = "You are a helpful assistant."
-
-
-@contextlib.contextmanager
-def simulator_process() -> Iterator[str]:
-    """The simulator in its own process, as a remote provider would be: no shared GIL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "manage.py", "simulate_provider", "--port", str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the simulator did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class FirstDelta:

@@ -2,7 +2,9 @@
 
 Keys come from the group's own stored credential when it has one, else from the
 environment (settings). Clients are reused per event loop: each holds a
-connection pool, and building one per call would cost milliseconds.
+connection pool, and building one per call would cost milliseconds. The TLS context
+they connect with is the process's one (`tls_context`): a loop that lives for one
+task (a Celery title) makes its clients again, but not the certificates.
 """
 
 from __future__ import annotations

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from django.core.management import call_command
 
@@ -14,12 +19,13 @@ from ontology.models import Group, Thing, User
 from ontology.scoping import group_scope
 
 
-def one_thread(name: str) -> tuple[Group, User, AIThread]:
-    """Migrate, then one group named `name`, its owner, an agent and one thread of theirs."""
+def one_thread(name: str, plan: str = Group.Plan.FREE) -> tuple[Group, User, AIThread]:
+    """Migrate, then one group named `name` (on `plan`), its owner, an agent and one thread
+    of theirs."""
     call_command("migrate", verbosity=0)
     slug = f"{name.lower().replace(' ', '-')}-{time.time_ns()}"
     user = User.objects.create_user(username=f"{slug}@bench")
-    group = services.group_create(name=name, slug=slug, actor=None, owner=user)
+    group = services.group_create(name=name, slug=slug, actor=None, owner=user, plan=plan)
     agent = services.thing_create(
         group=group,
         type=Thing.Type.AGENT,
@@ -54,3 +60,30 @@ def alternated(
         name: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows))
         for name, rows in figures.items()
     }
+
+
+@contextlib.contextmanager
+def simulator_process() -> Iterator[str]:
+    """The simulator in its own process, as a remote provider would be: no shared GIL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "simulate_provider", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
