@@ -63,11 +63,15 @@ def threads_to_title(count: int) -> tuple[Group, list[AIThread]]:
     with group_scope(group):
         for _ in range(count):
             thread = AIThread.objects.create(group=group, agent=agent, user=user)
-            Message.objects.create(
+            question = Message.objects.create(
                 group=group, thread=thread, role="user", user=user, content="Where is our policy?"
             )
             Message.objects.create(
-                group=group, thread=thread, role="assistant", content="In the handbook."
+                group=group,
+                thread=thread,
+                role="assistant",
+                content="In the handbook.",
+                parent=question,
             )
             threads.append(thread)
     return group, threads
