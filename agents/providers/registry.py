@@ -146,9 +146,10 @@ def chat_provider(endpoint: Endpoint) -> ChatProvider:
 def tls_context() -> ssl.SSLContext:
     """The TLS settings of every provider client of the process, made once, as the SDKs
     make theirs (the system's CA certificates, or SSL_CERT_FILE's). Making them reads and
-    parses the certificates, some milliseconds of CPU, and a client is made per event loop:
-    a Celery task's `asyncio.run` (a thread's title) made one per task. A context may be
-    shared by threads and loops; nothing changes it once made."""
+    parses the certificates (about 50 ms of CPU on a small machine: bench/title_task.py),
+    and a client is made per event loop: a Celery task's `asyncio.run` (a thread's title,
+    a batch of embeddings) made one per task. A context may be shared by threads and
+    loops; nothing changes it once made."""
     return create_ssl_context()
 
 
