@@ -14,7 +14,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddleware  # noqa: E402 - needs Django set up first
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
 
+from agents.providers import registry as providers  # noqa: E402
 from api.handler import APIHandler, ByPath  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
@@ -73,6 +76,20 @@ application = StartRunsOnFirstRequest(
         }
     )
 )
+
+
+def prepare_process() -> None:
+    """What a process's first turns would otherwise do on its event loop, holding up every
+    socket of the process for tens of milliseconds: done before it serves, and before the
+    freeze below, which then keeps what it made out of the collector's sight too. The
+    provider clients' TLS context and the SDK modules they load lazily
+    (agents.providers.registry.prepare); the session serializer, imported by a socket's
+    first session read."""
+    providers.prepare()
+    import_string(settings.SESSION_SERIALIZER)
+
+
+prepare_process()
 
 
 def freeze_startup_objects() -> None:

@@ -153,6 +153,26 @@ def tls_context() -> ssl.SSLContext:
     return create_ssl_context()
 
 
+def prepare() -> None:
+    """The process's one-time set-up for provider clients, done as a web process starts
+    (config.asgi) rather than on its event loop in the first turns, where it held up every
+    other socket of the process: the TLS context (about 35 ms of CPU on a small machine)
+    and the SDK modules a client imports on its first call (openai loads its resources
+    lazily; some 35 ms more with the rest of a first turn's imports). No network, no
+    event loop: the clients made here are never used, and their sessions are made by a
+    first request that never comes."""
+    tls_context()
+    openai_client = AsyncOpenAI(api_key="-", max_retries=0, http_client=_http_client(openai, False))
+    openai_client.chat.completions  # noqa: B018 (imports the resource and its stream types)
+    anthropic_client = AsyncAnthropic(
+        api_key="-", max_retries=0, http_client=_http_client(anthropic, False)
+    )
+    anthropic_client.messages  # noqa: B018
+    # anthropic's calls carry their trace context: OpenTelemetry's propagators, imported
+    # by its first call.
+    import_module("opentelemetry.propagate")
+
+
 def _http_client(sdk, public_only: bool):
     """The SDK's aiohttp client; for a tenant's own endpoint, one that connects only to public
     addresses, checked by the resolver whose answer aiohttp connects to. That client is the

@@ -1,7 +1,11 @@
 """What a serving process sets up for itself when config.asgi is imported."""
 
 import gc
+import json
 import logging
+import os
+import subprocess
+import sys
 
 
 def test_the_objects_made_at_startup_are_out_of_the_collectors_sight():
@@ -17,3 +21,48 @@ def test_the_providers_transport_does_not_log_every_model_call():
     import config.asgi  # noqa: F401 - sets up what a serving process has
 
     assert logging.getLogger("httpx2").getEffectiveLevel() >= logging.WARNING
+
+
+FIRST_CALLS = """
+import asyncio, json, sys
+import config.asgi  # a serving process's start
+from django.contrib.sessions.backends.signed_cookies import SessionStore
+from agents.providers.base import ChatMessage, ChatRequest
+from agents.providers.registry import Endpoint, chat_provider, close_clients, tls_context
+
+before, contexts = set(sys.modules), tls_context.cache_info().currsize
+
+
+async def first_turns():
+    for wire, url in (("openai", sys.argv[1]), ("anthropic", sys.argv[2])):
+        endpoint = Endpoint(provider=wire, wire=wire, api_key="k", base_url=url, public_only=False)
+        request = ChatRequest(
+            model="sim-gpt@text;words=5", system="s", messages=[ChatMessage("user", "hi")]
+        )
+        deltas = [event async for event in chat_provider(endpoint).stream(request)]
+        assert deltas, wire
+    await close_clients()
+
+
+asyncio.run(first_turns())
+SessionStore().decode(SessionStore().encode({"seen": 1}))  # a socket's first session read
+print(json.dumps({"contexts": contexts, "imported": sorted(set(sys.modules) - before)}))
+"""
+
+
+def test_a_serving_process_has_made_what_its_first_turns_need_before_it_serves(simulator):
+    # In a process of its own: this one has imported everything long ago. A first turn that
+    # imported modules or made the TLS context did it on the event loop, holding up every
+    # socket of the process (some 70 ms on a small machine).
+    urls = [simulator.openai_base_url, simulator.anthropic_base_url]
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_CALLS, *urls],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    made = json.loads(done.stdout.strip().splitlines()[-1])
+    assert made == {"contexts": 1, "imported": []}
