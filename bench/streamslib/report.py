@@ -30,6 +30,11 @@ def print_phase(summary: dict) -> None:
     print(line("time to first delta", summary["ttft"]))
     if summary["started"]:
         print(line("time to run.started", summary["started"]))
+        thirds = " / ".join(
+            f"{statistics.median(third):.1f}, {percentile(third, 0.99):.1f}"
+            for third in summary["started_thirds"]
+        )
+        print(f"  {'  by third of the ramp (p50, p99)':<34} {thirds} ms")
     if summary["connect"]:
         print(line("WebSocket open (before the ramp)", summary["connect"]))
     print(line("inter-delta gap", summary["gaps"]))

@@ -31,6 +31,15 @@ def peak_concurrency(streams: list[Stream]) -> tuple[int, float]:
     return peak, full_for
 
 
+def by_thirds(streams: list[Stream]) -> list[list[float]]:
+    """Each stream's time to run.started (ms), split by the third of the send ramp its turn
+    was sent in: a start that waits behind the streams already running shows in the later
+    thirds, a one-time cost in whichever third it fell."""
+    sent = sorted((s for s in streams if s.to_started is not None), key=lambda s: s.sent_at)
+    size = -(-len(sent) // 3)
+    return [[s.to_started * 1000 for s in sent[i : i + size]] for i in range(0, len(sent), size)]
+
+
 def summarize(name: str, streams: list[Stream], lags: list[float], phase: dict | None) -> dict:
     ok = [s for s in streams if s.ttft is not None]
     gaps = [g for s in ok for g in s.gaps]
@@ -38,6 +47,7 @@ def summarize(name: str, streams: list[Stream], lags: list[float], phase: dict |
         "name": name,
         "ttft": [s.ttft * 1000 for s in ok],
         "started": [s.to_started * 1000 for s in ok if s.to_started is not None],
+        "started_thirds": by_thirds(ok),
         "connect": [s.connect * 1000 for s in ok if s.connect is not None],
         "gaps": [g * 1000 for g in gaps],
         "total": [s.total for s in ok],
