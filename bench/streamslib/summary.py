@@ -36,6 +36,8 @@ def by_thirds(streams: list[Stream]) -> list[list[float]]:
     was sent in: a start that waits behind the streams already running shows in the later
     thirds, a one-time cost in whichever third it fell."""
     sent = sorted((s for s in streams if s.to_started is not None), key=lambda s: s.sent_at)
+    if not sent:
+        return []  # the direct baseline has no run.started
     size = -(-len(sent) // 3)
     return [[s.to_started * 1000 for s in sent[i : i + size]] for i in range(0, len(sent), size)]
 
