@@ -46,7 +46,7 @@ from chat.layers import UNREACHABLE
 from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log, write_rows
 from chat.titles import name_thread, title_later
-from ontology import async_redis, queueing
+from ontology import async_redis
 from ontology.db_async import db_call, io_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
@@ -508,20 +508,9 @@ class RunRegistry:
         sweep = asyncio.create_task(self._sweep_loop())
         watch = asyncio.create_task(self._watch_loop())
         pulse = asyncio.create_task(self._pulse_loop())
-        warm = asyncio.create_task(self._warm_title_queue())
-        for task in (self._control_task, sweep, watch, pulse, warm):
+        for task in (self._control_task, sweep, watch, pulse):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    async def _warm_title_queue(self) -> None:
-        """The process's one-time set-up for queueing titles (ontology.queueing.warm), on a
-        thread as the process starts: not in its first finished turns."""
-        if not settings.PARLEY_TITLES_ON_WORKER:
-            return
-        try:
-            await io_call(queueing.warm)()
-        except Exception:  # the first title queued does it instead
-            logger.exception("could not set up the title queue; the first title does it")
 
     async def close(self) -> None:
         """Stop this process's runs, sweep and stop listener, and wait for them to end.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from agents.engine.titles import generate_title
 from chat import selectors, services
 from chat.fanout import broadcast
@@ -79,3 +81,15 @@ def title_later(*, group: Group, thread: AIThread, user: User | None) -> None:
         kwargs={"group_id": group.pk, "thread_id": thread.pk, "user_id": getattr(user, "pk", None)},
         retry=False,
     )
+
+
+def prepare() -> None:
+    """A serving process's one-time set-up for queueing titles, done as it starts
+    (config.asgi.prepare_process) rather than in the turns that queue its first titles:
+    the task's module and Celery's task registry, transport and producer pool
+    (ontology.queueing.warm). No network: the broker is reached by the first title."""
+    if not settings.PARLEY_TITLES_ON_WORKER:
+        return
+    import chat.tasks  # noqa: F401 (the task module imports this one)
+
+    queueing.warm()

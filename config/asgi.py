@@ -2,6 +2,7 @@
 stack, pages through the full one); a WebSocket is a program's (an API token) or a
 browser's (session auth and an Origin check)."""
 
+import codecs
 import gc
 import os
 import sys
@@ -19,6 +20,7 @@ from django.utils.module_loading import import_string  # noqa: E402
 
 from agents.providers import registry as providers  # noqa: E402
 from api.handler import APIHandler, ByPath  # noqa: E402
+from chat import titles  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
 from config.websocket_auth import BearerTokenOrSession, SocketSession  # noqa: E402
@@ -83,10 +85,13 @@ def prepare_process() -> None:
     socket of the process for tens of milliseconds: done before it serves, and before the
     freeze below, which then keeps what it made out of the collector's sight too. The
     provider clients' TLS context and the SDK modules they load lazily
-    (agents.providers.registry.prepare); the session serializer, imported by a socket's
+    (agents.providers.registry.prepare); the title queue's task module and Celery's
+    producer pool (chat.titles.prepare); the session serializer, imported by a socket's
     first session read."""
     providers.prepare()
+    titles.prepare()
     import_string(settings.SESSION_SERIALIZER)
+    codecs.lookup("idna")  # a socket's host name is encoded with it on a first connection
 
 
 prepare_process()

@@ -51,3 +51,4 @@ def warm() -> None:
     app = current_app._get_current_object()
     app.tasks  # noqa: B018 (finalizes the app: its task registry)
     app.amqp.producer_pool  # noqa: B018 (the transport resolved, the pool made)
+    app.amqp.send_task_message  # noqa: B018 (the sender, with its event dispatcher)

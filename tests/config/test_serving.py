@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from config.celery import app
+
 
 def test_the_objects_made_at_startup_are_out_of_the_collectors_sight():
     # Imported here, not at collection: the application builds its middleware with the
@@ -46,17 +50,33 @@ async def first_turns():
 
 asyncio.run(first_turns())
 SessionStore().decode(SessionStore().encode({"seen": 1}))  # a socket's first session read
+from chat.tasks import title_thread  # as chat.titles.title_later queues a first title
+from ontology import queueing
+
+kwargs = {"group_id": 0, "thread_id": 0, "user_id": None}
+queueing.queue(title_thread, kwargs=kwargs, retry=False, queue=sys.argv[3])
 print(json.dumps({"contexts": contexts, "imported": sorted(set(sys.modules) - before)}))
 """
 
 
-def test_a_serving_process_has_made_what_its_first_turns_need_before_it_serves(simulator):
+@pytest.fixture
+def private_queue():
+    """A queue no worker reads, emptied after the test."""
+    name = "parley-test-first-calls"
+    yield name
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(name)
+
+
+def test_a_serving_process_has_made_what_its_first_turns_need_before_it_serves(
+    simulator, private_queue
+):
     # In a process of its own: this one has imported everything long ago. A first turn that
     # imported modules or made the TLS context did it on the event loop, holding up every
-    # socket of the process (some 70 ms on a small machine).
+    # socket of the process (some 60 ms on a small machine).
     urls = [simulator.openai_base_url, simulator.anthropic_base_url]
     done = subprocess.run(
-        [sys.executable, "-c", FIRST_CALLS, *urls],
+        [sys.executable, "-c", FIRST_CALLS, *urls, private_queue],
         capture_output=True,
         text=True,
         env=os.environ,
@@ -66,3 +86,5 @@ def test_a_serving_process_has_made_what_its_first_turns_need_before_it_serves(s
     assert done.returncode == 0, done.stderr[-2000:]
     made = json.loads(done.stdout.strip().splitlines()[-1])
     assert made == {"contexts": 1, "imported": []}
+    with app.connection_for_write() as connection:
+        assert connection.default_channel.client.llen(private_queue) == 1  # the title went

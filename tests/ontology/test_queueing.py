@@ -106,8 +106,10 @@ def test_queueing_builds_no_result_backend_on_the_thread(private_queue, backends
     assert len(backends_made) == 1
 
 
-def test_warm_readies_the_registry_and_the_producer_pool():
+def test_warm_readies_the_registry_the_producer_pool_and_the_sender():
+    vars(app.amqp).pop("send_task_message", None)  # as if nothing had been published yet
     queueing.warm()
     assert app.finalized
     assert "chat.title_thread" in app.tasks
     assert app.amqp._producer_pool is not None
+    assert "send_task_message" in vars(app.amqp)  # the sender made (a cached property)
