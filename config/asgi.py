@@ -4,6 +4,7 @@ browser's (session auth and an Origin check)."""
 
 import codecs
 import gc
+import logging
 import os
 import sys
 
@@ -80,6 +81,9 @@ application = StartRunsOnFirstRequest(
 )
 
 
+logger = logging.getLogger(__name__)
+
+
 def prepare_process() -> None:
     """What a process's first turns would otherwise do on its event loop, holding up every
     socket of the process for tens of milliseconds: done before it serves, and before the
@@ -87,11 +91,22 @@ def prepare_process() -> None:
     provider clients' TLS context and the SDK modules they load lazily
     (agents.providers.registry.prepare); the title queue's task module and Celery's
     producer pool (chat.titles.prepare); the session serializer, imported by a socket's
-    first session read."""
-    providers.prepare()
-    titles.prepare()
+    first session read; the codec a first connection by host name encodes the name with.
+    A step that fails is logged and left to the first turn that needs it: the process
+    serves all the same."""
+    for step in (providers.prepare, titles.prepare, _session_serializer, _host_name_codec):
+        try:
+            step()
+        except Exception:
+            logger.exception("could not prepare %s as the process starts", step.__qualname__)
+
+
+def _session_serializer() -> None:
     import_string(settings.SESSION_SERIALIZER)
-    codecs.lookup("idna")  # a socket's host name is encoded with it on a first connection
+
+
+def _host_name_codec() -> None:
+    codecs.lookup("idna")
 
 
 prepare_process()

@@ -4,6 +4,7 @@ import gc
 import json
 import logging
 import os
+import ssl
 import subprocess
 import sys
 
@@ -88,3 +89,22 @@ def test_a_serving_process_has_made_what_its_first_turns_need_before_it_serves(
     assert made == {"contexts": 1, "imported": []}
     with app.connection_for_write() as connection:
         assert connection.default_channel.client.llen(private_queue) == 1  # the title went
+
+
+def test_a_step_that_fails_as_the_process_starts_is_logged_and_the_others_still_run(
+    monkeypatch, caplog
+):
+    import config.asgi
+
+    ran = []
+
+    def no_certificates():
+        raise ssl.SSLError("no certificates")
+
+    monkeypatch.setattr(config.asgi.providers, "prepare", no_certificates)
+    monkeypatch.setattr(config.asgi.titles, "prepare", lambda: ran.append("titles"))
+    with caplog.at_level(logging.ERROR, logger="config.asgi"):
+        config.asgi.prepare_process()  # raises nothing: the process serves all the same
+    assert ran == ["titles"]
+    assert "could not prepare" in caplog.text
+    assert "no_certificates" in caplog.text
