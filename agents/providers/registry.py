@@ -156,11 +156,11 @@ def tls_context() -> ssl.SSLContext:
 def prepare() -> None:
     """The process's one-time set-up for provider clients, done as a web process starts
     (config.asgi) rather than on its event loop in the first turns, where it held up every
-    other socket of the process: the TLS context (about 35 ms of CPU on a small machine)
-    and the SDK modules a client imports on its first call (openai loads its resources
-    lazily; some 35 ms more with the rest of a first turn's imports). No network, no
-    event loop: the clients made here are never used, and their sessions are made by a
-    first request that never comes."""
+    other socket of the process: the TLS context and the SDK modules a client imports on
+    its first call (openai loads its resources lazily). With the rest of a process's
+    start (config.asgi.prepare_process), 56-59 ms of CPU on the development machine. No
+    network, no event loop: the clients made here are never used, and their sessions are
+    made by a first request that never comes."""
     tls_context()
     openai_client = AsyncOpenAI(api_key="-", max_retries=0, http_client=_http_client(openai, False))
     openai_client.chat.completions  # noqa: B018 (imports the resource and its stream types)
