@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from config.devservers import daphne_commands, listening_socket
+from config.devservers import daphne_commands, listening_sockets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,21 +120,24 @@ def daphne_process(
     app: str = "config.asgi:application",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, tuple[int, ...]]]:
-    """daphne as `make run` starts it (processes sharing one socket), with production
-    settings and raised rate limits."""
+    """daphne as `make run` starts it (a listening socket per process, on one port), with
+    production settings and raised rate limits."""
     port = free_port()
     env = daphne_env(simulator_url, extra_env)
     options = ("--ping-interval", str(ping_interval), "--ping-timeout", str(ping_timeout))
     started: list[subprocess.Popen] = []
-    with listening_socket("127.0.0.1", port) as sock, log.open("w") as out:
-        for command in daphne_commands(sock, processes, *options, app=app).values():
+    socks = listening_sockets("127.0.0.1", port, processes)
+    with contextlib.ExitStack() as held, log.open("w") as out:
+        for sock in set(socks):
+            held.enter_context(sock)
+        for command, fd in daphne_commands(socks, *options, app=app).values():
             process = subprocess.Popen(  # noqa: S603
                 command,
                 cwd=ROOT,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                pass_fds=(sock.fileno(),),
+                pass_fds=(fd,),
             )
             started.append(process)
     try:

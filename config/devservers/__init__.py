@@ -17,6 +17,7 @@ from config.devservers.embedded import EmbeddedValkey, servers, throwaway_dir
 from config.devservers.platform import (
     daphne_commands,
     listening_socket,
+    listening_sockets,
     print_banner,
     run_platform,
     serving,
@@ -37,6 +38,7 @@ __all__ = [
     "ensure_chromium",
     "free_port",
     "listening_socket",
+    "listening_sockets",
     "main",
     "port_is_free",
     "print_banner",

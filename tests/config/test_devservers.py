@@ -158,3 +158,77 @@ def test_a_process_that_exits_at_once_is_restarted_after_a_pause(announcements, 
         assert "beat exited with code 1; restarting it in 60 s" in capsys.readouterr().out
     finally:
         supervisor.stop()
+
+
+BATCH_ACCEPTER = textwrap.dedent("""
+    import os, select, socket, sys
+    web = socket.socket(fileno=int(sys.argv[1]))
+    web.setblocking(False)
+    print("ready", flush=True)
+    while True:  # as twisted accepts: every connection waiting, at each wake-up
+        select.select([web], [], [])
+        while True:
+            try:
+                client, _ = web.accept()
+            except BlockingIOError:
+                break
+            with client:
+                client.setblocking(True)
+                client.sendall(str(os.getpid()).encode())
+""")
+
+
+def test_each_web_process_gets_its_share_of_a_burst_of_connections():
+    """`make run`'s daphne processes each accept from a listening socket of their own on the
+    one port, and the kernel spreads new connections over them: a burst of 200 opened at
+    once is not taken by whichever process wakes first (twisted accepts every connection
+    waiting at each wake-up, up to a hundred)."""
+    from config.devservers import listening_sockets
+
+    port = free_port()
+    webs = listening_sockets("127.0.0.1", port, 2)
+    assert len({web.fileno() for web in webs}) == 2
+    accepters = []
+    try:
+        for web in webs:
+            accepter = subprocess.Popen(
+                [sys.executable, "-c", BATCH_ACCEPTER, str(web.fileno())],
+                stdout=subprocess.PIPE,
+                text=True,
+                pass_fds=(web.fileno(),),
+            )
+            accepters.append(accepter)
+            assert accepter.stdout.readline().strip() == "ready"
+        burst = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(200)]
+        served_by = []
+        for client in burst:
+            with client:
+                served_by.append(int(client.recv(16)))
+    finally:
+        for accepter in accepters:
+            accepter.kill()
+            accepter.wait()
+        for web in webs:
+            web.close()
+    shares = {pid: served_by.count(pid) for pid in set(served_by)}
+    assert set(shares) == {accepter.pid for accepter in accepters}
+    assert min(shares.values()) >= 60, shares  # an even split is 100 each
+
+
+def test_make_run_starts_each_daphne_on_a_listening_socket_of_its_own():
+    from config.devservers import listening_sockets
+    from config.devservers.platform import platform_commands
+
+    webs = listening_sockets("127.0.0.1", free_port(), 2)
+    fds = {web.fileno() for web in webs}
+    try:
+        commands, inherited = platform_commands(webs, simulator_port=None)
+    finally:
+        for web in webs:
+            web.close()
+    assert set(inherited) == {"daphne-1", "daphne-2"}
+    assert {fd for (fd,) in inherited.values()} == fds
+    for name, (fd,) in inherited.items():
+        command = commands[name]
+        assert command[command.index("--fd") + 1] == str(fd)
+    assert {"celery", "beat"} <= set(commands)
