@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.utils import timezone
@@ -10,6 +11,7 @@ from django.utils import timezone
 from chat import selectors, services
 from chat.models import AIThread, Message
 from ontology.models import Group
+from ontology.rows import Batch
 from ontology.scoping import ScopeError, group_scope
 
 
@@ -25,6 +27,21 @@ class ThreadConversation:
         # Called with the answer's status once it is saved, on the same database thread
         # (chat.runs queues the thread's title there); its own failures are its to handle.
         self.after_finish: Callable[[str], None] | None = None
+        self._batch: Batch | None = None  # the rows `ask` and `start_answer` queue
+
+    @contextlib.contextmanager
+    def writes_together(self) -> Iterator[None]:
+        """The rows `ask` and `start_answer` write inside the block go to the database
+        together, in one statement, as the block ends (ontology.rows.Batch): a turn's start
+        writes its question, the thread's last activity, the question's event and the
+        answer's row in one round trip. Nothing in the block may read them back. If the
+        block raises, none of them is written."""
+        self._batch = Batch()
+        try:
+            yield
+            self._batch.write()
+        finally:
+            self._batch = None
 
     @property
     def thread_id(self) -> int:
@@ -57,7 +74,12 @@ class ThreadConversation:
             else:
                 branch = selectors.shown_branch(messages)
             question = services.message_create_user(
-                thread=self.thread, user=user, content=content, client_id=client_id, branch=branch
+                thread=self.thread,
+                user=user,
+                content=content,
+                client_id=client_id,
+                branch=branch,
+                batch=self._batch,
             )
         self._branch = [*branch, question]
         return question
@@ -88,6 +110,7 @@ class ThreadConversation:
                 run_id=run_id,
                 message_id=message_id,
                 parent_id=self._answers,
+                batch=self._batch,
             )
 
     def finish_answer(self, answer: Message, **outcome: Any) -> None:

@@ -357,10 +357,13 @@ class RunRegistry:
         def prepare() -> Any:
             if _still_streaming(thread.pk, conversation):
                 raise Busy  # Redis lost the lock of a run that still streams
-            prepared = before() if before else None
-            # the agent, the history and the answer's row, on this same trip (the question
-            # is in): from here the row holds the thread too (the lock's durable half)
-            run.prepare_now(place_answer=True)
+            # the question's rows and the answer's go in one statement, at the block's end
+            with conversation.writes_together():
+                prepared = before() if before else None
+                # the agent, the history and the answer's row, on this same trip (the
+                # question is in): from here the row holds the thread too (the lock's
+                # durable half)
+                run.prepare_now(place_answer=True)
             return prepared
 
         try:

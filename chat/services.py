@@ -19,10 +19,11 @@ from agents.models import KnowledgeSource, ToolCall
 from billing.models import AICall
 from chat import selectors
 from chat.models import AIThread, Message, RunEvent, ThreadShare
+from ontology import rows
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
 from ontology.models import Group, Membership, Thing, User
-from ontology.rows import insert, update
+from ontology.rows import Batch, update
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
 
@@ -70,17 +71,21 @@ def message_create_user(
     client_id: str = "",
     edits: Message | None = None,
     branch: list[Message] | None = None,
+    batch: Batch | None = None,
 ) -> Message:
     """A question after the shown branch's last message; or, `edits` given, a new version
     of that question (its sibling, shown from now on: chat.tree). `branch`: the shown
-    branch, when the caller has just read it (selectors.thread_messages)."""
+    branch, when the caller has just read it (selectors.thread_messages). `batch`: the
+    rows (the question, the thread's last activity, the event) are queued there, for the
+    caller to write with the rest of its turn's start (chat.conversation)."""
     ensure_group_allowed(thread.group)
     if edits is not None:
         parent_id = edits.parent_id
     else:
         path = selectors.thread_path(thread=thread) if branch is None else branch
         parent_id = path[-1].id if path else None
-    message = insert(
+    writes = rows if batch is None else batch
+    message = writes.insert(
         Message(
             group=thread.group,
             thread=thread,
@@ -92,28 +97,35 @@ def message_create_user(
         )
     )
     thread.last_activity_at = message.created_at
-    update(thread, ["last_activity_at"])
+    writes.update(thread, ["last_activity_at"])
     event_record(
         group=thread.group,
         type=EventType.MESSAGE_SENT,
         actor=user,
         target=message,
         metadata={"thread_id": thread.pk, "chars": len(content)},
+        batch=batch,
     )
     return message
 
 
 def assistant_message_start(
-    *, thread: AIThread, run_id: uuid.UUID, message_id: uuid.UUID, parent_id=None
+    *,
+    thread: AIThread,
+    run_id: uuid.UUID,
+    message_id: uuid.UUID,
+    parent_id=None,
+    batch: Batch | None = None,
 ) -> Message:
     """The placeholder the answer streams into; finished by assistant_message_finish.
 
     One INSERT, so no transaction of its own. Its audit Event is written by
     assistant_message_finish, with the outcome. `parent_id`: the question it answers, when
     the caller has just read the branch (a run has, for its history); else read here.
+    `batch`: the row is queued there (see message_create_user).
     """
     ensure_group_allowed(thread.group)
-    return insert(
+    return (rows if batch is None else batch).insert(
         Message(
             id=message_id,
             group=thread.group,

@@ -22,7 +22,7 @@ would, with each statement made once per model (and set of fields):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connections, models, router
 from django.db.models.signals import post_save, pre_save
@@ -33,40 +33,142 @@ _statements: dict[tuple, Statement | None] = {}
 
 def insert(obj: models.Model) -> models.Model:
     """Write a new `obj`; the instance, saved."""
-    meta = type(obj)._meta
-    using = router.db_for_write(type(obj), instance=obj)
-    with_pk = meta.auto_field is None or obj.pk is not None
-    statement = _statement(type(obj), using, ("insert", with_pk))
-    values = _values(obj, statement, add=True, using=using)
-    if values is None:
-        obj.save(force_insert=True, using=using)
+    write = _insert_write(obj)
+    if write is None:
+        obj.save(force_insert=True, using=_using(obj))
         return obj
-    sql, _, returning = statement
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, values)
-        if returning:
-            for field, value in zip(returning, cursor.fetchone(), strict=True):
-                setattr(obj, field.attname, value)
-    obj._state.adding = False
-    obj._state.db = using
+    _execute(write)
     return obj
 
 
 def update(obj: models.Model, fields: Sequence[str]) -> None:
     """Write these fields of a saved `obj`; raises DatabaseError when its row is not there,
     as save(update_fields=...) does."""
-    using = router.db_for_write(type(obj), instance=obj)
+    write = _update_write(obj, fields)
+    if write is None:
+        obj.save(update_fields=fields, using=_using(obj))
+        return
+    _execute(write)
+
+
+class Batch:
+    """Rows written together in one statement: what insert() and update() write, queued by
+    `insert` and `update`, and sent by `write` as one data-modifying WITH. A turn's start
+    writes its question, the thread's last activity, the question's audit event and the
+    answer's row; one at a time, that was four round trips plus BEGIN and COMMIT, each a
+    wake-up of the database thread waiting for the GIL behind a busy event loop. One
+    statement is atomic as such: every row is written, or none.
+
+    Only for rows that nothing reads before `write`: the rows are not in the database
+    until then (an auto primary key, read back, is set by `write`). A row that save() must
+    write (see the module docstring) is written at once, after the rows queued before it.
+    """
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self._writes: list[_Write] = []
+
+    def insert(self, obj: models.Model) -> models.Model:
+        write = _insert_write(obj)
+        if write is None:
+            self.write()
+            obj.save(force_insert=True, using=_using(obj))
+        else:
+            self._writes.append(write)
+        return obj
+
+    def update(self, obj: models.Model, fields: Sequence[str]) -> None:
+        write = _update_write(obj, fields)
+        if write is None:
+            self.write()
+            obj.save(update_fields=fields, using=_using(obj))
+        else:
+            self._writes.append(write)
+
+    def write(self) -> None:
+        """Send the rows queued, in one statement (none when nothing is queued)."""
+        writes, self._writes = self._writes, []
+        if len(writes) == 1:
+            _execute(writes[0])
+        elif writes:
+            _execute_together(writes, self.using)
+
+
+class _Write(NamedTuple):
+    obj: models.Model
+    using: str
+    sql: str
+    values: list[Any]
+    returning: list  # the fields an insert reads back
+    counted: bool  # an update: it must find its row
+
+
+def _using(obj: models.Model) -> str:
+    return router.db_for_write(type(obj), instance=obj)
+
+
+def _insert_write(obj: models.Model) -> _Write | None:
+    meta = type(obj)._meta
+    using = _using(obj)
+    with_pk = meta.auto_field is None or obj.pk is not None
+    statement = _statement(type(obj), using, ("insert", with_pk))
+    values = _values(obj, statement, add=True, using=using)
+    if values is None:
+        return None
+    return _Write(obj, using, statement[0], values, statement[2], counted=False)
+
+
+def _update_write(obj: models.Model, fields: Sequence[str]) -> _Write | None:
+    using = _using(obj)
     statement = _statement(type(obj), using, ("update", tuple(fields)))
     values = _values(obj, statement, add=False, using=using)
     if values is None:
-        obj.save(update_fields=fields, using=using)
-        return
+        return None
     pk = type(obj)._meta.pk
     values.append(pk.get_db_prep_value(obj.pk, connection=connections[using]))
-    with connections[using].cursor() as cursor:
-        cursor.execute(statement[0], values)
-        if cursor.rowcount == 0:
+    return _Write(obj, using, statement[0], values, [], counted=True)
+
+
+def _execute(write: _Write) -> None:
+    with connections[write.using].cursor() as cursor:
+        cursor.execute(write.sql, write.values)
+        if write.counted and cursor.rowcount == 0:
             raise DatabaseError("Save with update_fields did not affect any rows.")
+        _saved(write, cursor.fetchone() if write.returning else ())
+
+
+def _execute_together(writes: list[_Write], using: str) -> None:
+    """The writes as one statement: each a data-modifying WITH query, then one row of what
+    they read back (an insert's returned fields, an update's count of rows)."""
+    # Names from the models' metadata and made here, quoted; every value a parameter.
+    quote = connections[using].ops.quote_name
+    queries, reads, values = [], [], []
+    for number, write in enumerate(writes):
+        name = f"w{number}"
+        if write.counted:
+            queries.append(f"{name} AS ({write.sql} RETURNING 1)")
+            reads.append(f"(SELECT count(*) FROM {name})")  # noqa: S608
+        else:
+            queries.append(f"{name} AS ({write.sql})")
+            reads += [f"(SELECT {quote(f.column)} FROM {name})" for f in write.returning]  # noqa: S608
+        values += write.values
+    sql = f"WITH {', '.join(queries)} SELECT {', '.join(reads) or '1'}"
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, values)
+        row = list(cursor.fetchone())
+    for write in writes:
+        if write.counted and row.pop(0) == 0:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+        read = [row.pop(0) for _ in write.returning]
+        _saved(write, read)
+
+
+def _saved(write: _Write, read: Sequence[Any]) -> None:
+    for field, value in zip(write.returning, read, strict=True):
+        setattr(write.obj, field.attname, value)
+    if not write.counted:
+        write.obj._state.adding = False
+        write.obj._state.db = write.using
 
 
 def _values(

@@ -12,10 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from ontology import rows
 from ontology.events import EventType
 from ontology.models import Connection, Event, Group, Membership, Thing, User
 from ontology.properties import validate_properties
-from ontology.rows import insert
+from ontology.rows import Batch
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.versions import bump_group_version
 
@@ -39,25 +40,26 @@ def event_record(
     actor: User | None = None,
     target: Any = None,
     metadata: dict[str, Any] | None = None,
+    batch: Batch | None = None,
 ) -> Event:
-    """Append one audit row. Call it inside the transaction of the change it records."""
+    """Append one audit row. Call it inside the transaction of the change it records, or
+    queue it in the `batch` that writes the change (ontology.rows.Batch)."""
     type = EventType(type)  # an unknown type is a bug, not a new word in the audit trail
     target_type = target_id = target_label = ""
     if target is not None:
         target_type = target.type if isinstance(target, Thing) else target._meta.model_name
         target_id = str(target.pk)
         target_label = str(target)[:200]
-    return insert(
-        Event(
-            group=group,
-            type=type,
-            actor=actor if actor is not None and actor.is_authenticated else None,
-            target_type=target_type,
-            target_id=target_id,
-            target_label=target_label,
-            metadata=metadata or {},
-        )
+    event = Event(
+        group=group,
+        type=type,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label,
+        metadata=metadata or {},
     )
+    return rows.insert(event) if batch is None else batch.insert(event)
 
 
 # --- Groups ------------------------------------------------------------------------

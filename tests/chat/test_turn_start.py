@@ -17,6 +17,7 @@ from chat.models import Message
 from chat.runs import STALE_AFTER, Busy, _lock_key, registry
 from chat.turns import send_message
 from ontology import services
+from ontology.models import Event
 from ontology.scoping import group_scope
 from tests.chat.test_consumers import chat_setup, connect, frames_until, send
 
@@ -90,6 +91,39 @@ async def test_a_turn_reads_the_threads_messages_once_to_start(sim, monkeypatch)
     by_thread = '"chat_message"."thread_id" = %s'  # not the sweep's join
     reads = [s for s in statements if s.startswith("SELECT") and by_thread in s]
     assert len(reads) == 1, reads
+    await frames_of_the_run_end(tenant, thread)
+
+
+async def test_a_turns_rows_are_written_in_one_statement_as_it_starts(sim, monkeypatch):
+    """The question, the thread's last activity, the question's audit event and the
+    answer's row: one statement on the start's trip (ontology.rows.Batch), no BEGIN or
+    COMMIT of their own."""
+    tenant, thread = await chat_setup()
+    statements, execute = [], CursorWrapper.execute
+
+    def recorded(cursor, sql, params=None):
+        statements.append(sql)
+        return execute(cursor, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", recorded)
+    run_id, question = await send_message(
+        group=tenant.group, thread=thread, user=tenant.member, content="Hi?"
+    )
+    monkeypatch.undo()
+    turns = ('INSERT INTO "chat_message"', 'UPDATE "chat_aithread"', 'INSERT INTO "ontology_event"')
+    writes = [s for s in statements if any(part in s for part in turns)]
+    assert len(writes) == 1, writes
+    assert writes[0].startswith("WITH ")
+    assert writes[0].count('INSERT INTO "chat_message"') == 2  # the question and the answer
+
+    @database_sync_to_async
+    def stored():
+        with group_scope(tenant.group):
+            answer = Message.objects.get(run_id=run_id)
+            events = Event.objects.filter(type="message.sent", target_id=str(question.pk))
+            return answer.parent_id, events.count()
+
+    assert await stored() == (question.pk, 1)
     await frames_of_the_run_end(tenant, thread)
 
 

@@ -4,7 +4,7 @@ row Django's own save() writes."""
 import uuid
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import post_save
 from django.db.models.sql.compiler import SQLInsertCompiler, SQLUpdateCompiler
 from django.test.utils import CaptureQueriesContext
@@ -13,7 +13,7 @@ from chat import services as chat_services
 from chat.models import Message
 from ontology import services
 from ontology.models import Event, Thing
-from ontology.rows import insert, update
+from ontology.rows import Batch, insert, update
 from ontology.scoping import group_scope, scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -176,3 +176,101 @@ def test_a_turns_rows_are_written_with_no_compiled_insert_or_update(tenant_a, co
     assert thread.last_activity_at == question.created_at
     with group_scope(tenant_a.group):
         assert Event.objects.filter(type="message.sent", target_id=str(question.pk)).exists()
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_batch_writes_its_rows_in_one_statement_and_reads_back_their_keys(tenant_a):
+    """A turn's start: the question, the thread's last activity, the question's event and the
+    answer's row, hanging from the question, in one round trip with no BEGIN or COMMIT; the
+    event's key is read back as an insert() reads it."""
+    thread = a_thread(tenant_a)
+    batch = Batch()
+    with group_scope(tenant_a.group):
+        with CaptureQueriesContext(connection) as queued:
+            question = chat_services.message_create_user(
+                thread=thread, user=tenant_a.member, content="Hello?", branch=[], batch=batch
+            )
+            answer = chat_services.assistant_message_start(
+                thread=thread,
+                run_id=uuid.uuid4(),
+                message_id=uuid.uuid4(),
+                parent_id=question.pk,
+                batch=batch,
+            )
+        assert statements(queued) == []  # nothing is written before `write`
+        assert not Message.objects.filter(thread=thread).exists()
+        with CaptureQueriesContext(connection) as written:
+            batch.write()
+    assert len(statements(written)) == 1, statements(written)
+    assert statements(written)[0].startswith("WITH ")
+    with group_scope(tenant_a.group):
+        stored = {m.pk: m for m in Message.objects.filter(thread=thread)}
+        event = Event.objects.get(type="message.sent", target_id=str(question.pk))
+    assert set(stored) == {question.pk, answer.pk}
+    assert stored[answer.pk].parent_id == question.pk
+    assert stored[answer.pk].status == Message.Status.STREAMING
+    assert not question._state.adding and not answer._state.adding
+    thread.refresh_from_db()
+    assert thread.last_activity_at == question.created_at
+    assert event.metadata == {"thread_id": thread.pk, "chars": 6}
+
+
+def test_a_batch_writes_all_of_its_rows_or_none(tenant_a):
+    """One statement: when one row is refused (here an answer whose id is taken), neither
+    the question nor its event is written."""
+    thread = a_thread(tenant_a)
+    with group_scope(tenant_a.group):
+        taken = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="First", branch=[]
+        )
+        batch = Batch()
+        question = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="Second", branch=[], batch=batch
+        )
+        chat_services.assistant_message_start(
+            thread=thread, run_id=uuid.uuid4(), message_id=taken.pk, batch=batch
+        )
+        with pytest.raises(DatabaseError), transaction.atomic():
+            batch.write()
+        assert not Message.objects.filter(pk=question.pk).exists()
+        assert not Event.objects.filter(target_id=str(question.pk)).exists()
+
+
+def test_a_batched_update_of_a_row_that_is_gone_raises_as_save_does(tenant_a):
+    thread = a_thread(tenant_a)
+    with group_scope(tenant_a.group):
+        gone = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="Hello?", branch=[]
+        )
+        Message.objects.filter(pk=gone.pk).delete()
+        gone.content = "Too late"
+        batch = Batch()
+        batch.insert(event(tenant_a))
+        batch.update(gone, ["content"])
+        with pytest.raises(DatabaseError, match="did not affect any rows"):
+            batch.write()
+
+
+def test_a_row_save_must_write_goes_after_the_rows_queued_before_it(tenant_a):
+    """A model whose saves are listened to is written by save(), at once: the rows queued
+    before it are written first, so they reach the database in the order given."""
+    thread = a_thread(tenant_a)
+    batch = Batch()
+    order = []
+
+    def listened(sender, instance, **kwargs):
+        order.append(Message.objects.filter(thread=thread).count())
+
+    post_save.connect(listened, sender=Event)
+    try:
+        with group_scope(tenant_a.group):
+            chat_services.message_create_user(
+                thread=thread, user=tenant_a.member, content="Hello?", branch=[], batch=batch
+            )
+            batch.write()
+    finally:
+        post_save.disconnect(listened, sender=Event)
+    assert order == [1]  # the question was in when its event was saved
