@@ -91,7 +91,19 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 
     async def group_add(self, group, channel):
         self.memberships[group].add(channel)
-        await self._patiently(super().group_add, group, channel)
+        await self._patiently(self._group_add, group, channel)
+
+    async def _group_add(self, group, channel):
+        """channels_redis' group_add (the channel in the group's sorted set, the set's expiry
+        pushed back) in one round trip instead of two: every socket joins a group as it
+        opens, and each round trip costs a turn of a busy event loop."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        key = self._group_key(group)
+        async with self.connection(self.consistent_hash(group)).pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {channel: time.time()})
+            pipe.expire(key, self.group_expiry)
+            await pipe.execute()
 
     async def group_discard(self, group, channel):
         """Leave a group; when Redis stays away the membership is left to expire (a message
@@ -131,7 +143,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         joined = 0
         for group, channels in list(self.memberships.items()):
             for channel in list(channels):
-                await self._patiently(super().group_add, group, channel)
+                await self._patiently(self._group_add, group, channel)
                 joined += 1
         return joined
 

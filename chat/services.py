@@ -23,7 +23,7 @@ from ontology import rows
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
 from ontology.models import Group, Membership, Thing, User
-from ontology.rows import Batch, update
+from ontology.rows import Batch
 from ontology.scoping import ensure_group_allowed, group_scope
 from ontology.services import event_record
 
@@ -186,8 +186,11 @@ def assistant_message_finish(
     error_code: str = "",
     ledger_write=None,
 ) -> Message:
-    """Write the answer, its ledger rows, the audit Event and the thread's activity at once."""
+    """Write the answer, its ledger rows, the audit Event and the thread's activity at once:
+    the ledger's statements, then the answer, the thread and the event in one statement
+    (ontology.rows.Batch), all in one transaction."""
     ensure_group_allowed(message.group)
+    batch = Batch()
     message.status = status
     message.content = content
     message.tool_calls = tool_calls
@@ -195,12 +198,12 @@ def assistant_message_finish(
     message.usage = usage
     message.error_code = error_code
     message.updated_at = timezone.now()
-    update(message, FINISHED_FIELDS)
+    batch.update(message, FINISHED_FIELDS)
     if ledger_write is not None:
-        ledger_write()
+        ledger_write()  # reads none of the rows the batch holds
     thread = message.thread  # a run's answer was made with its thread: no query
     thread.last_activity_at = message.updated_at
-    update(thread, ["last_activity_at"])
+    batch.update(thread, ["last_activity_at"])
     event_record(
         group=message.group,
         type=EVENT_FOR_STATUS[status],
@@ -213,7 +216,9 @@ def assistant_message_finish(
             "tools": [call["name"] for call in tool_calls],
             "error_code": error_code,
         },
+        batch=batch,
     )
+    batch.write()
     return message
 
 

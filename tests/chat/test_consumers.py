@@ -628,6 +628,35 @@ async def test_more_concurrent_group_messages_than_pooled_connections_all_arrive
     assert layer.connection(0).connection_pool.max_connections == 3
 
 
+async def test_a_channel_joins_its_group_in_one_round_trip_to_redis(monkeypatch):
+    """A socket opening joins its thread's group: the channel in the group's set and the
+    set's expiry pushed back, sent together (chat.layers), not as two round trips."""
+    from redis.asyncio.connection import Connection
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    sends, send = [], Connection.send_packed_command
+
+    async def counted(connection, command, *args, **kwargs):
+        packed = command if isinstance(command, bytes) else b"".join(command)
+        if b"ZADD" in packed or b"EXPIRE" in packed:  # not a new connection's HELLO
+            sends.append(packed)
+        return await send(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    await layer.group_add("one-trip", channel)
+    monkeypatch.undo()
+    try:
+        redis = layer.connection(layer.consistent_hash("one-trip"))
+        key = layer._group_key("one-trip")
+        assert await redis.zscore(key, channel) is not None
+        assert 0 < await redis.ttl(key) <= layer.group_expiry
+        assert len(sends) == 1 and b"ZADD" in sends[0] and b"EXPIRE" in sends[0]
+        assert "one-trip" in layer.memberships and channel in layer.memberships["one-trip"]
+    finally:
+        await layer.group_discard("one-trip", channel)
+
+
 async def test_a_colleagues_thread_is_closed_like_a_missing_one(sim):
     tenant, thread = await chat_setup()  # the member's thread
     colleague = await database_sync_to_async(make_user)("colleague@acme.example")

@@ -274,3 +274,38 @@ def test_a_row_save_must_write_goes_after_the_rows_queued_before_it(tenant_a):
     finally:
         post_save.disconnect(listened, sender=Event)
     assert order == [1]  # the question was in when its event was saved
+
+
+def test_an_answers_end_writes_the_answer_thread_and_event_in_one_statement(tenant_a):
+    """assistant_message_finish: after the ledger's own statements, the answer, the thread's
+    last activity and the audit event go in one statement, inside the answer's transaction."""
+    thread = a_thread(tenant_a)
+    with group_scope(tenant_a.group):
+        question = chat_services.message_create_user(
+            thread=thread, user=tenant_a.member, content="Hello?", branch=[]
+        )
+        answer = chat_services.assistant_message_start(
+            thread=thread, run_id=uuid.uuid4(), message_id=uuid.uuid4(), parent_id=question.pk
+        )
+        ledger = []
+        with CaptureQueriesContext(connection) as queries:
+            chat_services.assistant_message_finish(
+                message=answer,
+                status=Message.Status.COMPLETE,
+                content="Hi.",
+                actor=tenant_a.member,
+                tool_calls=[],
+                sources=[],
+                usage={"input": 3, "output": 2, "cost": "0.00001"},
+                ledger_write=lambda: ledger.append(len(queries.captured_queries)),
+            )
+        stored = Message.objects.get(pk=answer.pk)
+        event = Event.objects.get(type="ai_response_completed", target_id=str(answer.pk))
+    shapes = [q["sql"].split()[0] for q in queries.captured_queries]
+    # the answer's transaction (a savepoint inside the test's own) around one statement
+    assert shapes == ["SAVEPOINT", "WITH", "RELEASE"], statements(queries)
+    assert ledger == [1]  # the ledger writes inside the transaction, before the batch
+    assert (stored.status, stored.content, stored.usage["output"]) == ("complete", "Hi.", 2)
+    thread.refresh_from_db()
+    assert thread.last_activity_at == stored.updated_at
+    assert event.metadata["run_id"] == str(answer.run_id)
