@@ -117,9 +117,22 @@ def freeze_startup_objects() -> None:
     types: some 350,000 objects) out of the garbage collector's sight. They live as long as
     the process, yet every full collection walked them all: a pause of tens of
     milliseconds in the event loop, in the middle of every stream of the process. What is
-    garbage already is collected first, so nothing dead is kept."""
+    garbage already is collected first, so nothing dead is kept.
+
+    Full collections are also made rarer (PARLEY_GC_FULL_AFTER). Python considers one
+    after every 10 collections of the second generation, and makes it once the objects
+    that outlived those since the last are a quarter of the old ones. A serving process's
+    sockets and turns live seconds to minutes, long enough to get there: at 200 streams
+    over two processes, each made one in the middle of every run of the streams bench, a
+    pause of 60-76 ms on two busy cores (measured with gc.callbacks), and the first tokens
+    and starts that fell in it waited that much. Considered ten times less often, none
+    fell in a run; what a full collection alone frees (garbage in reference cycles that
+    lived through the young collections) waits that much longer."""
     gc.collect()
     gc.freeze()
+    if settings.PARLEY_GC_FULL_AFTER:
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, settings.PARLEY_GC_FULL_AFTER)
 
 
 freeze_startup_objects()

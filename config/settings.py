@@ -126,6 +126,9 @@ PARLEY_DB_THREADS = env_int("PARLEY_DB_THREADS", 12)
 # Streamed text goes out in frames: the first token at once, then what arrived, at most
 # one frame per this many milliseconds (0: every token as its own event).
 PARLEY_STREAM_FRAME_MS = env_int("PARLEY_STREAM_FRAME_MS", 50)
+# A serving process's full garbage collection is considered once per this many collections
+# of the second generation (Python's own: 10); 0 keeps Python's (config.asgi).
+PARLEY_GC_FULL_AFTER = env_int("PARLEY_GC_FULL_AFTER", 100)
 # Redis connections per channel-layer pool (one pool per process and event loop); a call
 # beyond them waits for a free one.
 PARLEY_CHANNEL_LAYER_CONNECTIONS = env_int("PARLEY_CHANNEL_LAYER_CONNECTIONS", 200)

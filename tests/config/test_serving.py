@@ -22,6 +22,24 @@ def test_the_objects_made_at_startup_are_out_of_the_collectors_sight():
     assert gc.get_freeze_count() > 50_000  # Django's apps and models, the SDKs' types
 
 
+@pytest.mark.parametrize("setting, full_after", [("", 100), ("250", 250), ("0", 10)])
+def test_a_serving_process_makes_full_collections_rarer(setting, full_after):
+    """PARLEY_GC_FULL_AFTER second-generation collections between full ones (Python's own
+    10 with 0); the younger generations keep Python's thresholds."""
+    env = {**os.environ, "PARLEY_GC_FULL_AFTER": setting}
+    if not setting:
+        del env["PARLEY_GC_FULL_AFTER"]
+    shown = subprocess.run(
+        [sys.executable, "-c", "import gc, config.asgi; print(list(gc.get_threshold()))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(shown.stdout.splitlines()[-1]) == [700, 10, full_after]
+
+
 def test_the_providers_transport_does_not_log_every_model_call():
     import config.asgi  # noqa: F401 - sets up what a serving process has
 
