@@ -75,10 +75,8 @@ async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch)
     await tab.disconnect()
 
 
-async def test_a_turn_reads_the_threads_messages_once_to_start(sim, monkeypatch):
-    """The look for an answer still streaming (the lock's durable half) and the place of
-    the question come from one read of the thread's messages."""
-    tenant, thread = await chat_setup()
+async def sent_recording_statements(monkeypatch, tenant, thread) -> tuple[list[str], tuple]:
+    """The statements executed (on any thread) while a turn starts, and what it returned."""
     statements, execute = [], CursorWrapper.execute
 
     def recorded(cursor, sql, params=None):
@@ -86,8 +84,16 @@ async def test_a_turn_reads_the_threads_messages_once_to_start(sim, monkeypatch)
         return execute(cursor, sql, params)
 
     monkeypatch.setattr(CursorWrapper, "execute", recorded)
-    await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi?")
+    sent = await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi?")
     monkeypatch.undo()
+    return statements, sent
+
+
+async def test_a_turn_reads_the_threads_messages_once_to_start(sim, monkeypatch):
+    """The look for an answer still streaming (the lock's durable half) and the place of
+    the question come from one read of the thread's messages."""
+    tenant, thread = await chat_setup()
+    statements, _ = await sent_recording_statements(monkeypatch, tenant, thread)
     by_thread = '"chat_message"."thread_id" = %s'  # not the sweep's join
     reads = [s for s in statements if s.startswith("SELECT") and by_thread in s]
     assert len(reads) == 1, reads
@@ -99,17 +105,7 @@ async def test_a_turns_rows_are_written_in_one_statement_as_it_starts(sim, monke
     answer's row: one statement on the start's trip (ontology.rows.Batch), no BEGIN or
     COMMIT of their own."""
     tenant, thread = await chat_setup()
-    statements, execute = [], CursorWrapper.execute
-
-    def recorded(cursor, sql, params=None):
-        statements.append(sql)
-        return execute(cursor, sql, params)
-
-    monkeypatch.setattr(CursorWrapper, "execute", recorded)
-    run_id, question = await send_message(
-        group=tenant.group, thread=thread, user=tenant.member, content="Hi?"
-    )
-    monkeypatch.undo()
+    statements, (run_id, question) = await sent_recording_statements(monkeypatch, tenant, thread)
     turns = ('INSERT INTO "chat_message"', 'UPDATE "chat_aithread"', 'INSERT INTO "ontology_event"')
     writes = [s for s in statements if any(part in s for part in turns)]
     assert len(writes) == 1, writes
