@@ -123,11 +123,12 @@ def freeze_startup_objects() -> None:
     after every 10 collections of the second generation, and makes it once the objects
     that outlived those since the last are a quarter of the old ones. A serving process's
     sockets and turns live seconds to minutes, long enough to get there: at 200 streams
-    over two processes, each made one in the middle of every run of the streams bench, a
-    pause of 60-76 ms on two busy cores (measured with gc.callbacks), and the first tokens
-    and starts that fell in it waited that much. Considered ten times less often, none
-    fell in a run; what a full collection alone frees (garbage in reference cycles that
-    lived through the young collections) waits that much longer."""
+    over two processes, 5 of 6 processes in 3 runs of the streams bench made one in the
+    middle of the streams, a pause of 26-76 ms on two busy cores (measured with
+    gc.callbacks), and the first tokens and starts that fell in it waited that much.
+    Considered ten times less often, none did in 2 runs; what a full collection alone
+    frees (garbage in reference cycles that lived through the young collections) waits
+    that much longer. The processes' memory was the same (394-395 MiB at the peak)."""
     gc.collect()
     gc.freeze()
     if settings.PARLEY_GC_FULL_AFTER:

@@ -18,7 +18,7 @@ def parse_args(description: str) -> argparse.Namespace:
         "--web-processes",
         type=int,
         default=web_processes(),
-        help="daphne processes on one socket, as `make run` starts (PARLEY_WEB_PROCESSES, "
+        help="daphne processes on one port, as `make run` starts (PARLEY_WEB_PROCESSES, "
         "else one per core)",
     )
     parser.add_argument(

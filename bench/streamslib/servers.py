@@ -60,7 +60,7 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path | N
 
 
 def wait_for_daphne(port: int, processes: list[subprocess.Popen], log: Path) -> None:
-    """Every process listening on the shared socket (its log line), and one answering."""
+    """Every process listening on its socket (its log line), and one answering."""
     deadline = time.monotonic() + 60
     while True:
         if log.read_text().count("Listening on TCP address") >= len(processes):
