@@ -64,8 +64,7 @@ class Batch:
     write (see the module docstring) is written at once, after the rows queued before it.
     """
 
-    def __init__(self, using: str = "default") -> None:
-        self.using = using
+    def __init__(self) -> None:
         self._writes: list[_Write] = []
 
     def insert(self, obj: models.Model) -> models.Model:
@@ -88,10 +87,13 @@ class Batch:
     def write(self) -> None:
         """Send the rows queued, in one statement (none when nothing is queued)."""
         writes, self._writes = self._writes, []
-        if len(writes) == 1:
+        if len({write.using for write in writes}) > 1:  # rows routed to several databases
+            for write in writes:
+                _execute(write)
+        elif len(writes) == 1:
             _execute(writes[0])
         elif writes:
-            _execute_together(writes, self.using)
+            _execute_together(writes, writes[0].using)
 
 
 class _Write(NamedTuple):
