@@ -87,13 +87,11 @@ class Batch:
     def write(self) -> None:
         """Send the rows queued, in one statement (none when nothing is queued)."""
         writes, self._writes = self._writes, []
-        if len({write.using for write in writes}) > 1:  # rows routed to several databases
+        if len(writes) > 1 and len({write.using for write in writes}) == 1:
+            _execute_together(writes)
+        else:  # one row, or rows routed to several databases
             for write in writes:
                 _execute(write)
-        elif len(writes) == 1:
-            _execute(writes[0])
-        elif writes:
-            _execute_together(writes, writes[0].using)
 
 
 class _Write(NamedTuple):
@@ -139,11 +137,12 @@ def _execute(write: _Write) -> None:
         _saved(write, cursor.fetchone() if write.returning else ())
 
 
-def _execute_together(writes: list[_Write], using: str) -> None:
+def _execute_together(writes: list[_Write]) -> None:
     """The writes as one statement: each a data-modifying WITH query, then one row of what
     they read back (an insert's returned fields, an update's count of rows)."""
     # Names from the models' metadata and made here, quoted; every value a parameter.
-    quote = connections[using].ops.quote_name
+    connection = connections[writes[0].using]
+    quote = connection.ops.quote_name
     queries, reads, values = [], [], []
     for number, write in enumerate(writes):
         name = f"w{number}"
@@ -155,7 +154,7 @@ def _execute_together(writes: list[_Write], using: str) -> None:
             reads += [f"(SELECT {quote(f.column)} FROM {name})" for f in write.returning]  # noqa: S608
         values += write.values
     sql = f"WITH {', '.join(queries)} SELECT {', '.join(reads) or '1'}"
-    with connections[using].cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = list(cursor.fetchone())
     for write in writes:
