@@ -57,11 +57,9 @@ class ThreadConversation:
 
     def read(self) -> list[Message]:
         """Every message of the thread, every branch's (the turn's start looks in them for an
-        answer still streaming); the next `ask` places its question from them. In no
-        order: chat.tree orders them itself, and Django compiling the model's ordering
-        was a tenth of a start trip's CPU."""
+        answer still streaming); the next `ask` places its question from them."""
         with group_scope(self.group):
-            self._messages = list(Message.objects.filter(thread=self.thread).order_by())
+            self._messages = list(Message.objects.filter(thread=self.thread))
         return self._messages
 
     def ask(self, *, user, content: str, client_id: str = "") -> Message:
