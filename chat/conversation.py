@@ -59,7 +59,7 @@ class ThreadConversation:
         """Every message of the thread, every branch's (the turn's start looks in them for an
         answer still streaming); the next `ask` places its question from them."""
         with group_scope(self.group):
-            self._messages = list(Message.objects.filter(thread=self.thread))
+            self._messages = selectors.thread_rows(thread=self.thread)
         return self._messages
 
     def ask(self, *, user, content: str, client_id: str = "") -> Message:

@@ -11,6 +11,7 @@ from chat.models import AIThread, Message, RunEvent, ThreadShare
 from chat.tree import Node, Step, active_path
 from ontology.access import is_manager
 from ontology.models import Group, Membership, Thing, User
+from ontology.reads import Read
 from ontology.scoping import group_scope, scopes_disabled
 
 
@@ -145,7 +146,16 @@ def thread_messages(*, thread: AIThread, after=None) -> list[Message]:
     given), each message with `.branch`, its place among its siblings (chat.tree.Step).
     One query: the thread's messages, other branches' too (a branch is a few messages,
     and the tree needs them all), rather than the tree and then the branch's rows."""
-    return shown_branch(list(Message.objects.filter(thread=thread)), after=after)
+    return shown_branch(thread_rows(thread=thread), after=after)
+
+
+_THREAD_ROWS = Read(Message, "thread_id")
+
+
+def thread_rows(*, thread: AIThread) -> list[Message]:
+    """Every message of the thread, every branch's, oldest first, in the active group.
+    Each turn reads them: the statement is made once per process (ontology.reads)."""
+    return _THREAD_ROWS(thread_id=thread.pk)
 
 
 def shown_branch(messages: list[Message], *, after=None) -> list[Message]:
