@@ -154,7 +154,8 @@ async def acount_and_read(
     if script is None:
         script = _async_scripts.setdefault(client, client.register_script(_COUNT))
     now, keys, arguments, ends = _call(hits, versions, peek, claim)
-    return _answer(now, ends, await script(keys=keys, args=arguments))
+    answer = await script(keys=keys, args=arguments, client=async_redis.batched())
+    return _answer(now, ends, answer)
 
 
 def _call(

@@ -84,7 +84,7 @@ def _lock_holder(thread_id: int) -> tuple[str, str] | None:
 
 async def _alock_holder(thread_id: int) -> tuple[str, str] | None:
     """_lock_holder from the event loop (ontology.async_redis): no trip to a thread."""
-    raw = await async_redis.client().get(cache.make_key(_lock_key(thread_id)))
+    raw = await async_redis.batched().get(cache.make_key(_lock_key(thread_id)))
     return _holder_of(_SERIALIZER.loads(raw) if raw is not None else None)
 
 
@@ -109,7 +109,7 @@ async def _akeep_lock(thread_id: int, lock: str) -> bool:
     """Keep the run's lock from the event loop, in one command (no trip to a thread): True
     while it is this run's, set again if Redis lost it; False when another run holds it."""
     key = cache.make_key(_lock_key(thread_id))
-    kept = await async_redis.client().eval(_KEEP, 1, key, _SERIALIZER.dumps(lock), LOCK_SECONDS)
+    kept = await async_redis.batched().eval(_KEEP, 1, key, _SERIALIZER.dumps(lock), LOCK_SECONDS)
     return bool(kept)
 
 
@@ -624,7 +624,7 @@ async def _arelease_lock(thread_id: int, lock: str) -> None:
     """Let go of the thread's lock if it is still this run's, from the event loop, in one
     command: no trip to a thread."""
     key = cache.make_key(_lock_key(thread_id))
-    await async_redis.client().eval(_RELEASE, 1, key, _SERIALIZER.dumps(lock))
+    await async_redis.batched().eval(_RELEASE, 1, key, _SERIALIZER.dumps(lock))
 
 
 def _touch_messages(message_ids: list[uuid.UUID]) -> None:

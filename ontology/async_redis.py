@@ -6,7 +6,8 @@ either, so a request whose token and configuration are cached in the process is 
 without leaving the loop (api.auth). One client per event loop (a connection belongs to
 the loop that opened it) and per cache location, with the cache's timeouts and its
 `DRIVER_INFO` (config.cache: no package metadata read per connection); keys are made
-with the cache's `make_key`, so both clients see the same data.
+with the cache's `make_key`, so both clients see the same data. `batched()` sends the
+commands of every socket and turn waiting at once together (ontology.autopipeline).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.conf import settings
 from redis.asyncio import Redis
 
 from config.cache import DRIVER_INFO
+from ontology.autopipeline import AutoPipeline
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Redis]] = (
     weakref.WeakKeyDictionary()
@@ -44,3 +46,9 @@ def client() -> Redis:
     if found is None:
         found = per_loop[key] = Redis.from_url(url, driver_info=DRIVER_INFO, **options)
     return found
+
+
+def batched() -> AutoPipeline:
+    """This event loop's client, its commands sent together with the others waiting
+    (ontology.autopipeline): for the commands every socket and turn sends."""
+    return AutoPipeline.of(client())

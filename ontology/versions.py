@@ -56,7 +56,7 @@ def group_version_of(raw: bytes | None) -> str | None:
 async def agroup_version(group_id: int) -> str | None:
     """group_version from the event loop (ontology.async_redis), or None when the group has
     none yet (group_version makes it). Raises redis' errors."""
-    return group_version_of(await async_redis.client().get(group_version_key(group_id)))
+    return group_version_of(await async_redis.batched().get(group_version_key(group_id)))
 
 
 def bump_group_version(group_id: int) -> None:
