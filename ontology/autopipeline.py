@@ -8,11 +8,12 @@ joins cost 40 ms of the loop's CPU on cold pools, 9 ms on warm ones, and 3-4 ms 
 pipeline (measured on this project's dev Redis).
 
 `AutoPipeline(client)` has redis-py's asyncio command methods (`get`, `eval`, `zadd`,
-`evalsha` through a registered script...). A command is queued; while no pipeline is in
-flight, the queue is sent at the event loop's next turn as one pipeline on one connection;
-commands that arrive while a pipeline is in flight go in the next one. Alone, a command
-waits one turn of the loop more than it would on its own connection; in a burst, the
-commands share round trips and connections instead of each opening one.
+`evalsha` through a registered script...). A command is queued, and the commands queued
+in one turn of the event loop are sent at its next turn as one pipeline, on one of the
+pool's connections; pipelines of later turns do not wait for it (one pipeline in flight
+at a time made every command under load wait a turn more for the one before). Alone, a
+command waits one turn of the loop more than it would on its own; in a burst, the
+commands of a turn share a round trip and a connection instead of each taking one.
 
 Each command's answer, or its error, is its own: one command's error does not fail the
 others. A connection error (after the client's own retries) fails every command of that
@@ -37,8 +38,8 @@ class AutoPipeline(AsyncCoreCommands):
 
     def __init__(self, client: Redis) -> None:
         self.client = client
-        self._queued: list[tuple[tuple, dict, asyncio.Future]] = []
-        self._sender: asyncio.Task | None = None
+        self._queued: list[tuple[tuple, dict, asyncio.Future]] | None = None
+        self._senders: set[asyncio.Task] = set()
         self.pipelines = 0  # how many were sent (for tests and benchmarks)
 
     @classmethod
@@ -57,39 +58,36 @@ class AutoPipeline(AsyncCoreCommands):
 
     def queue(self, *args: Any, **options: Any) -> asyncio.Future:
         """Queue a command (its words as Redis takes them); its answer's future. Commands
-        queued together go in the same pipeline, in their order."""
+        queued in the same turn of the event loop go in the same pipeline, in order."""
         future = asyncio.get_running_loop().create_future()
+        if self._queued is None:
+            self._queued = []
+            sender = asyncio.create_task(self._send())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         self._queued.append((args, options, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send())
         return future
 
     async def _send(self) -> None:
-        batch: list[tuple[tuple, dict, asyncio.Future]] = []
+        batch, self._queued = self._queued or [], None
         try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                try:
-                    results = await self._pipeline(batch)
-                except Exception as error:  # the connection failed: each command fails
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (*_, future), result in zip(batch, results, strict=True):
-                    if future.done():  # its caller was cancelled
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+            results = await self._pipeline(batch)
+        except Exception as error:  # the connection failed: each command fails
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
         except BaseException:  # cancelled (the loop closes): nobody waits forever
-            for *_, future in [*batch, *self._queued]:
+            for *_, future in batch:
                 future.cancel()
-            self._queued = []
             raise
-        finally:
-            self._sender = None
+        for (*_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     async def _pipeline(self, batch: list[tuple[tuple, dict, asyncio.Future]]) -> list[Any]:
         self.pipelines += 1

@@ -53,11 +53,14 @@ async def test_one_commands_error_is_its_own(redis):
     assert text == b"not a number" and after == 1
 
 
-async def test_commands_arriving_while_one_is_in_flight_go_in_the_next(redis):
+async def test_a_later_turns_commands_do_not_wait_for_the_pipeline_in_flight(redis):
     class Watched(AutoPipeline):
         sending = asyncio.Event()
+        first_answered_when_next_sent: list[bool] = []
 
         async def _pipeline(self, batch):
+            if self.pipelines:
+                self.first_answered_when_next_sent.append(first.done())
             self.sending.set()
             return await super()._pipeline(batch)
 
@@ -66,8 +69,11 @@ async def test_commands_arriving_while_one_is_in_flight_go_in_the_next(redis):
     await batched.sending.wait()  # the sender has sent it and waits for the answer
     assert not first.done() and batched.pipelines == 1
     later = [batched.queue("INCR", "ap:counter") for _ in range(5)]
-    assert await asyncio.gather(first, *later) == [1, 2, 3, 4, 5, 6]
+    answers = await asyncio.gather(first, *later)
+    assert sorted(answers) == [1, 2, 3, 4, 5, 6]
+    assert answers[1:] == sorted(answers[1:])  # in order within their pipeline
     assert batched.pipelines == 2
+    assert batched.first_answered_when_next_sent == [False]
 
 
 async def test_a_registered_script_runs_through_it_and_is_loaded_again_when_flushed(redis):
