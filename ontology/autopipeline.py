@@ -24,13 +24,10 @@ pipeline, as it fails a command sent alone. Only for quick commands: a blocking 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncCoreCommands
-
-_per_client: weakref.WeakKeyDictionary[Redis, AutoPipeline] = weakref.WeakKeyDictionary()
 
 
 class AutoPipeline(AsyncCoreCommands):
@@ -44,10 +41,11 @@ class AutoPipeline(AsyncCoreCommands):
 
     @classmethod
     def of(cls, client: Redis) -> AutoPipeline:
-        """The client's one AutoPipeline (a client belongs to one event loop)."""
-        found = _per_client.get(client)
+        """The client's one AutoPipeline (a client belongs to one event loop), kept on the
+        client: it lives as long as the client does."""
+        found = getattr(client, "_parley_autopipeline", None)
         if found is None:
-            found = _per_client[client] = cls(client)
+            found = client._parley_autopipeline = cls(client)
         return found
 
     def get_encoder(self):  # some command methods encode their arguments themselves

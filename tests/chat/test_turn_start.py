@@ -17,6 +17,7 @@ from chat.models import Message
 from chat.runs import STALE_AFTER, Busy, _lock_key, registry
 from chat.turns import send_message
 from ontology import services
+from ontology.autopipeline import AutoPipeline
 from ontology.models import Event
 from ontology.scoping import group_scope
 from tests.chat.test_consumers import chat_setup, connect, frames_until, send
@@ -178,6 +179,7 @@ async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from
     await frames_of_the_run_end(tenant, thread)  # the plan and the agents are read now
     sync_calls, loop_calls = [], []
     sync_execute, loop_execute = redis.Redis.execute_command, redis.asyncio.Redis.execute_command
+    loop_queue = AutoPipeline.queue
 
     def on_thread(client, *args, **options):
         sync_calls.append(args)
@@ -187,8 +189,13 @@ async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from
         loop_calls.append(args)
         return await loop_execute(client, *args, **options)
 
+    def on_loop_together(batched, *args, **options):  # sent with others (ontology.autopipeline)
+        loop_calls.append(args)
+        return loop_queue(batched, *args, **options)
+
     monkeypatch.setattr(redis.Redis, "execute_command", on_thread)
     monkeypatch.setattr(redis.asyncio.Redis, "execute_command", on_loop)
+    monkeypatch.setattr(AutoPipeline, "queue", on_loop_together)
     await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Again?")
     monkeypatch.undo()
 
