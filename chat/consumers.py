@@ -51,7 +51,7 @@ from chat.layers import UNREACHABLE
 from chat.models import Message
 from chat.runs import FINAL_EVENTS, Busy, heartbeat_cutoff, registry, streaming_run_column
 from chat.socket_open import model_backend_user_id, open_for_session
-from ontology.db_async import db_call
+from ontology.db_async import TogetherOnOneTrip, db_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.models import ApiToken
 from ontology.tokens import TokenAccess, still_valid, token_channel_group
@@ -122,6 +122,12 @@ def _who_and_where(scope: dict[str, Any], thread_id: int) -> tuple[Any, Any, str
     return user, access, str(run_id) if run_id is not None else None
 
 
+# Sockets opening in the same turn of the event loop read who and where on one trip to a
+# database thread: 100 opening at once took 1.0-1.4 ms of the process's CPU apiece with a
+# trip each, 0.4 ms on one trip.
+_opening = TogetherOnOneTrip(_who_and_where)
+
+
 class ThreadConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         """channels' dispatch without its first step, a hop to asgiref's one thread-sensitive
@@ -144,7 +150,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
-        user, access, stored_run = await db_call(_who_and_where)(self.scope, thread_id)
+        user, access, stored_run = await _opening(self.scope, thread_id)
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return

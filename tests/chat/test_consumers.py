@@ -672,6 +672,42 @@ async def test_a_colleagues_thread_is_closed_like_a_missing_one(sim):
         }
 
 
+async def test_sockets_opening_together_are_each_answered_for_their_own_user(sim):
+    """Sockets opening in the same turn read who and where on one trip to a database thread
+    (chat.consumers._opening); each is answered for its own session: the author and the
+    group's owner in, a colleague and another tenant's owner closed as not found, nobody
+    closed as not signed in."""
+    from chat.consumers import _opening
+
+    tenant, thread = await chat_setup()
+    colleague = await database_sync_to_async(make_user)("colleague@acme.example")
+    await database_sync_to_async(services.membership_create)(
+        group=tenant.group, user=colleague, role="member", actor=tenant.owner
+    )
+    stranger = (await database_sync_to_async(make_tenant)("other")).owner
+    readers = [tenant.member, colleague, tenant.owner, stranger, None, tenant.member]
+    tabs = []
+    for user in readers:  # every session made first, so that the opens go together
+        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        if user is not None:
+            cookie = await session_cookie(user)
+            headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+        tabs.append(WebsocketCommunicator(application(), f"/ws/threads/{thread.pk}/", headers))
+    _opening.largest = 0
+    opened = await asyncio.gather(*(tab.connect(timeout=TIMEOUT) for tab in tabs))
+    assert all(connected for connected, _ in opened)
+    assert _opening.largest > 1  # some of them shared a trip
+    for tab, code in zip(tabs, (None, 4404, None, 4404, 4401, None), strict=True):
+        if code is not None:
+            closed = await tab.receive_output(timeout=TIMEOUT)
+            assert closed == {"type": "websocket.close", "code": code}
+            continue
+        await tab.send_to(text_data='{"type": "message.dance"}')  # open, and answering
+        frame = await tab.receive_json_from(timeout=TIMEOUT)
+        assert (frame["type"], frame["code"]) == ("error", "unknown_type")
+        await tab.disconnect()
+
+
 async def test_an_owner_reads_a_members_thread_live_but_cannot_write_in_it(sim):
     tenant, thread = await chat_setup(model="sim-gpt@slow;ttft_ms=0;tps=60;words=200")
     author, _ = await connect(thread.pk, tenant.member)

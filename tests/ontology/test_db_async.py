@@ -1,0 +1,49 @@
+"""ontology.db_async.TogetherOnOneTrip: calls made in the same turn of the event loop run on
+one trip to a database thread, each with its own answer or error."""
+
+import asyncio
+import threading
+
+import pytest
+
+from ontology.db_async import TogetherOnOneTrip
+from ontology.scoping import ScopeError, group_scope
+
+
+def where(n: int) -> tuple[int, int]:
+    if n < 0:
+        raise ValueError(f"no {n}")
+    return n * 2, threading.get_ident()
+
+
+async def test_calls_of_one_turn_share_a_trip_each_with_its_own_answer_or_error():
+    together = TogetherOnOneTrip(where)
+    answers = await asyncio.gather(*(together(n) for n in (1, 2, -3, 4)), return_exceptions=True)
+    assert [a[0] for a in answers if isinstance(a, tuple)] == [2, 4, 8]
+    assert isinstance(answers[2], ValueError) and str(answers[2]) == "no -3"
+    threads = {a[1] for a in answers if isinstance(a, tuple)}
+    assert len(threads) == 1 and threading.get_ident() not in threads  # one database thread
+    assert together.largest == 4
+
+
+async def test_a_later_turns_calls_go_on_their_own_trip():
+    together = TogetherOnOneTrip(where)
+    assert (await together(1))[0] == 2
+    assert (await together(2))[0] == 4
+    assert together.largest == 1
+
+
+async def test_a_call_inside_a_tenant_scope_is_refused(tenant_a):
+    together = TogetherOnOneTrip(where)
+    with group_scope(tenant_a.group), pytest.raises(ScopeError):
+        await together(1)
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_answers():
+    together = TogetherOnOneTrip(where)
+    cancelled = asyncio.ensure_future(together(1))
+    kept = asyncio.ensure_future(together(2))
+    await asyncio.sleep(0)  # both are queued for the same trip
+    cancelled.cancel()
+    assert (await kept)[0] == 4
+    assert cancelled.cancelled()
