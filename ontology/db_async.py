@@ -22,6 +22,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from ontology.scoping import ScopeError, scope_set
 
@@ -92,7 +93,12 @@ class TogetherOnOneTrip:
         self.largest = max(self.largest, len(calls))
         try:
             answers = await db_call(_each)(self.func, [(a, k) for a, k, _ in calls])
-        except BaseException:  # the trip itself failed or was cancelled: nobody waits forever
+        except Exception as error:  # the trip itself failed: each call fails with it
+            for *_, future in calls:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except BaseException:  # cancelled (the loop closes): nobody waits forever
             for *_, future in calls:
                 future.cancel()
             raise
@@ -112,4 +118,5 @@ def _each(func: Callable[..., Any], calls: list[tuple[tuple, dict]]) -> list[tup
             answers.append((True, func(*args, **kwargs)))
         except Exception as error:  # this call's own; the others go on
             answers.append((False, error))
+            close_old_connections()  # a connection it broke is not handed to the next call
     return answers

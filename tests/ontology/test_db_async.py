@@ -47,3 +47,26 @@ async def test_a_cancelled_caller_leaves_the_others_their_answers():
     cancelled.cancel()
     assert (await kept)[0] == 4
     assert cancelled.cancelled()
+
+
+def broken_or_read(n: int) -> int:
+    """Breaks its database connection for n < 0 (as a restarted server would), else reads."""
+    from django.db import connection
+
+    if n < 0:
+        connection.ensure_connection()
+        connection.connection.close()  # the server's side is gone
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s", [n])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_that_breaks_its_connection_does_not_fail_the_next_one():
+    together = TogetherOnOneTrip(broken_or_read)
+    answers = await asyncio.gather(*(together(n) for n in (1, -1, 2)), return_exceptions=True)
+    assert answers[0] == 1 and answers[2] == 2
+    assert isinstance(answers[1], Exception)
+    assert together.largest == 3
