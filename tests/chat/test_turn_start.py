@@ -70,7 +70,14 @@ async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch)
     resumed = await frames_until(tab, "stream.resumed")
     assert (resumed[-1]["last_seq"], resumed[-1]["streaming"]) == (0, False)
     sweep = "mark_interrupted_runs"  # the process's own, not the socket's
-    names = [t.args[-1].func.__name__ for t in trips if t.args[-1].func.__name__ != sweep]
+
+    def named(trip) -> str:
+        call = trip.args[-1]
+        if call.func.__name__ == "_each":  # calls sharing a trip (db_async.TogetherOnOneTrip)
+            return "+".join(sorted({c.__name__ for c in call.args if callable(c)}))
+        return call.func.__name__
+
+    names = [named(t) for t in trips if named(t) != sweep]
     # The open, then the resume's look at the answer's row and at the latest run.
     assert names == ["_who_and_where", "streaming_run", "latest_run_id"]
     await tab.disconnect()
