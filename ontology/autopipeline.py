@@ -10,8 +10,9 @@ pipeline (measured on this project's dev Redis).
 `AutoPipeline(client)` has redis-py's asyncio command methods (`get`, `eval`, `zadd`,
 `evalsha` through a registered script...). A command is queued, and the commands queued
 in one turn of the event loop are sent at its next turn as one pipeline, on one of the
-pool's connections; pipelines of later turns do not wait for it (one pipeline in flight
-at a time made every command under load wait a turn more for the one before). Alone, a
+pool's connections (ontology.turn_batches); pipelines of later turns do not wait for it
+(one pipeline in flight at a time made every command under load wait a turn more for
+the one before). Alone, a
 command waits one turn of the loop more than it would on its own; in a burst, the
 commands of a turn share a round trip and a connection instead of each taking one.
 
@@ -29,15 +30,15 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncCoreCommands
 
+from ontology.turn_batches import Failed, TurnBatcher
 
-class AutoPipeline(AsyncCoreCommands):
+
+class AutoPipeline(TurnBatcher, AsyncCoreCommands):
     """A client's commands, sent in pipelines of what is waiting (see the module)."""
 
     def __init__(self, client: Redis) -> None:
+        super().__init__()
         self.client = client
-        self._queued: list[tuple[tuple, dict, asyncio.Future]] | None = None
-        self._senders: set[asyncio.Task] = set()
-        self.pipelines = 0  # how many were sent (for tests and benchmarks)
 
     @classmethod
     def of(cls, client: Redis) -> AutoPipeline:
@@ -57,39 +58,11 @@ class AutoPipeline(AsyncCoreCommands):
     def queue(self, *args: Any, **options: Any) -> asyncio.Future:
         """Queue a command (its words as Redis takes them); its answer's future. Commands
         queued in the same turn of the event loop go in the same pipeline, in order."""
-        future = asyncio.get_running_loop().create_future()
-        if self._queued is None:
-            self._queued = []
-            sender = asyncio.create_task(self._send())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
-        self._queued.append((args, options, future))
-        return future
+        return self.submit((args, options))
 
-    async def _send(self) -> None:
-        batch, self._queued = self._queued or [], None
-        try:
-            results = await self._pipeline(batch)
-        except Exception as error:  # the connection failed: each command fails
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        except BaseException:  # cancelled (the loop closes): nobody waits forever
-            for *_, future in batch:
-                future.cancel()
-            raise
-        for (*_, future), result in zip(batch, results, strict=True):
-            if future.done():  # its caller was cancelled
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _pipeline(self, batch: list[tuple[tuple, dict, asyncio.Future]]) -> list[Any]:
-        self.pipelines += 1
+    async def _run(self, commands: list[tuple[tuple, dict]]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
-            for args, options, _ in batch:
+            for args, options in commands:
                 pipe.execute_command(*args, **options)
-            return await pipe.execute(raise_on_error=False)
+            answers = await pipe.execute(raise_on_error=False)
+        return [Failed(a) if isinstance(a, Exception) else a for a in answers]

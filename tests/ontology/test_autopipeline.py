@@ -32,12 +32,12 @@ async def test_commands_queued_together_go_in_one_pipeline_in_order(redis):
         *(batched.incr("ap:counter") for _ in range(20)),
         batched.get("ap:counter"),
     )
-    assert batched.pipelines == 1
+    assert batched.batches == 1
     assert answers[0] is True and answers[1] == b"first"
     assert answers[2:22] == list(range(1, 21))  # each its own answer, in the order queued
     assert answers[22] == b"20"
     assert await batched.get("ap:text") == b"first"  # alone, the next turn's own pipeline
-    assert batched.pipelines == 2
+    assert batched.batches == 2
 
 
 async def test_one_commands_error_is_its_own(redis):
@@ -58,21 +58,21 @@ async def test_a_later_turns_commands_do_not_wait_for_the_pipeline_in_flight(red
         sending = asyncio.Event()
         first_answered_when_next_sent: list[bool] = []
 
-        async def _pipeline(self, batch):
-            if self.pipelines:
+        async def _run(self, batch):
+            if self.batches > 1:
                 self.first_answered_when_next_sent.append(first.done())
             self.sending.set()
-            return await super()._pipeline(batch)
+            return await super()._run(batch)
 
     batched = Watched(redis)
     first = batched.queue("INCR", "ap:counter")
     await batched.sending.wait()  # the sender has sent it and waits for the answer
-    assert not first.done() and batched.pipelines == 1
+    assert not first.done() and batched.batches == 1
     later = [batched.queue("INCR", "ap:counter") for _ in range(5)]
     answers = await asyncio.gather(first, *later)
     assert sorted(answers) == [1, 2, 3, 4, 5, 6]
     assert answers[1:] == sorted(answers[1:])  # in order within their pipeline
-    assert batched.pipelines == 2
+    assert batched.batches == 2
     assert batched.first_answered_when_next_sent == [False]
 
 
@@ -117,7 +117,7 @@ async def test_many_sockets_joining_at_once_share_pipelines_and_connections():
         redis = layer.connection(0)
         pool = redis.connection_pool
         assert len(pool._available_connections) + len(pool._in_use_connections) <= 2
-        assert AutoPipeline.of(redis).pipelines <= 2
+        assert AutoPipeline.of(redis).batches <= 2
         for n, channel in enumerate(channels[:5]):
             assert await redis.zscore(layer._group_key(f"burst{n}"), channel) is not None
     finally:

@@ -9,6 +9,9 @@ import pytest
 from ontology.db_async import TogetherOnOneTrip
 from ontology.scoping import ScopeError, group_scope
 
+# A trip tidies the database connections around its calls (db_call), as every trip does.
+pytestmark = pytest.mark.django_db
+
 
 def where(n: int) -> tuple[int, int]:
     if n < 0:

@@ -1,0 +1,69 @@
+"""Work that coroutines ask for in the same turn of the event loop, done together at its
+next turn: the mechanism under ontology.autopipeline (Redis commands in one pipeline) and
+ontology.db_async.TogetherOnOneTrip (calls on one trip to a database thread).
+
+A subclass says how a batch is done (`_run`: the items in, one outcome each, `Failed`
+for an item's own error); `submit` queues an item and answers its future. Batches of
+later turns do not wait for one still running. If the batch as a whole fails, each item
+fails with its error; if it is cancelled (the loop closes), each item's future is
+cancelled, so nobody waits forever. A caller cancelled meanwhile is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, NamedTuple
+
+
+class Failed(NamedTuple):
+    """An item's own error, as `_run` gives it."""
+
+    error: Exception
+
+
+class TurnBatcher:
+    def __init__(self) -> None:
+        self._queued: list[tuple[Any, asyncio.Future]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: set[asyncio.Task] = set()
+        self.batches = 0  # how many were done (for tests and benchmarks)
+        self.largest = 0  # the most items one batch carried
+
+    def submit(self, item: Any) -> asyncio.Future:
+        """Queue the item for this turn's batch; the future of its outcome."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._queued is None or self._loop is not loop:
+            self._queued, self._loop = [], loop
+            task = loop.create_task(self._do(self._queued))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        self._queued.append((item, future))
+        return future
+
+    async def _run(self, items: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _do(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        if self._queued is batch:  # items from here on go in the next batch
+            self._queued = None
+        self.batches += 1
+        self.largest = max(self.largest, len(batch))
+        try:
+            outcomes = await self._run([item for item, _ in batch])
+        except Exception as error:  # the batch as a whole failed: each item with it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(outcome, Failed):
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome)
