@@ -47,7 +47,7 @@ from chat.models import AIThread, Message, RunEvent
 from chat.runlog import FLUSH_EVENTS, close_run_log, run_log, write_rows
 from chat.titles import name_thread, title_later
 from ontology import async_redis
-from ontology.db_async import db_call, io_call
+from ontology.db_async import TogetherOnOneTrip, db_call, io_call
 from ontology.errors import ErrorCode, sentence_for
 from ontology.events import EventType
 from ontology.loops import PerLoop
@@ -56,6 +56,10 @@ from ontology.scoping import group_scope, scopes_disabled
 from ontology.services import event_record
 
 logger = logging.getLogger(__name__)
+
+# Turns starting in the same turn of the event loop (a burst of sends) make their start's
+# trip to a database thread together, each in its own tenant scope.
+_starting = TogetherOnOneTrip()
 
 FINAL_EVENTS = frozenset({"run.completed", "run.stopped", "error"})
 # A first answer that ends so gets the thread a title; one that failed leaves it for the next.
@@ -367,7 +371,7 @@ class RunRegistry:
             return prepared
 
         try:
-            prepared = await db_call(prepare)()
+            prepared = await _starting(prepare)
         except BaseException:  # refused (busy, the text) or failed: the thread is free again
             with contextlib.suppress(Exception):  # Redis is away: it expires (LOCK_SECONDS)
                 await _arelease_lock(thread.pk, lock)

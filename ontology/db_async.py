@@ -14,6 +14,7 @@ The request pool and the log thread stay within the database connection pool
 (DATABASE_POOL_MAX_SIZE).
 """
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +24,6 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from ontology.scoping import ScopeError, scope_set
 from ontology.turn_batches import Failed, TurnBatcher
 
 _executors: dict[str, ThreadPoolExecutor] = {}
@@ -56,35 +56,30 @@ def io_call(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class TogetherOnOneTrip(TurnBatcher):
-    """Calls of one sync function that arrive in the same turn of the event loop, run on
-    one trip to the request pool (one after the other there, each with its own answer or
-    error; ontology.turn_batches): a trip costs a pool thread's wake-up, a connection
-    taken from the pool and given back, and the event loop's share of the hop, some 0.3 ms
-    of CPU a call with a query, about as much as a socket's open reads. 100 sockets
-    opening at once cost 100-143 ms of CPU a trip each, 36-44 ms on one trip.
+    """Calls made through it in the same turn of the event loop run on one trip to the
+    request pool (one after the other there, each with its own answer or error;
+    ontology.turn_batches): a trip costs a pool thread's wake-up, a connection taken from
+    the pool and given back, and the event loop's share of the hop, some 0.3 ms of CPU a
+    call with a query, about as much as a socket's open reads. 100 sockets opening at
+    once cost 100-143 ms of CPU a trip each, 36-44 ms on one trip.
 
-    The calls run in the context of the trip, not of their callers: only for a function
-    that takes all it needs as arguments, called outside any tenant scope (a socket's open,
-    before its group is known); a call inside one is refused."""
+    Each call runs in a copy of its caller's context, as db_call's would: its tenant scope
+    is its own, whoever shares the trip. What a call changes in its context stays there
+    (db_call would hand it back to the caller). One instance per kind of work, so a call
+    someone waits for does not queue behind work of another kind."""
 
-    def __init__(self, func: Callable[..., Any]) -> None:
-        super().__init__()
-        self.func = func
+    async def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self.submit((contextvars.copy_context(), func, args, kwargs))
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if scope_set():
-            raise ScopeError(f"{self.func.__qualname__} shares its trip: call it outside a scope.")
-        return await self.submit((args, kwargs))
-
-    async def _run(self, calls: list[tuple[tuple, dict]]) -> list[Any]:
-        return await db_call(_each)(self.func, calls)
+    async def _run(self, calls: list[tuple[contextvars.Context, Callable, tuple, dict]]) -> list:
+        return await db_call(_each)(calls)
 
 
-def _each(func: Callable[..., Any], calls: list[tuple[tuple, dict]]) -> list[Any]:
+def _each(calls: list[tuple[contextvars.Context, Callable, tuple, dict]]) -> list[Any]:
     outcomes: list[Any] = []
-    for args, kwargs in calls:
+    for context, func, args, kwargs in calls:
         try:
-            outcomes.append(func(*args, **kwargs))
+            outcomes.append(context.run(func, *args, **kwargs))
         except Exception as error:  # this call's own; the others go on
             outcomes.append(Failed(error))
             close_old_connections()  # a connection it broke is not handed to the next call

@@ -88,11 +88,6 @@ def active_group() -> Group | None:
     )
 
 
-def scope_set() -> bool:
-    """Whether any scope is set: one group, several, or scopes disabled."""
-    return _active_group.get() is not None
-
-
 def ensure_group_allowed(group: Group) -> None:
     """Refuse a write to `group` while it is not one of the active groups."""
     current = _active_group.get()

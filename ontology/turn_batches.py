@@ -12,6 +12,7 @@ cancelled, so nobody waits forever. A caller cancelled meanwhile is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any, NamedTuple
 
 
@@ -35,7 +36,8 @@ class TurnBatcher:
         future = loop.create_future()
         if self._queued is None or self._loop is not loop:
             self._queued, self._loop = [], loop
-            task = loop.create_task(self._do(self._queued))
+            # in a context of its own: not that of whoever queued first
+            task = loop.create_task(self._do(self._queued), context=contextvars.Context())
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         self._queued.append((item, future))

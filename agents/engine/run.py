@@ -75,12 +75,16 @@ from billing.metering import Hold, MeteredCall, metered, price_deferred, settle,
 from billing.models import AICall
 from billing.pricing import Prices
 from billing.services import LedgerEntry, QuotaExceeded
-from ontology.db_async import db_call
+from ontology.db_async import TogetherOnOneTrip, db_call
 from ontology.errors import sentence_for
 from ontology.models import Group, User
 from ontology.scoping import group_scope
 
 logger = logging.getLogger(__name__)
+
+# Runs ending in the same turn of the event loop save their answers on one trip to a
+# database thread, each in its own tenant scope.
+_finishing = TogetherOnOneTrip()
 
 SEARCH_TOOL = "searchKnowledge"
 
@@ -711,7 +715,7 @@ class AgentRun:
             )
 
         try:
-            await db_call(write)(status, error_code)
+            await _finishing(write, status, error_code)
         except Exception:
             logger.exception("run %s: its answer could not be saved as it ended", self.run_id)
             status, error_code = AnswerStatus.ERROR, "internal"

@@ -2,6 +2,7 @@
 agents' version) and one trip to a database thread (the question and the run's own set-up:
 its agent and the history it sends)."""
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -74,7 +75,7 @@ async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch)
     def named(trip) -> str:
         call = trip.args[-1]
         if call.func.__name__ == "_each":  # calls sharing a trip (db_async.TogetherOnOneTrip)
-            return "+".join(sorted({c.__name__ for c in call.args if callable(c)}))
+            return "+".join(sorted({func.__name__ for _, func, _, _ in call.args[0]}))
         return call.func.__name__
 
     names = [named(t) for t in trips if named(t) != sweep]
@@ -242,3 +243,39 @@ async def test_the_answers_row_is_written_on_the_turns_start_trip(sim):
     await send(tab, type="run.stop", run_id=started["run_id"])
     await frames_until(tab, "run.stopped")
     await tab.disconnect()
+
+
+async def test_turns_of_two_tenants_starting_together_share_a_trip_each_in_its_own_group(sim):
+    """Starts in the same turn of the event loop make their trip to a database thread
+    together (chat.runs._starting); each question and answer is saved in its own group."""
+    from chat.runs import _starting
+
+    turns = [await chat_setup(), await chat_setup(slug="other")]
+    for tenant, thread in turns:  # one turn each first: the plan is read, the process listens
+        await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi")
+        await frames_of_the_run_end(tenant, thread)
+    _starting.largest = 0
+    sent = await asyncio.gather(
+        *(
+            send_message(group=tenant.group, thread=thread, user=tenant.member, content=f"Q{n}")
+            for n, (tenant, thread) in enumerate(turns)
+        )
+    )
+    assert _starting.largest == 2  # both starts on one trip
+    for n, ((tenant, thread), (run_id, question)) in enumerate(zip(turns, sent, strict=True)):
+        await frames_of_the_run_end(tenant, thread)
+
+        def saved(tenant=tenant, thread=thread):
+            with group_scope(tenant.group):
+                return list(
+                    Message.objects.filter(thread=thread).values_list(
+                        "group_id", "role", "content", "status", "run_id"
+                    )
+                )
+
+        rows = await database_sync_to_async(saved)()
+        assert [(g, r, s) for g, r, _, s, _ in rows[2:]] == [
+            (tenant.group.pk, "user", "complete"),
+            (tenant.group.pk, "assistant", "complete"),
+        ]
+        assert rows[2][2] == f"Q{n}" == question.content and rows[3][4] == run_id

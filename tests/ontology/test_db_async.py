@@ -1,5 +1,6 @@
 """ontology.db_async.TogetherOnOneTrip: calls made in the same turn of the event loop run on
-one trip to a database thread, each with its own answer or error."""
+one trip to a database thread, each with its own answer or error, in its own caller's
+context (its tenant scope)."""
 
 import asyncio
 import threading
@@ -7,7 +8,7 @@ import threading
 import pytest
 
 from ontology.db_async import TogetherOnOneTrip
-from ontology.scoping import ScopeError, group_scope
+from ontology.scoping import active_group, group_scope
 
 # A trip tidies the database connections around its calls (db_call), as every trip does.
 pytestmark = pytest.mark.django_db
@@ -20,8 +21,10 @@ def where(n: int) -> tuple[int, int]:
 
 
 async def test_calls_of_one_turn_share_a_trip_each_with_its_own_answer_or_error():
-    together = TogetherOnOneTrip(where)
-    answers = await asyncio.gather(*(together(n) for n in (1, 2, -3, 4)), return_exceptions=True)
+    together = TogetherOnOneTrip()
+    answers = await asyncio.gather(
+        *(together(where, n) for n in (1, 2, -3, 4)), return_exceptions=True
+    )
     assert [a[0] for a in answers if isinstance(a, tuple)] == [2, 4, 8]
     assert isinstance(answers[2], ValueError) and str(answers[2]) == "no -3"
     threads = {a[1] for a in answers if isinstance(a, tuple)}
@@ -30,22 +33,37 @@ async def test_calls_of_one_turn_share_a_trip_each_with_its_own_answer_or_error(
 
 
 async def test_a_later_turns_calls_go_on_their_own_trip():
-    together = TogetherOnOneTrip(where)
-    assert (await together(1))[0] == 2
-    assert (await together(2))[0] == 4
+    together = TogetherOnOneTrip()
+    assert (await together(where, 1))[0] == 2
+    assert (await together(where, 2))[0] == 4
     assert together.largest == 1
 
 
-async def test_a_call_inside_a_tenant_scope_is_refused(tenant_a):
-    together = TogetherOnOneTrip(where)
-    with group_scope(tenant_a.group), pytest.raises(ScopeError):
-        await together(1)
+def scoped() -> int | None:
+    group = active_group()
+    return group.pk if group is not None else None
+
+
+async def test_each_call_runs_in_its_own_callers_tenant_scope(tenant_a, tenant_b):
+    together = TogetherOnOneTrip()
+
+    async def as_(group):
+        if group is None:
+            return await together(scoped)
+        with group_scope(group):
+            return await together(scoped)
+
+    # whoever queues first, none of the trip runs in their scope but their own call
+    groups = (tenant_a.group, None, tenant_b.group, tenant_a.group)
+    answers = await asyncio.gather(*(as_(g) for g in groups))
+    assert answers == [tenant_a.group.pk, None, tenant_b.group.pk, tenant_a.group.pk]
+    assert together.largest == 4
 
 
 async def test_a_cancelled_caller_leaves_the_others_their_answers():
-    together = TogetherOnOneTrip(where)
-    cancelled = asyncio.ensure_future(together(1))
-    kept = asyncio.ensure_future(together(2))
+    together = TogetherOnOneTrip()
+    cancelled = asyncio.ensure_future(together(where, 1))
+    kept = asyncio.ensure_future(together(where, 2))
     await asyncio.sleep(0)  # both are queued for the same trip
     cancelled.cancel()
     assert (await kept)[0] == 4
@@ -68,8 +86,10 @@ def broken_or_read(n: int) -> int:
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_call_that_breaks_its_connection_does_not_fail_the_next_one():
-    together = TogetherOnOneTrip(broken_or_read)
-    answers = await asyncio.gather(*(together(n) for n in (1, -1, 2)), return_exceptions=True)
+    together = TogetherOnOneTrip()
+    answers = await asyncio.gather(
+        *(together(broken_or_read, n) for n in (1, -1, 2)), return_exceptions=True
+    )
     assert answers[0] == 1 and answers[2] == 2
     assert isinstance(answers[1], Exception)
     assert together.largest == 3
