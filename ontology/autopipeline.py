@@ -12,9 +12,9 @@ pipeline (measured on this project's dev Redis).
 in one turn of the event loop are sent at its next turn as one pipeline, on one of the
 pool's connections (ontology.turn_batches); pipelines of later turns do not wait for it
 (one pipeline in flight at a time made every command under load wait a turn more for
-the one before). Alone, a
-command waits one turn of the loop more than it would on its own; in a burst, the
-commands of a turn share a round trip and a connection instead of each taking one.
+the one before). Alone, a command waits one turn of the loop more than it would on its
+own; in a burst, the commands of a turn share a round trip and a connection instead of
+each taking one.
 
 Each command's answer, or its error, is its own: one command's error does not fail the
 others. A connection error (after the client's own retries) fails every command of that

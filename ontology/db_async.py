@@ -27,6 +27,8 @@ from django.db import close_old_connections
 from ontology.turn_batches import Failed, TurnBatcher
 
 _executors: dict[str, ThreadPoolExecutor] = {}
+# a call sharing a trip (TogetherOnOneTrip): its caller's context, the function, its arguments
+_Call = tuple[contextvars.Context, Callable[..., Any], tuple, dict]
 
 
 def _executor(name: str, threads: int) -> ThreadPoolExecutor:
@@ -71,11 +73,11 @@ class TogetherOnOneTrip(TurnBatcher):
     async def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self.submit((contextvars.copy_context(), func, args, kwargs))
 
-    async def _run(self, calls: list[tuple[contextvars.Context, Callable, tuple, dict]]) -> list:
+    async def _run(self, calls: list[_Call]) -> list[Any]:
         return await db_call(_each)(calls)
 
 
-def _each(calls: list[tuple[contextvars.Context, Callable, tuple, dict]]) -> list[Any]:
+def _each(calls: list[_Call]) -> list[Any]:
     outcomes: list[Any] = []
     for context, func, args, kwargs in calls:
         try:
