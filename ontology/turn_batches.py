@@ -3,7 +3,8 @@ next turn: the mechanism under ontology.autopipeline (Redis commands in one pipe
 ontology.db_async.TogetherOnOneTrip (calls on one trip to a database thread).
 
 A subclass says how a batch is done (`_run`: the items in, one outcome each, `Failed`
-for an item's own error); `submit` queues an item and answers its future. Batches of
+for an item's own error), or how it is launched (`_launch`: db_async.TogetherOnOneTrip
+hands it to a thread, which settles it); `submit` queues an item and answers its future. Batches of
 later turns do not wait for one still running. If the batch as a whole fails, each item
 fails with its error; if it is cancelled (the loop closes), each item's future is
 cancelled, so nobody waits forever. A caller cancelled meanwhile is skipped.
@@ -36,36 +37,56 @@ class TurnBatcher:
         future = loop.create_future()
         if self._queued is None or self._loop is not loop:
             self._queued, self._loop = [], loop
-            # in a context of its own: not that of whoever queued first
-            task = loop.create_task(self._do(self._queued), context=contextvars.Context())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._launch(loop, self._queued)
         self._queued.append((item, future))
         return future
 
-    async def _run(self, items: list[Any]) -> list[Any]:
-        raise NotImplementedError
+    def _launch(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
+        """Have the batch done from the loop's next turn: by `_run`, in a task."""
+        # in a context of its own: not that of whoever queued first
+        task = loop.create_task(self._do(batch), context=contextvars.Context())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
-    async def _do(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
-        if self._queued is batch:  # items from here on go in the next batch
+    def _taken(self, batch: list) -> list[Any]:
+        """The batch's items, as its work begins: what is queued from here on goes in the
+        next batch."""
+        if self._queued is batch:
             self._queued = None
         self.batches += 1
         self.largest = max(self.largest, len(batch))
-        try:
-            outcomes = await self._run([item for item, _ in batch])
-        except Exception as error:  # the batch as a whole failed: each item with it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        except BaseException:
-            for _, future in batch:
-                future.cancel()
-            raise
+        return [item for item, _ in batch]
+
+    @staticmethod
+    def _settle(batch: list[tuple[Any, asyncio.Future]], outcomes: list[Any]) -> None:
+        """Each item's outcome to its future (a caller cancelled meanwhile is skipped)."""
         for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # its caller was cancelled
+            if future.done():
                 continue
             if isinstance(outcome, Failed):
                 future.set_exception(outcome.error)
             else:
                 future.set_result(outcome)
+
+    @staticmethod
+    def _fail(batch: list[tuple[Any, asyncio.Future]], error: BaseException) -> None:
+        """The batch as a whole failed: each item with its error."""
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _run(self, items: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _do(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        items = self._taken(batch)
+        try:
+            outcomes = await self._run(items)
+        except Exception as error:
+            self._fail(batch, error)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        self._settle(batch, outcomes)

@@ -62,12 +62,12 @@ async def test_an_agent_switched_off_fails_the_run_as_it_starts(sim):
 async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch):
     """Its user, the thread and whether an answer streams on it are read together; the
     run's lock is read in the event loop."""
-    from ontology.db_async import _request_pool
+    from ontology.db_async import _request_pool, _trip
 
     tenant, thread = await chat_setup()
     pool, trips = _request_pool(), []
     submit = pool.submit
-    monkeypatch.setattr(pool, "submit", lambda *a, **k: trips.append(a[0]) or submit(*a, **k))
+    monkeypatch.setattr(pool, "submit", lambda *a, **k: trips.append(a) or submit(*a, **k))
     tab, _ = await connect(thread.pk, tenant.member)
     await send(tab, type="stream.resume", after_seq=0)
     resumed = await frames_until(tab, "stream.resumed")
@@ -75,10 +75,9 @@ async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch)
     sweep = "mark_interrupted_runs"  # the process's own, not the socket's
 
     def named(trip) -> str:
-        call = trip.args[-1]
-        if call.func.__name__ == "_each":  # calls sharing a trip (db_async.TogetherOnOneTrip)
-            return "+".join(sorted({func.__name__ for _, func, _, _ in call.args[0]}))
-        return call.func.__name__
+        if trip[0] is _trip:  # calls sharing a trip (db_async.TogetherOnOneTrip)
+            return "+".join(sorted({func.__name__ for _, func, _, _ in trip[-1]}))
+        return trip[0].args[-1].func.__name__  # db_call's
 
     names = [named(t) for t in trips if named(t) != sweep]
     # The open, then the resume's look at the answer's row and at the latest run.

@@ -4,6 +4,7 @@ context (its tenant scope)."""
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -93,3 +94,37 @@ async def test_a_call_that_breaks_its_connection_does_not_fail_the_next_one():
     assert answers[0] == 1 and answers[2] == 2
     assert isinstance(answers[1], Exception)
     assert together.largest == 3
+
+
+async def test_a_callers_answer_comes_back_within_two_turns_of_the_loop_after_its_trip():
+    """The thread hands the answers back in one callback, each caller goes on at the turn
+    after: the turns of the loop between a trip's end and its callers going on are each a
+    wait behind every other stream when the loop is busy. (Through db_call they were four:
+    the executor's future, asgiref's shield, the batch's task, the caller.)"""
+    loop = asyncio.get_running_loop()
+    turns = 0
+
+    def tick() -> None:
+        nonlocal turns
+        turns += 1
+        loop.call_soon(tick)
+
+    def counted(n: int) -> int:
+        loop.call_soon_threadsafe(tick)  # from here, each turn of the loop counts one
+        return n
+
+    together = TogetherOnOneTrip()
+    assert await together(counted, 7) == 7
+    # 2; 3 when the loop takes its next turn between the tick's callback and the answers'
+    assert turns <= 3
+
+
+async def test_a_trip_the_pool_refuses_fails_its_callers_and_leaves_none_waiting(monkeypatch):
+    from ontology import db_async
+
+    stopped = ThreadPoolExecutor(max_workers=1)
+    stopped.shutdown()  # as the process stops
+    monkeypatch.setattr(db_async, "_request_pool", lambda: stopped)
+    together = TogetherOnOneTrip()
+    answers = await asyncio.gather(*(together(where, n) for n in (1, 2)), return_exceptions=True)
+    assert all(isinstance(a, RuntimeError) for a in answers), answers
