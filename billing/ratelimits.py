@@ -31,7 +31,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import _get_ip
 
-from billing.counters import Claim, Count, Tally, acount_and_read, count_and_read, count_hits
+from billing.counters import Claim, Count, Tally, acount_and_read, count_and_read
 from billing.selectors import cached_plan, current_plan
 from ontology.db_async import db_call
 from ontology.errors import ErrorCode
@@ -242,18 +242,26 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-def message_rates(group: Group) -> dict[str, str]:
-    return _rates_of(current_plan(group))
-
-
 def _rates_of(plan) -> dict[str, str]:
     return {"user": plan.message_rate_user, "group": plan.message_rate_group}
 
 
 def message_rate_limited(*, user: User, group: Group) -> int | None:
     """Count one message; seconds to wait when the user or the group is over its limit."""
-    hits = _message_hits(user=user, group=group, rates=message_rates(group))
-    return _message_refusal(user=user, group=group, counts=count_hits(hits))
+    return message_counted(user=user, group=group).retry_after
+
+
+def message_counted(
+    *, user: User, group: Group, claim: Claim | None = None, peek: Sequence[str] = ()
+) -> MessageCount:
+    """Count one message, and in the same round trip set `claim`'s key first (a thread's
+    run lock: a claim that is held counts nothing) and read the `peek` keys
+    (billing.counters); from a thread (a turn's start trip, chat.runs), which also audits
+    a first refusal."""
+    hits = _message_hits(user=user, group=group, rates=_rates_of(current_plan(group)))
+    tally = count_and_read(hits, peek=peek, claim=claim)
+    retry_after = _message_refusal(user=user, group=group, counts=tally.counts)
+    return MessageCount(retry_after, tally)
 
 
 async def amessage_rate_limited(*, user: User, group: Group) -> int | None:

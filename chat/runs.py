@@ -318,21 +318,27 @@ class RunRegistry:
         group: Group,
         thread: AIThread,
         user: User,
-        admit: Callable[[Claim], Awaitable[str | None]],
+        admit: Callable[[Claim], str | None],
         before: Callable[[], Any] | None = None,
         conversation: ThreadConversation | None = None,
     ) -> tuple[uuid.UUID, Any]:
-        """Start a run on the thread. First, from the event loop, `admit` takes the thread's
-        lock (the Claim given) in the same Redis round trip as the message's rate limit
-        (billing.ratelimits.amessage_counted), and answers the group's configuration
-        version it read there: it raises Busy when the lock is held (nothing counted), or
-        to refuse (e.g. RateLimited, the lock let go). Then one trip to a database thread:
-        the look for an answer still streaming (the lock's durable half), `before` (sync,
-        e.g. saving the question; its result is returned) and the run's own set-up (its
-        agent, from this process's copy when that version says it is current, and the
-        history it sends). `conversation`: the thread's, when `before` asks a question
+        """Start a run on the thread, in one trip to a database thread (shared with the
+        turns starting in the same turn of the event loop: `_starting`). There, `admit`
+        takes the thread's lock (the Claim given) in the same Redis round trip as the
+        message's rate limit (billing.ratelimits.message_counted), and answers the group's
+        configuration version it read there: it raises Busy when the lock is held (nothing
+        counted), or to refuse (e.g. RateLimited, the lock let go). Then, on the same trip,
+        the look for an answer still streaming (the lock's durable half), `before` (e.g.
+        saving the question; its result is returned) and the run's own set-up (its agent,
+        from this process's copy when that version says it is current, and the history it
+        sends). `conversation`: the thread's, when `before` asks a question
         (ThreadConversation.ask): the thread's messages are then read once, for both the
         look for an answer still streaming and where the question goes.
+
+        The admission was made from the event loop before the trip, until a probe at 200
+        streams showed its Redis round trip there taking 10-11 ms at p50 and 66-98 ms at
+        p95 of a start (the last third of the ramp): each of its turns of the loop waited
+        behind every stream's deltas. On the thread it is one blocking round trip.
 
         Raises Busy when another run holds the thread, in this process or another.
         """
@@ -340,25 +346,16 @@ class RunRegistry:
         run_id = uuid.uuid4()
         lock = self._lock_value(run_id)
         claim = Claim(cache.make_key(_lock_key(thread.pk)), _SERIALIZER.dumps(lock), LOCK_SECONDS)
-        version = await admit(claim)
         sink = EventLog(
             group=group, thread=thread, before_final=lambda: self._let_go(run, thread.pk)
         )
         conversation = conversation or ThreadConversation(group=group, thread=thread)
         title = _TitleOnFinish(group=group, thread=thread, user=user)
         conversation.after_finish = title
-        run = AgentRun(
-            group=group,
-            conversation=conversation,
-            user=user,
-            sink=sink,
-            run_id=run_id,
-            # this process's copy, when the version read with the lock says it is current;
-            # else the set-up reads the group's version and configuration itself
-            configuration=cached_configuration(group.pk, version) if version else None,
-        )
+        run = AgentRun(group=group, conversation=conversation, user=user, sink=sink, run_id=run_id)
 
         def prepare() -> Any:
+            version = admit(claim)
             if _still_streaming(thread.pk, conversation):
                 raise Busy  # Redis lost the lock of a run that still streams
             # the question's rows and the answer's go in one statement, at the block's end
@@ -367,12 +364,16 @@ class RunRegistry:
                 # the agent, the history and the answer's row, on this same trip (the
                 # question is in): from here the row holds the thread too (the lock's
                 # durable half)
-                run.prepare_now(place_answer=True)
+                # this process's copy, when the version read with the lock says it is
+                # current; else the set-up reads the group's version and configuration
+                configuration = cached_configuration(group.pk, version) if version else None
+                run.prepare_now(place_answer=True, configuration=configuration)
             return prepared
 
         try:
             prepared = await _starting(prepare)
         except BaseException:  # refused (busy, the text) or failed: the thread is free again
+            # (only if the lock is this run's: a thread refused as busy keeps its run's)
             with contextlib.suppress(Exception):  # Redis is away: it expires (LOCK_SECONDS)
                 await _arelease_lock(thread.pk, lock)
             raise

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from billing.counters import Claim
-from billing.ratelimits import RateLimited, amessage_counted
+from billing.ratelimits import RateLimited, message_counted
 from chat import services
 from chat.conversation import ThreadConversation
 from chat.fanout import broadcast
@@ -144,13 +144,14 @@ async def _start(
     branches: bool = False,
     conversation: ThreadConversation | None = None,
 ) -> tuple[uuid.UUID, Message]:
-    async def admit(claim: Claim) -> str | None:
-        """The thread's lock and the message's count in one round trip from the event loop,
-        which also reads the group's configuration version: counted only once the thread is
-        free, so a send refused as busy uses none of it. (A send refused by the lock's
-        durable half, in the second after Redis lost a streaming run's lock, is counted.)"""
+    def admit(claim: Claim) -> str | None:
+        """The thread's lock and the message's count in one Redis round trip, first on the
+        start's trip to a database thread, which also reads the group's configuration
+        version: counted only once the thread is free, so a send refused as busy uses none
+        of it. (A send refused by the lock's durable half, in the second after Redis lost a
+        streaming run's lock, is counted.)"""
         version_key = group_version_key(group.pk)
-        counted = await amessage_counted(user=user, group=group, claim=claim, peek=[version_key])
+        counted = message_counted(user=user, group=group, claim=claim, peek=[version_key])
         if not counted.tally.claimed:
             raise Busy
         if counted.retry_after is not None:

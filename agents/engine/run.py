@@ -185,13 +185,17 @@ class AgentRun:
 
     # --- the loop ----------------------------------------------------------------
 
-    def prepare_now(self, *, place_answer: bool = False) -> None:
+    def prepare_now(
+        self, *, place_answer: bool = False, configuration: GroupConfiguration | None = None
+    ) -> None:
         """Set up on the caller's database thread (sync), right after the caller's own
         writes, so `execute` needs no trip of its own before `run.started`; what fails here
         fails the run in `execute`, as it would there. With `place_answer`, the answer's
         row (streaming, empty) is written on the same trip once the set-up has succeeded,
         not on a trip of its own at the first text; if that write fails, it is tried
-        again there."""
+        again there. `configuration`: as in __init__, when the caller read it since."""
+        if configuration is not None:
+            self._configuration = configuration
         try:
             self.setup = self._set_up()
         except Exception as error:

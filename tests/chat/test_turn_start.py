@@ -3,6 +3,7 @@ agents' version) and one trip to a database thread (the question and the run's o
 its agent and the history it sends)."""
 
 import asyncio
+import threading
 import uuid
 from datetime import timedelta
 
@@ -11,11 +12,9 @@ import redis
 import redis.asyncio
 from channels.db import database_sync_to_async
 from django.core.cache import cache
-from django.db import transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from chat.conversation import ThreadConversation
 from chat.models import Message
 from chat.runs import STALE_AFTER, Busy, _lock_key, registry
 from chat.turns import send_message
@@ -175,12 +174,13 @@ async def test_an_answer_streaming_with_a_live_heartbeat_keeps_the_thread_busy(s
         await frames_of_the_run_end(tenant, thread)
 
 
-async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from_the_loop(
+async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_on_its_start_trip(
     sim, monkeypatch
 ):
     """Once the process holds the group's plan and agents, a turn's start sends one script
-    from the event loop (the lock, both message counts, the configuration's version) and
-    none from its database thread."""
+    (the lock, both message counts, the configuration's version), from its database thread
+    on the start's trip (chat.runs._starting), and none from the event loop: there its
+    round trip waited behind every stream's deltas for several turns of the loop."""
     tenant, thread = await chat_setup()
     thread.title = "Named"  # no title is made after the first answer, beside the second turn
     await database_sync_to_async(thread.save)(update_fields=["title"])
@@ -191,7 +191,7 @@ async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from
     loop_queue = AutoPipeline.queue
 
     def on_thread(client, *args, **options):
-        sync_calls.append(args)
+        sync_calls.append((threading.get_ident(), *args))
         return sync_execute(client, *args, **options)
 
     async def on_loop(client, *args, **options):
@@ -213,8 +213,9 @@ async def test_a_turns_lock_rate_limit_and_agent_version_are_one_redis_call_from
         names = (_lock_key(thread.pk), ":rl:messages:", "config-version:")
         return [c for c in calls if any(n in str(a) for a in c[1:] for n in names)]
 
-    assert turns(sync_calls) == []
-    (script,) = turns(loop_calls)
+    assert turns(loop_calls) == []
+    ((on, *script),) = turns(sync_calls)
+    assert on != threading.get_ident()  # a database thread's, not the event loop's
     assert script[0] in ("EVALSHA", "EVAL")
     keys = [str(k) for k in script[3 : 3 + int(script[2])]]
     assert keys[0].endswith(_lock_key(thread.pk))
@@ -248,32 +249,20 @@ async def test_the_answers_row_is_written_on_the_turns_start_trip(sim):
 
 async def test_turns_of_two_tenants_starting_together_share_a_trip_each_in_its_own_group(sim):
     """Starts in the same turn of the event loop make their trip to a database thread
-    together (chat.runs._starting); each question and answer is saved in its own group.
-    (Admitted at once, with no Redis call, so that both reach the trip in one turn.)"""
+    together (chat.runs._starting), admission included; each question and answer is saved
+    in its own group. (Nothing suspends a start before its trip once the process listens
+    for stops, so both reach it in one turn of the loop.)"""
     from chat.runs import _starting
 
-    async def admitted(claim) -> None:
-        return None
-
-    def start(n: int, tenant, thread):
-        conversation = ThreadConversation(group=tenant.group, thread=thread)
-
-        def ask() -> Message:
-            with group_scope(tenant.group), transaction.atomic():
-                return conversation.ask(user=tenant.member, content=f"Q{n}")
-
-        return registry().start(
-            group=tenant.group,
-            thread=thread,
-            user=tenant.member,
-            admit=admitted,
-            before=ask,
-            conversation=conversation,
-        )
-
     turns = [await chat_setup(), await chat_setup(slug="other")]
+    await registry().ensure_running()
     _starting.largest = 0
-    started = await asyncio.gather(*(start(n, *turn) for n, turn in enumerate(turns)))
+    started = await asyncio.gather(
+        *(
+            send_message(group=tenant.group, thread=thread, user=tenant.member, content=f"Q{n}")
+            for n, (tenant, thread) in enumerate(turns)
+        )
+    )
     assert _starting.largest == 2  # both starts on one trip
     for n, ((tenant, thread), (run_id, question)) in enumerate(zip(turns, started, strict=True)):
         await frames_of_the_run_end(tenant, thread)
