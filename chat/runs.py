@@ -336,7 +336,7 @@ class RunRegistry:
         look for an answer still streaming and where the question goes.
 
         The admission was made from the event loop before the trip, until a probe at 200
-        streams showed its Redis round trip there taking 10-11 ms at p50 and 66-98 ms at
+        streams showed its Redis round trip there taking 10-12 ms at p50 and 66-99 ms at
         p95 of a start (the last third of the ramp): each of its turns of the loop waited
         behind every stream's deltas. On the thread it is one blocking round trip.
 
