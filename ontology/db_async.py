@@ -93,7 +93,12 @@ class TogetherOnOneTrip(TurnBatcher):
             self._fail(batch, error)
 
 
-def _trip(loop: asyncio.AbstractEventLoop, together: TogetherOnOneTrip, batch, calls) -> None:
+def _trip(
+    loop: asyncio.AbstractEventLoop,
+    together: TogetherOnOneTrip,
+    batch: list[tuple[_Call, asyncio.Future]],
+    calls: list[_Call],
+) -> None:
     """On a pool thread: the calls, between the connections' tidying (as db_call's), then
     their outcomes to the loop in one callback."""
     try:

@@ -4,10 +4,11 @@ ontology.db_async.TogetherOnOneTrip (calls on one trip to a database thread).
 
 A subclass says how a batch is done (`_run`: the items in, one outcome each, `Failed`
 for an item's own error), or how it is launched (`_launch`: db_async.TogetherOnOneTrip
-hands it to a thread, which settles it); `submit` queues an item and answers its future. Batches of
-later turns do not wait for one still running. If the batch as a whole fails, each item
-fails with its error; if it is cancelled (the loop closes), each item's future is
-cancelled, so nobody waits forever. A caller cancelled meanwhile is skipped.
+hands it to a thread, which settles it); `submit` queues an item and answers its
+future. Batches of later turns do not wait for one still running. If the batch as a
+whole fails, each item fails with its error; if it is cancelled (the loop closes), each
+item's future is cancelled, so nobody waits forever. A caller cancelled meanwhile is
+skipped.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class TurnBatcher:
         task = loop.create_task(self._do(batch), context=contextvars.Context())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    async def _run(self, items: list[Any]) -> list[Any]:
+        raise NotImplementedError
 
     def _taken(self, batch: list) -> list[Any]:
         """The batch's items, as its work begins: what is queued from here on goes in the
