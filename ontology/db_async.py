@@ -88,16 +88,13 @@ class TogetherOnOneTrip(TurnBatcher):
     def _hand_over(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
         calls = self._taken(batch)
         try:
-            _request_pool().submit(_trip, loop, self, batch, calls)
+            _request_pool().submit(_trip, loop, batch, calls)
         except RuntimeError as error:  # the pool is shut down (the process is stopping)
             self._fail(batch, error)
 
 
 def _trip(
-    loop: asyncio.AbstractEventLoop,
-    together: TogetherOnOneTrip,
-    batch: list[tuple[_Call, asyncio.Future]],
-    calls: list[_Call],
+    loop: asyncio.AbstractEventLoop, batch: list[tuple[_Call, asyncio.Future]], calls: list[_Call]
 ) -> None:
     """On a pool thread: the calls, between the connections' tidying (as db_call's), then
     their outcomes to the loop in one callback."""
@@ -108,9 +105,9 @@ def _trip(
         finally:
             close_old_connections()
     except BaseException as error:  # not a call's own: the trip's (its tidying)
-        settle, answer = together._fail, error
+        settle, answer = TurnBatcher._fail, error
     else:
-        settle, answer = together._settle, outcomes
+        settle, answer = TurnBatcher._settle, outcomes
     with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
         loop.call_soon_threadsafe(settle, batch, answer)
 
