@@ -21,8 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -43,15 +42,30 @@ def _request_pool() -> ThreadPoolExecutor:
     return _executor("db", settings.PARLEY_DB_THREADS)
 
 
+class _Tidied(SyncToAsync):
+    """channels' `database_sync_to_async`, its tidying called here: the thread's connection
+    goes back to the pool before and after each call. channels' own is looked up as
+    `channels.db.close_old_connections`, which its test communicator turns off, process-wide,
+    while a test waits on a socket (for tests that share one connection in a transaction):
+    every call made meanwhile left its pool thread holding a connection, so a later test
+    found the pool short, or a query that opened no connection."""
+
+    def thread_handler(self, loop, *args, **kwargs):
+        close_old_connections()
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        finally:
+            close_old_connections()
+
+
 def db_call(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a sync function that uses the database on the request pool (connections tidied)."""
-    return database_sync_to_async(func, thread_sensitive=False, executor=_request_pool())
+    return _Tidied(func, thread_sensitive=False, executor=_request_pool())
 
 
 def log_call(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a run-log write on the log writer's own thread (connections tidied)."""
-    executor = _executor("run-log", 1)
-    return database_sync_to_async(func, thread_sensitive=False, executor=executor)
+    return _Tidied(func, thread_sensitive=False, executor=_executor("run-log", 1))
 
 
 def io_call(func: Callable[..., Any]) -> Callable[..., Any]:

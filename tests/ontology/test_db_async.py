@@ -5,10 +5,12 @@ context (its tenant scope)."""
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
 import pytest
+from django.db import connection
 
-from ontology.db_async import TogetherOnOneTrip
+from ontology.db_async import TogetherOnOneTrip, db_call, log_call
 from ontology.scoping import active_group, group_scope
 
 # A trip tidies the database connections around its calls (db_call), as every trip does.
@@ -130,3 +132,23 @@ async def test_a_trip_the_pool_refuses_fails_its_callers_and_leaves_none_waiting
     together = TogetherOnOneTrip()
     answers = await asyncio.gather(*(together(where, n) for n in (1, 2)), return_exceptions=True)
     assert all(isinstance(a, RuntimeError) for a in answers), answers
+
+
+def holds_a_connection() -> bool:
+    """Whether this thread held an open connection before this call's query, then queries."""
+    held = connection.connection is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return held
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("call", [db_call, log_call], ids=["db_call", "log_call"])
+async def test_a_call_gives_its_connection_back_while_a_test_waits_on_a_socket(call):
+    """channels' test communicator turns `channels.db.close_old_connections` off while a test
+    waits on a socket (as below); our calls tidy their connections all the same, so no pool
+    thread keeps one checked out for the next test."""
+    with mock.patch("channels.db.close_old_connections", lambda: None):
+        # one thread (the log writer's, or the only one free): each call sees the last
+        for _ in range(2):
+            assert not await call(holds_a_connection)()
