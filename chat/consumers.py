@@ -148,15 +148,20 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         raise StopConsumer()
 
     async def connect(self) -> None:
-        await self.accept()
+        """The socket is accepted once it listens to its thread in this process: a client
+        that sees it open hears every notice and run started here from then on, from `seq`
+        1, whichever tab sends (most tabs of a thread share its run's process). Then it
+        joins its groups for other processes' (waiting out a Redis restart while open). A
+        refusal is accepted too, to carry its close code (a socket closed before its
+        handshake only shows 1006)."""
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
         user, access, stored_run = await _opening(_who_and_where, self.scope, thread_id)
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            await self._refuse(CLOSE_NOT_LOGGED_IN)
             return
         self.token: TokenAccess | None = self.scope.get("api_token")
         if access is None or (self.token is not None and access[0].pk != self.token.group.pk):
-            await self.close(code=CLOSE_NOT_FOUND)  # a token reaches its own group's threads
+            await self._refuse(CLOSE_NOT_FOUND)  # a token reaches its own group's threads
             return
         self.user = user
         self.group, self.thread = access
@@ -169,6 +174,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.events_lock = asyncio.Lock()
         self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_SIZE)
         self.origin = process_origin(self.channel_layer)
+        self.pump: asyncio.Task | None = None  # started by the first event queued
+        local_fanout().add(self.thread.pk, self)
+        self.listening = True
+        await self.accept()
         groups = [thread_group(self.thread.pk)]
         if self.token is not None:
             groups.append(token_channel_group(self.token.token.pk))
@@ -176,8 +185,6 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN)  # Redis stayed away: the client retries
             return
         self.joined = True
-        self.pump: asyncio.Task | None = None  # started by the first event queued
-        local_fanout().add(self.thread.pk, self)
         try:
             streaming = await registry().follow(self.thread.pk, stored=stored_run)
         except UNREACHABLE:
@@ -187,11 +194,16 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             # reconnecting client gets no event twice; a new one resumes from 0.
             await self.send_json(to_wire(RunActive(run_id=streaming)))
 
+    async def _refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
+
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "joined", False):
+        if getattr(self, "listening", False):
             local_fanout().discard(self.thread.pk, self)
             if self.pump is not None:
                 self.pump.cancel()
+        if getattr(self, "joined", False):
             groups = [thread_group(self.thread.pk)]
             if self.token is not None:
                 groups.append(token_channel_group(self.token.token.pk))

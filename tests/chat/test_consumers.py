@@ -138,6 +138,26 @@ async def test_a_message_streams_an_answer_to_every_open_tab(sim):
         await tab.disconnect()
 
 
+async def test_a_socket_is_open_only_once_it_listens_so_a_send_at_once_elsewhere_reaches_it(sim):
+    """The handshake is answered once the socket is in its thread's fanout and groups: a tab
+    that has just opened hears a question sent from another tab at once, and its run from
+    `seq` 1, without a resume. Answered first, it could miss both (told only `run.active`)."""
+    from chat.fanout import local_fanout
+
+    tenant, thread = await chat_setup()
+    tab, _ = await connect(thread.pk, tenant.member)
+    opened, _ = await connect(thread.pk, tenant.member)
+    assert len(local_fanout()._listeners[thread.pk]) == 2  # both listen as they are open
+    await send(tab, type="message.send", content="Hello?")
+    frames = await frames_until(opened, "run.completed", "run.active")
+    assert [f["type"] for f in frames[:2]] == ["message.created", "run.started"]
+    assert frames[-1]["type"] == "run.completed"
+    assert seqs(frames) == list(range(1, len(seqs(frames)) + 1))
+    await frames_until(tab, "run.completed")
+    for socket in (tab, opened):
+        await socket.disconnect()
+
+
 async def test_tool_activity_and_sources_reach_the_client(sim, celery_worker):
     tenant, thread = await chat_setup(model="sim-gpt", tools=["searchKnowledge"])
 
