@@ -172,7 +172,9 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         # Events reach this client from its own process (the inbox) and from others (the
         # channel layer); one lock keeps their handling, and resumes, one at a time.
         self.events_lock = asyncio.Lock()
-        self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_SIZE)
+        # made with the pump, once something has to queue: an asyncio.Queue is some 3 KiB
+        # (four deques), a fifth of an idle socket's own memory
+        self.inbox: asyncio.Queue | None = None
         self.origin = process_origin(self.channel_layer)
         self.pump: asyncio.Task | None = None  # started by the first event queued
         local_fanout().add(self.thread.pk, self)
@@ -189,9 +191,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             streaming = await registry().follow(self.thread.pk, stored=stored_run)
         except UNREACHABLE:
             streaming = None  # Redis is away: the client's resume finds the run
-        if streaming is not None:
+        if streaming is not None and str(streaming) not in self.sent:
             # Its events reach this socket once it says where it stands (stream.resume), so a
-            # reconnecting client gets no event twice; a new one resumes from 0.
+            # reconnecting client gets no event twice; a new one resumes from 0. (A run that
+            # started since the socket opened is already heard from `seq` 1.)
             await self.send_json(to_wire(RunActive(run_id=streaming)))
 
     async def _refuse(self, code: int) -> None:
@@ -222,17 +225,23 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         which so costs the stream no queue and no task switch. Else it is queued for the
         pump, a task this socket has only once something had to queue (an idle socket costs
         none); a full inbox drops it, and the gap is filled later."""
-        if self.inbox.empty() and not self.events_lock.locked() and self._follows_on(event):
+        inbox = self.inbox
+        if (
+            (inbox is None or inbox.empty())
+            and not self.events_lock.locked()
+            and self._follows_on(event)
+        ):
             async with self.events_lock:  # free: taken without waiting
                 try:
                     await self._handle_unlocked(event)
                 except Exception:  # this socket's trouble is not the run's
                     logger.exception("thread %s: an event could not be sent", self.thread.pk)
             return
+        if inbox is None:
+            inbox = self.inbox = asyncio.Queue(maxsize=INBOX_SIZE)
+            self.pump = asyncio.create_task(self._pump(inbox))
         with contextlib.suppress(asyncio.QueueFull):
-            self.inbox.put_nowait(event)
-        if self.pump is None:
-            self.pump = asyncio.create_task(self._pump())
+            inbox.put_nowait(event)
 
     def _follows_on(self, event: dict[str, Any]) -> bool:
         """Whether handling the event needs no read of the log (see _handle_unlocked)."""
@@ -241,9 +250,9 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         last = self.sent.get(event["run_id"])
         return last is None or event["seq"] <= last + 1
 
-    async def _pump(self) -> None:
+    async def _pump(self, inbox: asyncio.Queue) -> None:
         while True:
-            event = await self.inbox.get()
+            event = await inbox.get()
             await self._handle(event)
 
     async def error(self, code: str, message: str, *, retry_after: int | None = None) -> None:
