@@ -101,10 +101,18 @@ async def broadcast(thread_id: int, event: dict[str, Any], *, from_worker: bool 
     the channel layer, naming no origin, so no process takes it for one of its own."""
     if not from_worker:
         await local_fanout().publish(thread_id, event)
+    await broadcast_elsewhere(thread_id, [event], everywhere=from_worker)
+
+
+async def broadcast_elsewhere(
+    thread_id: int, events: list[dict[str, Any]], *, everywhere: bool = False
+) -> None:
+    """`broadcast`'s second half, for events this process's tabs already have: other
+    processes' tabs, in one send (see RemotePublisher)."""
     try:
-        await RemotePublisher(thread_id, everywhere=from_worker).send([event])
+        await RemotePublisher(thread_id, everywhere=everywhere).send(events)
     except UNREACHABLE as error:
-        logger.warning("thread %s: %s not sent to other processes (%s)", thread_id, event, error)
+        logger.warning("thread %s: %s not sent to other processes (%s)", thread_id, events, error)
 
 
 class RemotePublisher:

@@ -158,25 +158,28 @@ async def _start(
             raise RateLimited(counted.retry_after)
         return group_version_of(counted.tally.peeked[0])
 
-    run_id, message = await registry().start(
+    def notices(message: Message) -> list[dict[str, Any]]:
+        """What every tab hears before the run starts, in this order."""
+        events = []
+        for agent in switched or ():  # every tab shows who answers now
+            update = {"id": thread.pk, "agent": {"id": agent.pk, "name": agent.name}}
+            events.append(to_wire(ThreadUpdated(thread=update)))
+        if branches:  # tabs drop the edited question and what followed it
+            after = str(message.parent_id) if message.parent_id else None
+            events.append(to_wire(ThreadBranched(after=after, reload=False)))
+        if replaces:  # tabs drop the answer; the regenerated one streams in its place
+            events.append(to_wire(MessageReplaced(message_id=str(message.pk))))
+        else:
+            payload = {**message_payload(message), "client_id": client_id}
+            events.append(to_wire(MessageCreated(message=payload)))
+        return events
+
+    return await registry().start(
         group=group,
         thread=thread,
         user=user,
         admit=admit,
         before=before,
         conversation=conversation,
+        notices=notices,
     )
-    if replaces:  # tabs drop the answer; the regenerated one streams in its place
-        event = to_wire(MessageReplaced(message_id=str(message.pk)))
-    else:
-        event = to_wire(
-            MessageCreated(message={**message_payload(message), "client_id": client_id})
-        )
-    for agent in switched or ():  # every tab shows who answers now
-        update = {"id": thread.pk, "agent": {"id": agent.pk, "name": agent.name}}
-        await broadcast(thread.pk, to_wire(ThreadUpdated(thread=update)))
-    if branches:  # tabs drop the edited question and what followed it
-        after = str(message.parent_id) if message.parent_id else None
-        await broadcast(thread.pk, to_wire(ThreadBranched(after=after, reload=False)))
-    await broadcast(thread.pk, event)
-    return run_id, message

@@ -167,6 +167,7 @@ class AgentRun:
         self._ahead_refused: QuotaExceeded | None = None
         self._first_turn: Turn | None = None
         self.ended = False  # its final event was emitted
+        self._announced = False  # run.started was emitted
         self.finish_reason = ""  # the last provider call's ("stop", "length", ...), for the API
 
     # --- control ---------------------------------------------------------------
@@ -207,6 +208,15 @@ class AgentRun:
             except Exception:
                 logger.exception("run %s: its answer's row waits for its first text", self.run_id)
 
+    async def announce(self) -> None:
+        """`run.started`, once set up (prepare_now) and only once: its starter sends it
+        right after its own notices (the question), in the same turn of the event loop,
+        rather than the run's task a turn later. A set-up that failed says nothing here:
+        `execute` ends the run with its error."""
+        if self.setup is not None and not self._announced:
+            self._announced = True
+            await self.emit(RunStarted(message_id=str(self.message_id)))
+
     async def execute(self) -> RunResult:
         try:
             if self._setup_error is not None:
@@ -223,7 +233,7 @@ class AgentRun:
             logger.exception("run %s could not start", self.run_id)
             return await self._fail_before_start("internal")
         setup = self.setup
-        await self.emit(RunStarted(message_id=str(self.message_id)))
+        await self.announce()
         if setup.error_code:
             return await self._finish(AnswerStatus.ERROR, setup.error_code)
         try:

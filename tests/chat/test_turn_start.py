@@ -43,6 +43,46 @@ async def test_a_run_is_set_up_before_its_turn_returns_with_the_question_in_its_
     assert run.setup.agent.id == thread.agent_id
 
 
+class Heard:
+    """A listener of the thread in this process that notes the turn of the loop each event
+    came in (a callback rescheduling itself counts the turns)."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+        self.events: list[tuple[str, int]] = []
+        self._ticking = True
+        asyncio.get_running_loop().call_soon(self._tick)
+
+    def _tick(self) -> None:
+        if self._ticking:
+            self.turn += 1
+            asyncio.get_running_loop().call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._ticking = False
+
+    async def deliver(self, event) -> None:
+        self.events.append((event["type"], self.turn))
+
+
+async def test_run_started_goes_out_in_the_same_turn_of_the_loop_as_the_question(sim):
+    """The start sends its notices, then `run.started`, before anything else runs: the run's
+    task would send it a turn later, behind every stream's deltas."""
+    from chat.fanout import local_fanout
+
+    tenant, thread = await chat_setup()
+    heard = Heard()
+    local_fanout().add(thread.pk, heard)
+    try:
+        await send_message(group=tenant.group, thread=thread, user=tenant.member, content="Hi")
+    finally:
+        heard.stop()
+        local_fanout().discard(thread.pk, heard)
+    (created, started) = heard.events[:2]
+    assert (created[0], started[0]) == ("message.created", "run.started")
+    assert created[1] == started[1]
+
+
 async def test_an_agent_switched_off_fails_the_run_as_it_starts(sim):
     tenant, thread = await chat_setup()
 
