@@ -191,11 +191,16 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             streaming = await registry().follow(self.thread.pk, stored=stored_run)
         except UNREACHABLE:
             streaming = None  # Redis is away: the client's resume finds the run
-        if streaming is not None and str(streaming) not in self.sent:
+        if streaming is not None and not self._hears_from_seq_1(str(streaming)):
             # Its events reach this socket once it says where it stands (stream.resume), so a
-            # reconnecting client gets no event twice; a new one resumes from 0. (A run that
-            # started since the socket opened is already heard from `seq` 1.)
+            # reconnecting client gets no event twice; a new one resumes from 0.
             await self.send_json(to_wire(RunActive(run_id=streaming)))
+
+    def _hears_from_seq_1(self, run_id: str) -> bool:
+        """A run that this socket, listening since before the run sent anything, hears whole
+        without a resume: one it has heard `seq` 1 of, or one of this process's, starting
+        as the socket opened, that has sent nothing yet."""
+        return run_id in self.sent or registry().heard_from_the_start(self.thread.pk, run_id)
 
     async def _refuse(self, code: int) -> None:
         await self.accept()

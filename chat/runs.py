@@ -306,6 +306,7 @@ class RunRegistry:
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.runs: dict[int, AgentRun] = {}
+        self._starting: dict[int, AgentRun] = {}  # on their start's trip (their lock taken)
         self._tasks: set[asyncio.Task] = set()
         self._control_channel: str | None = None
         self._control_task: asyncio.Task | None = None
@@ -377,6 +378,7 @@ class RunRegistry:
                 run.prepare_now(place_answer=True, configuration=configuration)
             return prepared
 
+        self._starting[thread.pk] = run
         try:
             prepared = await _starting(prepare)
         except BaseException:  # refused (busy, the text) or failed: the thread is free again
@@ -384,6 +386,9 @@ class RunRegistry:
             with contextlib.suppress(Exception):  # Redis is away: it expires (LOCK_SECONDS)
                 await _arelease_lock(thread.pk, lock)
             raise
+        finally:
+            if self._starting.get(thread.pk) is run:
+                del self._starting[thread.pk]
         self.runs[thread.pk] = run
         task = asyncio.create_task(self._drive(run, thread, title))
         self._tasks.add(task)
@@ -432,6 +437,12 @@ class RunRegistry:
                 return holder
         logger.warning("thread %s: its run's lock was not set again; the stop is lost", thread_id)
         return None
+
+    def heard_from_the_start(self, thread_id: int, run_id: str) -> bool:
+        """Whether the thread's run `run_id` is this process's and has sent nothing yet
+        (starting, or started): a tab in this process's fanout hears it from `seq` 1."""
+        run = self.runs.get(thread_id) or self._starting.get(thread_id)
+        return run is not None and str(run.run_id) == str(run_id) and run.silent
 
     async def follow(self, thread_id: int, *, stored: object = UNREAD) -> str | None:
         """The run streaming on the thread now, if any. When it streams in another process,

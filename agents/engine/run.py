@@ -208,6 +208,11 @@ class AgentRun:
             except Exception:
                 logger.exception("run %s: its answer's row waits for its first text", self.run_id)
 
+    @property
+    def silent(self) -> bool:
+        """Whether it has sent no event yet: a tab listening now hears it from `seq` 1."""
+        return self._seq == 0
+
     async def announce(self) -> None:
         """`run.started`, once set up (prepare_now) and only once: its starter sends it
         right after its own notices (the question), in the same turn of the event loop,

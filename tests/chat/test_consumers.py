@@ -139,9 +139,10 @@ async def test_a_message_streams_an_answer_to_every_open_tab(sim):
 
 
 async def test_a_socket_is_open_only_once_it_listens_so_a_send_at_once_elsewhere_reaches_it(sim):
-    """The handshake is answered once the socket is in its thread's fanout and groups: a tab
-    that has just opened hears a question sent from another tab at once, and its run from
-    `seq` 1, without a resume. Answered first, it could miss both (told only `run.active`)."""
+    """The handshake is answered once the socket is in its thread's fanout: a tab that has
+    just opened hears a question sent from another tab of its process at once, and its run
+    from `seq` 1, without a resume. Answered first, it could miss both (told only
+    `run.active`)."""
     from chat.fanout import local_fanout
 
     tenant, thread = await chat_setup()

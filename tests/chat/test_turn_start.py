@@ -83,6 +83,37 @@ async def test_run_started_goes_out_in_the_same_turn_of_the_loop_as_the_question
     assert created[1] == started[1]
 
 
+async def test_a_socket_opening_as_a_run_starts_here_hears_it_whole_without_run_active(sim):
+    """The run's lock is taken first on its start's trip; a socket that opens then (in this
+    process's fanout before the run sends anything) hears it from `seq` 1, so it is not told
+    `run.active` as well (which would have it resume a run it already has)."""
+    from billing.ratelimits import message_counted
+
+    tenant, thread = await chat_setup()
+    locked, go_on = threading.Event(), threading.Event()
+
+    def admit(claim):
+        counted = message_counted(user=tenant.member, group=tenant.group, claim=claim)
+        assert counted.tally.claimed
+        locked.set()
+        assert go_on.wait(10)  # the start waits on its trip, its lock held
+        return None
+
+    starting = asyncio.ensure_future(
+        registry().start(group=tenant.group, thread=thread, user=tenant.member, admit=admit)
+    )
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        opened, _ = await connect(thread.pk, tenant.member)
+    finally:
+        go_on.set()
+    run_id, _ = await starting
+    frames = await frames_until(opened, "run.completed", "run.active")
+    assert frames[0] == {**frames[0], "type": "run.started", "run_id": str(run_id), "seq": 1}
+    assert frames[-1]["type"] == "run.completed"
+    await opened.disconnect()
+
+
 async def test_an_agent_switched_off_fails_the_run_as_it_starts(sim):
     tenant, thread = await chat_setup()
 
