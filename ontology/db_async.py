@@ -51,11 +51,18 @@ class _Tidied(SyncToAsync):
     found the pool short, or a query that opened no connection."""
 
     def thread_handler(self, loop, *args, **kwargs):
-        close_old_connections()
-        try:
+        with _connections_tidied():
             return super().thread_handler(loop, *args, **kwargs)
-        finally:
-            close_old_connections()
+
+
+@contextlib.contextmanager
+def _connections_tidied():
+    """The thread's stale or used-up connections given back before and after the work."""
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()
 
 
 def db_call(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,11 +120,8 @@ def _trip(
     """On a pool thread: the calls, between the connections' tidying (as db_call's), then
     their outcomes to the loop in one callback."""
     try:
-        close_old_connections()
-        try:
+        with _connections_tidied():
             outcomes = _each(calls)
-        finally:
-            close_old_connections()
     except BaseException as error:  # not a call's own: the trip's (its tidying)
         settle, answer = TurnBatcher._fail, error
     else:

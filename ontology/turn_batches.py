@@ -49,9 +49,6 @@ class TurnBatcher:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, items: list[Any]) -> list[Any]:
-        raise NotImplementedError
-
     def _taken(self, batch: list) -> list[Any]:
         """The batch's items, as its work begins: what is queued from here on goes in the
         next batch."""

@@ -167,7 +167,6 @@ class AgentRun:
         self._ahead_refused: QuotaExceeded | None = None
         self._first_turn: Turn | None = None
         self.ended = False  # its final event was emitted
-        self._announced = False  # run.started was emitted
         self.finish_reason = ""  # the last provider call's ("stop", "length", ...), for the API
 
     # --- control ---------------------------------------------------------------
@@ -218,8 +217,7 @@ class AgentRun:
         right after its own notices (the question), in the same turn of the event loop,
         rather than the run's task a turn later. A set-up that failed says nothing here:
         `execute` ends the run with its error."""
-        if self.setup is not None and not self._announced:
-            self._announced = True
+        if self.setup is not None and self.silent:
             await self.emit(RunStarted(message_id=str(self.message_id)))
 
     async def execute(self) -> RunResult:
