@@ -17,6 +17,7 @@ The request pool and the log thread stay within the database connection pool
 import asyncio
 import contextlib
 import contextvars
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -107,21 +108,49 @@ class TogetherOnOneTrip(TurnBatcher):
         loop.call_soon(self._hand_over, loop, batch, context=contextvars.Context())
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
-        calls = self._taken(batch)
+        work = functools.partial(self._work, self._taken(batch))
         try:
-            _request_pool().submit(_trip, loop, batch, calls)
+            _request_pool().submit(_trip, loop, batch, work)
         except RuntimeError as error:  # the pool is shut down (the process is stopping)
             self._fail(batch, error)
 
+    def _work(self, calls: list[_Call]) -> list[Any]:
+        """On the pool thread: each call's outcome (`Failed` for its own error)."""
+        return _each(calls)
+
+
+class ManyOnOneTrip(TogetherOnOneTrip):
+    """As TogetherOnOneTrip, but the calls of a turn are answered by one call of `many`
+    with all their arguments, on one trip: it reads for all of them at once (one
+    statement, one cache read) where the calls one by one made a round trip each. `many`
+    gets a list of argument tuples and gives one outcome each, in order (`Failed` for an
+    item's own error); an error it raises fails them all. It runs in a context of its own:
+    what it reads must not depend on its callers' tenant scope."""
+
+    def __init__(self, many: Callable[[list[tuple]], list[Any]]) -> None:
+        super().__init__()
+        self.many = many
+
+    async def __call__(self, *args: Any) -> Any:  # type: ignore[override]
+        return await self.submit(args)
+
+    def _work(self, calls: list[tuple]) -> list[Any]:
+        outcomes = contextvars.Context().run(self.many, calls)
+        if len(outcomes) != len(calls):
+            raise RuntimeError(f"{self.many.__qualname__} answered {len(outcomes)} of {len(calls)}")
+        return outcomes
+
 
 def _trip(
-    loop: asyncio.AbstractEventLoop, batch: list[tuple[_Call, asyncio.Future]], calls: list[_Call]
+    loop: asyncio.AbstractEventLoop,
+    batch: list[tuple[Any, asyncio.Future]],
+    work: Callable[[], list[Any]],
 ) -> None:
-    """On a pool thread: the calls, between the connections' tidying (as db_call's), then
-    their outcomes to the loop in one callback."""
+    """On a pool thread: the work, between the connections' tidying (as db_call's), then
+    its outcomes to the loop in one callback."""
     try:
         with _connections_tidied():
-            outcomes = _each(calls)
+            outcomes = work()
     except BaseException as error:  # not a call's own: the trip's (its tidying)
         settle, answer = TurnBatcher._fail, error
     else:

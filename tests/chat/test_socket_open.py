@@ -9,11 +9,13 @@ from channels.auth import UserLazyObject
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from chat import selectors
-from chat.consumers import _who_and_where
+from chat.consumers import _who_and_where, _who_and_where_together
 from ontology.models import Membership, User
+from tests.api.test_token_cache import redis_calls
 from tests.chat.test_privacy import colleague  # noqa: F401 - a fixture
 from tests.chat.test_views import conversation
 
@@ -104,3 +106,58 @@ def test_a_session_with_nobody_in_it_is_anonymous(tenant_a):
     thread, _ = conversation(tenant_a)
     session = import_module(settings.SESSION_ENGINE).SessionStore()
     assert opened(session, thread.pk) == ((None, None, None, None), 0)
+
+
+def test_sockets_opening_together_read_their_sessions_once_and_who_and_where_in_one_statement(
+    tenant_a,
+    tenant_b,
+    colleague,  # noqa: F811
+):
+    """Sockets sharing a trip (chat.consumers._opening) make one cache read for all their
+    sessions and one statement for all their users and threads; each is answered for its
+    own session, as it would be alone. (Each session signed in by a client of its own: a
+    client signing in again ends its last session.)"""
+    thread, _ = conversation(tenant_a)
+    member, owner, rival = tenant_a.member, tenant_a.owner, tenant_b.owner
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    signed_out = session_of(Client(), rival)
+    sessions = [
+        session_of(Client(), member),
+        session_of(Client(), owner),
+        session_of(Client(), colleague),  # signed in; not theirs to read
+        signed_out,  # another tenant's owner, since signed out everywhere
+        store(),  # nobody signed in
+        session_of(Client(), member),
+    ]
+    sessions.append(store(sessions[0].session_key))  # the first, opened in a second tab
+    User.objects.filter(pk=rival.pk).update(session_generation=5)
+    signed_out_key = signed_out.session_key
+    scopes = [{"session": s, "user": UserLazyObject(), "cookies": {}} for s in sessions]
+    before = redis_calls()
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = _who_and_where_together([(scope, thread.pk) for scope in scopes])
+    ran = {name: calls - before.get(name, 0) for name, calls in redis_calls().items()}
+    # the sessions in one MGET; the flushed one's delete (its database row: one query)
+    assert {name: calls for name, calls in ran.items() if calls} == {
+        "cmdstat_mget": 1,
+        "cmdstat_del": 1,
+    }
+    # who and where for all in one statement; the rest is the flushed session's delete
+    sql = [query["sql"] for query in queries]
+    assert "unnest" in sql[0] and all("django_session" in rest for rest in sql[1:])
+
+    def seen(outcome) -> tuple:
+        user, access, _ = outcome
+        signed_in = user.pk if user.is_authenticated else None
+        return (signed_in, access[1].pk if access else None)
+
+    assert [seen(o) for o in outcomes] == [
+        (member.pk, thread.pk),
+        (owner.pk, thread.pk),
+        (colleague.pk, None),
+        (None, None),  # its session no longer valid: nobody, and flushed
+        (None, None),
+        (member.pk, thread.pk),
+        (member.pk, thread.pk),
+    ]
+    assert store().exists(signed_out_key) is False

@@ -132,7 +132,7 @@ async def test_an_agent_switched_off_fails_the_run_as_it_starts(sim):
 async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch):
     """Its user, the thread and whether an answer streams on it are read together; the
     run's lock is read in the event loop."""
-    from ontology.db_async import _request_pool, _trip
+    from ontology.db_async import ManyOnOneTrip, _request_pool, _trip
 
     tenant, thread = await chat_setup()
     pool, trips = _request_pool(), []
@@ -145,13 +145,16 @@ async def test_a_socket_opens_in_one_trip_to_a_database_thread(sim, monkeypatch)
     sweep = "mark_interrupted_runs"  # the process's own, not the socket's
 
     def named(trip) -> str:
-        if trip[0] is _trip:  # calls sharing a trip (db_async.TogetherOnOneTrip)
-            return "+".join(sorted({func.__name__ for _, func, _, _ in trip[-1]}))
+        if trip[0] is _trip:  # calls sharing a trip: their batcher's work, with the calls
+            batcher, calls = trip[-1].func.__self__, trip[-1].args[0]
+            if isinstance(batcher, ManyOnOneTrip):  # one function answering them all
+                return batcher.many.__name__
+            return "+".join(sorted({func.__name__ for _, func, _, _ in calls}))
         return trip[0].args[-1].func.__name__  # db_call's
 
     names = [named(t) for t in trips if named(t) != sweep]
     # The open, then the resume's look at the answer's row and at the latest run.
-    assert names == ["_who_and_where", "streaming_run", "latest_run_id"]
+    assert names == ["_who_and_where_together", "streaming_run", "latest_run_id"]
     await tab.disconnect()
 
 

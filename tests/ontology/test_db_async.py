@@ -1,6 +1,7 @@
 """ontology.db_async.TogetherOnOneTrip: calls made in the same turn of the event loop run on
 one trip to a database thread, each with its own answer or error, in its own caller's
-context (its tenant scope)."""
+context (its tenant scope). ManyOnOneTrip: the calls of a turn answered by one call of a
+function that takes them all."""
 
 import asyncio
 import threading
@@ -10,8 +11,9 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from ontology.db_async import TogetherOnOneTrip, db_call, log_call
+from ontology.db_async import ManyOnOneTrip, TogetherOnOneTrip, db_call, log_call
 from ontology.scoping import active_group, group_scope
+from ontology.turn_batches import Failed
 
 # A trip tidies the database connections around its calls (db_call), as every trip does.
 pytestmark = pytest.mark.django_db
@@ -40,6 +42,36 @@ async def test_a_later_turns_calls_go_on_their_own_trip():
     assert (await together(where, 1))[0] == 2
     assert (await together(where, 2))[0] == 4
     assert together.largest == 1
+
+
+async def test_many_answers_the_calls_of_a_turn_in_one_call_each_with_its_own_outcome():
+    seen: list[list[tuple]] = []
+
+    def doubled(calls: list[tuple]) -> list:
+        seen.append(calls)
+        return [Failed(ValueError(f"no {n}")) if n < 0 else (n * 2, m) for n, m in calls]
+
+    many = ManyOnOneTrip(doubled)
+    answers = await asyncio.gather(*(many(n, n + 10) for n in (1, -2, 3)), return_exceptions=True)
+    assert answers[0] == (2, 11) and answers[2] == (6, 13)
+    assert isinstance(answers[1], ValueError) and str(answers[1]) == "no -2"
+    assert seen == [[(1, 11), (-2, 8), (3, 13)]]  # one call, with every caller's arguments
+    assert await many(4, 0) == (8, 0)  # a later turn: a call of its own
+    assert len(seen) == 2
+
+
+async def test_many_raising_or_answering_short_fails_every_caller_of_its_turn():
+    def broken(calls: list[tuple]) -> list:
+        raise RuntimeError("the database is away")
+
+    short = ManyOnOneTrip(lambda calls: calls[:1])
+    answers = await asyncio.gather(
+        ManyOnOneTrip(broken)(1), short(1), short(2), return_exceptions=True
+    )
+    assert isinstance(answers[0], RuntimeError) and str(answers[0]) == "the database is away"
+    assert all(isinstance(a, RuntimeError) for a in answers[1:])  # nobody gets another's answer
+    assert "answered 1 of 2" in str(answers[1])
+    assert short.largest == 2
 
 
 def scoped() -> int | None:
