@@ -56,14 +56,6 @@ def model_backend_user_id(session) -> int | None:
         return None
 
 
-def read_for_sessions(wanted: list[tuple[int, int]], *, since: datetime) -> dict[int, tuple]:
-    """For each (user_id, thread_id) of sessions naming `user_id` (model_backend_user_id),
-    by its place in `wanted`: the user's row, and the thread's if they may read it, all in
-    one statement; `opened` then checks each against its session. A user no longer there
-    has no entry. `since`: the oldest heartbeat of an answer still streaming."""
-    return _read(wanted, since=since)
-
-
 def opened(session, found: tuple | None) -> Opened:
     """Who and where for a session, from its entry of `read_for_sessions`. A user gone or
     inactive is nobody; a session whose hash no longer matches is flushed (as Django's
@@ -82,7 +74,11 @@ def opened(session, found: tuple | None) -> Opened:
     return user, (group, thread), str(run_id) if run_id is not None else None
 
 
-def _read(wanted: list[tuple[int, int]], *, since: datetime) -> dict[int, tuple]:
+def read_for_sessions(wanted: list[tuple[int, int]], *, since: datetime) -> dict[int, tuple]:
+    """For each (user_id, thread_id) of sessions naming `user_id` (model_backend_user_id),
+    by its place in `wanted`: the user's row, and the thread's if they may read it, all in
+    one statement; `opened` then checks each against its session. A user no longer there
+    has no entry. `since`: the oldest heartbeat of an answer still streaming."""
     sql, names = _statement()
     admins = [role.value for role in Membership.ADMIN_ROLES]
     users, threads = [u for u, _ in wanted], [t for _, t in wanted]
