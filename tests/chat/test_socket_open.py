@@ -137,8 +137,12 @@ def test_sockets_opening_together_read_their_sessions_once_and_who_and_where_in_
     with CaptureQueriesContext(connection) as queries:
         outcomes = _who_and_where_together([(scope, thread.pk) for scope in scopes])
     ran = {name: calls - before.get(name, 0) for name, calls in redis_calls().items()}
-    # the sessions in one MGET; the flushed one's delete (its database row: one query)
-    assert {name: calls for name, calls in ran.items() if calls} == {
+    # The sessions in one MGET, none on its own; the flushed one's delete. (Only the
+    # commands a session read or delete uses: a Celery worker or daphne started by other
+    # tests for the whole session may send others meanwhile.)
+    reads = ("cmdstat_get", "cmdstat_mget", "cmdstat_del")
+    assert {name: ran.get(name, 0) for name in reads} == {
+        "cmdstat_get": 0,
         "cmdstat_mget": 1,
         "cmdstat_del": 1,
     }
