@@ -101,7 +101,7 @@ def _who_and_where_together(opens: list[tuple[dict[str, Any], int]]) -> list[Any
     one trip to a database thread (`_opening`).
 
     A browser's user comes from its session here, not in the middleware
-    (config.asgi.SessionUserLater): the sessions are read with one cache read
+    (config.websocket_auth.BrowserSession): the sessions are read with one cache read
     (config.sessions.load_together), then every user with their thread in one statement
     (chat.socket_open). A token's user is already known (config.websocket_auth), and a
     user signed in by another configured backend is read as channels does; their threads

@@ -13,9 +13,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddleware  # noqa: E402 - needs Django set up first
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.sessions import CookieMiddleware  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up
 from django.conf import settings  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
@@ -24,7 +22,7 @@ from api.handler import APIHandler, ByPath  # noqa: E402
 from chat import titles  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runs import StartRunsOnFirstRequest  # noqa: E402
-from config.websocket_auth import BearerTokenOrSession, SocketSession  # noqa: E402
+from config.websocket_auth import BearerTokenOrSession, BrowserSession  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
 
 
@@ -50,31 +48,13 @@ if "daphne.server" in sys.modules:  # served by daphne (importing it here would 
     close_oversize_frames(sys.modules["daphne.server"])
 
 
-class SessionUserLater(AuthMiddleware):
-    """channels' AuthMiddleware, leaving the session's user to the consumer.
-
-    channels loads the session and the user in the middleware, on asgiref's one
-    thread-sensitive thread, so every socket opening in the process waited its turn there
-    (200 at once took over a second); loaded on the request pool it still cost a trip of
-    its own. The thread consumer (chat.consumers._who_and_where) loads the user with the
-    thread it names, in one trip: `scope["user"]` is channels' lazy user until then.
-    """
-
-    async def resolve_scope(self, scope):
-        return None
-
-
 application = StartRunsOnFirstRequest(
     ProtocolTypeRouter(
         {
             "http": ByPath(api=APIHandler(), pages=django_asgi_app),
             "websocket": BearerTokenOrSession(
                 token_app=URLRouter(websocket_urlpatterns),
-                session_app=SameOriginValidator(
-                    CookieMiddleware(
-                        SocketSession(SessionUserLater(URLRouter(websocket_urlpatterns)))
-                    )
-                ),
+                session_app=SameOriginValidator(BrowserSession(URLRouter(websocket_urlpatterns))),
             ),
         }
     )
