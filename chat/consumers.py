@@ -109,11 +109,11 @@ def _who_and_where_together(opens: list[tuple[dict[str, Any], int]]) -> list[Any
     since = heartbeat_cutoff()
     outcomes: list[Any] = [None] * len(opens)
     by_session: list[tuple[int, Any, int, int]] = []  # (place, session, user id, thread id)
-    unread = [scope["session"] for scope, _ in opens if _user_unread(scope)]
-    load_together(unread)
-    for n, (scope, thread_id) in enumerate(opens):
+    unread = [_user_unread(scope) for scope, _ in opens]
+    load_together([opens[n][0]["session"] for n, fresh in enumerate(unread) if fresh])
+    for n, ((scope, thread_id), fresh) in enumerate(zip(opens, unread, strict=True)):
         try:
-            user_id = model_backend_user_id(scope["session"]) if _user_unread(scope) else None
+            user_id = model_backend_user_id(scope["session"]) if fresh else None
             if user_id is not None:
                 by_session.append((n, scope["session"], user_id, thread_id))
             else:

@@ -73,12 +73,12 @@ def load_together(sessions) -> None:
     """Read the sessions not read yet with one cache read (Redis MGET) where each would make
     its own: sockets opening together (chat.consumers). Each session found is loaded from
     it, as its `load` would have; one the cache lacks (or all of them, while Redis is away)
-    is left to load on first use, from the database as its `load` does. `sessions` are this
-    store's, or lazy objects wrapping them (a socket's scope)."""
+    is left to load on first use, from the database as its `load` does. A session of another
+    engine is left to load as it does."""
     waiting: dict[str, list] = {}
     for session in sessions:
         if (
-            isinstance(session, SessionStore)  # another engine's loads as it does
+            isinstance(session, SessionStore)
             and session.session_key is not None
             and not hasattr(session, "_session_cache")
         ):
